@@ -1,0 +1,1 @@
+"""DuckDB SQL as files: public views (views/), analyst queries (queries/), data checks (checks/)."""

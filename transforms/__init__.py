@@ -1,0 +1,1 @@
+"""Pure transforms: frames and scalars in, frames out. No network, disk, env or clock."""
