@@ -1,0 +1,141 @@
+"""Settings, read once: command-line flags over ``GEXFLOW_*`` environment variables over defaults.
+
+Nothing below this module reads ``os.environ``; it receives a frozen :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_API_URL = "https://www.deribit.com/api/v2"
+DEFAULT_CURRENCIES = ("BTC", "ETH")
+# Deribit option settlement currencies (USDC carries the linear SOL/XRP/... options).
+KNOWN_CURRENCIES = ("BTC", "ETH", "USDC", "USDT")
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    api_url: str = DEFAULT_API_URL
+    currencies: tuple[str, ...] = DEFAULT_CURRENCIES
+    source: str = "live"  # 'live' | 'sample' | 'replay:<DIR>'
+    # Client limits: Deribit's credit bucket allows ~20 req/s sustained; we stay well under.
+    rate_per_s: float = 10.0
+    burst: int = 20
+    instruments_rate_per_s: float = 0.1  # get_instruments has its own limit: 1 per 10 s, burst 5
+    instruments_burst: int = 5
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 15.0
+    max_retries: int = 5
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    engine: str = "auto"  # 'auto' | 'direct' | 'prefect'
+    prefect_api_url: str | None = None
+    max_snapshot_age_s: float = 900.0  # freshness check of live snapshots
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def replay_dir(self) -> Path | None:
+        return Path(self.source.split(":", 1)[1]) if self.source.startswith("replay:") else None
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+_ENV = {
+    "data_dir": "GEXFLOW_DATA_DIR",
+    "api_url": "GEXFLOW_DERIBIT_URL",
+    "currencies": "GEXFLOW_CURRENCIES",
+    "source": "GEXFLOW_SOURCE",
+    "rate_per_s": "GEXFLOW_RATE_PER_S",
+    "burst": "GEXFLOW_BURST",
+    "connect_timeout_s": "GEXFLOW_CONNECT_TIMEOUT_S",
+    "read_timeout_s": "GEXFLOW_READ_TIMEOUT_S",
+    "max_retries": "GEXFLOW_MAX_RETRIES",
+    "backoff_base_s": "GEXFLOW_BACKOFF_BASE_S",
+    "backoff_cap_s": "GEXFLOW_BACKOFF_CAP_S",
+    "engine": "GEXFLOW_ENGINE",
+}
+
+
+def load_settings(flags: dict | None = None, env: dict | None = None) -> Settings:
+    """Build Settings from ``flags`` (None values ignored) over env vars over defaults, validated."""
+    env = dict(os.environ if env is None else env)
+    values: dict = {}
+    for name, var in _ENV.items():
+        if env.get(var):
+            values[name] = env[var]
+    for name, value in (flags or {}).items():
+        if value is not None and value != ():
+            values[name] = value
+    values["prefect_api_url"] = env.get("PREFECT_API_URL") or None
+    return _validated(values)
+
+
+def _validated(values: dict) -> Settings:
+    out: dict = {}
+    for name, value in values.items():
+        if name == "data_dir":
+            out[name] = Path(value).expanduser()
+        elif name == "api_url":
+            if not re.match(r"^https?://[^\s/]+", str(value)):
+                raise ConfigError(f"--api-url must be an http(s) URL, got {value!r}")
+            out[name] = str(value).rstrip("/")
+        elif name == "currencies":
+            out[name] = parse_currencies(value)
+        elif name == "source":
+            out[name] = parse_source(str(value))
+        elif name == "engine":
+            if value not in ("auto", "direct", "prefect"):
+                raise ConfigError(f"--engine must be auto, direct or prefect, got {value!r}")
+            out[name] = value
+        elif name in ("burst", "max_retries"):
+            out[name] = _number(name, value, int, minimum=0)
+        elif name in ("rate_per_s", "connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_cap_s"):
+            out[name] = _number(name, value, float, minimum=0)
+        else:
+            out[name] = value
+    return Settings(**out)
+
+
+def _number(name, value, kind, minimum):
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
+    return number
+
+
+def parse_currencies(value) -> tuple[str, ...]:
+    """'btc,eth' or ['BTC', 'ETH'] -> ('BTC', 'ETH'); unknown currencies are a ConfigError."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        for part in str(item).split(","):
+            code = part.strip().upper()
+            if not code:
+                continue
+            if code not in KNOWN_CURRENCIES:
+                raise ConfigError(f"unknown currency {part.strip()!r} (Deribit options: {', '.join(KNOWN_CURRENCIES)})")
+            if code not in out:
+                out.append(code)
+    if not out:
+        raise ConfigError("no currency given")
+    return tuple(out)
+
+
+def parse_source(value: str) -> str:
+    if value in ("live", "sample"):
+        return value
+    if value.startswith("replay:") and len(value) > len("replay:"):
+        return value
+    raise ConfigError(f"--source must be live, sample or replay:DIR, got {value!r}")

@@ -1,0 +1,54 @@
+"""Prefect flows: thin wrappers that run the pipelines' cycles with their steps as Prefect tasks.
+
+No arithmetic here. Network steps carry Prefect retries on top of the client's own backoff, only for
+transient failures (a permanent Deribit error such as -32602 is never retried).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from pipelines import ingest
+from pipelines.config import load_settings
+from pipelines.sources.deribit import DeribitError
+
+
+def _transient_only(task, task_run, state) -> bool:
+    """Retry a task only when it failed with a transient Deribit error (429, 5xx, timeout, ...)."""
+    try:
+        state.result()
+    except DeribitError as err:
+        return err.transient
+    except Exception:  # noqa: BLE001 - anything else is permanent
+        return False
+    return False
+
+
+def _task(fn, name, **kw):
+    return task(fn, name=name, cache_policy=NO_CACHE, persist_result=False, **kw)
+
+
+SNAPSHOT_STEPS = SimpleNamespace(
+    open_cycles=ingest.open_cycles,
+    fetch_chain=_task(ingest.fetch_chain, "fetch-chain", retries=2, retry_delay_seconds=[5, 30],
+                      retry_condition_fn=_transient_only),
+    normalise=_task(ingest.normalise, "normalise"),
+    validate=_task(ingest.validate, "validate"),
+    publish=_task(ingest.publish, "publish"),
+)
+
+
+def _settings(currencies, source, data_dir, api_url):
+    return load_settings({"currencies": currencies, "source": source, "data_dir": data_dir, "api_url": api_url})
+
+
+@flow(name="snapshot", description="Option-chain snapshot: fetch, land raw, validate, publish to the lake.")
+def snapshot_flow(
+    currencies: list[str] | None = None, source: str | None = None, data_dir: str | None = None, api_url: str | None = None
+) -> dict:
+    settings = _settings(currencies, source, data_dir, api_url)
+    result = ingest.snapshot_cycle(settings, steps=SNAPSHOT_STEPS)
+    return {"run_id": result.run_id, "snapshots": result.summary().height, "raw_files": result.raw_files}

@@ -1,0 +1,260 @@
+"""Snapshot ingestion: fetch -> land raw -> normalise -> validate -> publish -> record.
+
+:func:`snapshot_cycle` is the table of contents; each step is a plain function. The Prefect flow in
+:mod:`pipelines.flows` runs the same cycle with the steps wrapped as tasks (retries, observability);
+the CLI runs it in-process when no Prefect API is configured (see README, "Prefect").
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import polars as pl
+
+from pipelines.config import Settings
+from pipelines.errors import GexflowError
+from pipelines.sources.deribit import DeribitClient, RawResponse, TokenBucket
+from pipelines.sources.replay import ReplayDirectory, ReplayTransport, parse_stamp, sample_directory
+from transforms.normalise import NormaliseError, instruments_frame, option_snapshot_frame, snapshot_ts_of
+from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT
+from warehouse import files, lake, raw
+from warehouse.catalog import refresh_views
+
+INGEST_RUN = {
+    "run_id": pl.String,
+    "started_ts": pl.Datetime("ms", "UTC"),
+    "finished_ts": pl.Datetime("ms", "UTC"),
+    "source": pl.String,
+    "currency": pl.String,
+    "snapshot_ts": pl.Datetime("ms", "UTC"),
+    "options": pl.Int64,
+    "open_interest": pl.Float64,
+    "status": pl.String,
+    "message": pl.String,
+}
+LAKE_SCHEMAS = {"instruments": INSTRUMENT, "option_snapshots": OPTION_SNAPSHOT, "_state/ingest_runs": INGEST_RUN}
+
+
+class QualityError(GexflowError):
+    """A batch failed validation; it was quarantined and nothing reached the lake."""
+
+
+@dataclass
+class Cycle:
+    """One snapshot to take: a client that answers for it and the stamp its raw bodies are filed under."""
+
+    client: DeribitClient
+    stamp_ts: datetime
+    source: str  # 'deribit' | 'replay' | 'sample'
+
+
+@dataclass
+class FetchedChain:
+    currency: str  # the requested currency (BTC, ETH, USDC)
+    instruments: list
+    book: list
+    index_prices: dict[str, float]
+    raw_paths: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    cycle_stamp: datetime
+    source: str
+    instruments: pl.DataFrame
+    snapshots: pl.DataFrame
+
+
+@dataclass
+class IngestResult:
+    run_id: str
+    batches: list[Batch] = field(default_factory=list)
+    raw_files: int = 0
+
+    def summary(self) -> pl.DataFrame:
+        """One row per (currency, snapshot_ts) landed by this run."""
+        frames = [b.snapshots for b in self.batches if not b.snapshots.is_empty()]
+        if not frames:
+            return pl.DataFrame(schema={"currency": pl.String, "snapshot_ts": INGEST_RUN["snapshot_ts"]})
+        return (
+            pl.concat(frames)
+            .group_by("currency", "snapshot_ts")
+            .agg(
+                pl.len().alias("options"),
+                pl.col("open_interest").sum().alias("open_interest"),
+                pl.col("index_price").first().alias("index_price"),
+                pl.col("expiration_ts").n_unique().alias("expiries"),
+            )
+            .sort("currency", "snapshot_ts")
+        )
+
+
+# ---------------------------------------------------------------- steps
+
+
+def open_cycles(settings: Settings, now: datetime) -> list[Cycle]:
+    """The snapshots this run takes: one live cycle, or one per recorded stamp of a replay/sample."""
+    if settings.source == "live":
+        return [Cycle(DeribitClient.from_settings(settings, now=lambda: now), now, "deribit")]
+    directory = ReplayDirectory.open(sample_directory() if settings.source == "sample" else settings.replay_dir)
+    label = "sample" if settings.source == "sample" else "replay"
+    cycles = []
+    for stamp in directory.snapshots(settings.currencies):
+        ts = parse_stamp(stamp)
+        client = DeribitClient(
+            ReplayTransport(directory, stamp),
+            bucket=TokenBucket(1e9, 10**9),
+            instruments_bucket=TokenBucket(1e9, 10**9),
+            max_retries=0,
+            now=lambda ts=ts: ts,
+        )
+        cycles.append(Cycle(client, ts, label))
+    return cycles
+
+
+def fetch_chain(cycle: Cycle, currency: str, data_dir: Path) -> FetchedChain:
+    """Instruments, book summary and index price(s) of one currency; each body lands under raw/ as it arrives."""
+    landed: list[Path] = []
+
+    def keep(response: RawResponse, key: str, coin: str) -> None:
+        landed.append(raw.land_raw(data_dir, response.method, coin, key, cycle.stamp_ts, response.body))
+
+    instruments, r = cycle.client.get_instruments(currency)
+    keep(r, currency, currency)
+    book, r = cycle.client.get_book_summary(currency)
+    keep(r, currency, currency)
+    if not isinstance(instruments, list) or not isinstance(book, list):
+        raise NormaliseError(f"{currency}: get_instruments/get_book_summary_by_currency result is not a list")
+    index_names = sorted({i.get("price_index") or f"{currency.lower()}_usd" for i in instruments}) or [
+        f"{currency.lower()}_usd"
+    ]
+    prices = {}
+    for name in index_names:
+        result, r = cycle.client.get_index_price(name)
+        keep(r, name, name.split("_", 1)[0].upper())
+        try:
+            prices[name] = float(result["index_price"])
+        except (TypeError, KeyError, ValueError):
+            raise NormaliseError(f"get_index_price {name}: result has no index_price") from None
+    return FetchedChain(currency, instruments, book, prices, landed)
+
+
+def normalise(cycle: Cycle, chains: list[FetchedChain]) -> Batch:
+    """Raw results -> instruments and option_snapshots frames (USDC options split by base coin)."""
+    ins_frames, snap_frames = [], []
+    for chain in chains:
+        if not chain.book:
+            continue
+        seen = snapshot_ts_of(chain.book)
+        ins = instruments_frame(chain.instruments, seen)
+        ins_frames.append(ins)
+        snap_frames.append(option_snapshot_frame(chain.book, ins, chain.index_prices, cycle.source))
+    instruments = pl.concat(ins_frames) if ins_frames else pl.DataFrame(schema=INSTRUMENT)
+    snapshots = pl.concat(snap_frames) if snap_frames else pl.DataFrame(schema=OPTION_SNAPSHOT)
+    return Batch(cycle.stamp_ts, cycle.source, instruments, snapshots)
+
+
+def validate(batch: Batch, data_dir: Path, now: datetime | None, max_age_s: float) -> None:
+    """Great Expectations gate; a failing batch goes to quarantine with its report and the run fails."""
+    from pipelines import quality
+
+    max_age = timedelta(seconds=max_age_s) if now is not None else None
+    reports = [
+        quality.validate_instruments(batch.instruments),
+        quality.validate_option_snapshots(batch.snapshots, now=now, max_age=max_age),
+    ]
+    failed = [r for r in reports if not r.success]
+    if not failed:
+        return
+    where = quarantine(data_dir, batch, failed)
+    raise QualityError(f"{'; '.join(r.summary() for r in failed)} (batch quarantined in {where})")
+
+
+def quarantine(data_dir: Path, batch: Batch, reports) -> Path:
+    stamp = raw.stamp_of(batch.cycle_stamp)
+    folder = data_dir / "quarantine" / f"date={batch.cycle_stamp:%Y-%m-%d}" / stamp
+    folder.mkdir(parents=True, exist_ok=True)
+    batch.instruments.write_parquet(folder / "instruments.parquet")
+    batch.snapshots.write_parquet(folder / "option_snapshots.parquet")
+    report = [{"table": r.table, "failures": r.failures, "rows": r.checked_rows, "details": r.details} for r in reports]
+    files.write_atomic(folder / "report.json", json.dumps(report, indent=1, default=str).encode())
+    return folder
+
+
+def stage(batch: Batch, data_dir: Path) -> list[files.Staged]:
+    """Parquet files for the batch under temp names: one per (table, currency, date, snapshot)."""
+    staged = []
+    for (currency, snapshot_ts), part in batch.snapshots.group_by("currency", "snapshot_ts", maintain_order=True):
+        name = raw.stamp_of(snapshot_ts)
+        staged += lake.stage_partitions(data_dir, "option_snapshots", part, name=name, date_col="snapshot_ts")
+        ins = batch.instruments.filter(pl.col("currency") == currency)
+        staged += lake.stage_partitions(data_dir, "instruments", ins, name=name, date_col="seen_ts")
+    return staged
+
+
+def run_record(run_id: str, started: datetime, finished: datetime, batches: list[Batch], status: str, message: str):
+    rows = []
+    for batch in batches:
+        for (currency, snapshot_ts), part in batch.snapshots.group_by("currency", "snapshot_ts", maintain_order=True):
+            rows.append(
+                (run_id, started, finished, batch.source, currency, snapshot_ts, part.height,
+                 float(part["open_interest"].sum()), status, message)
+            )
+    return pl.DataFrame(rows, schema=INGEST_RUN, orient="row")
+
+
+def publish(batches: list[Batch], data_dir: Path, run_id: str, started: datetime, finished: datetime) -> None:
+    """All batches of the run become visible together (one journaled commit), then the views refresh."""
+    staged: list[files.Staged] = []
+    try:
+        for batch in batches:
+            staged += stage(batch, data_dir)
+        record = run_record(run_id, started, finished, batches, "ok", "")
+        if not record.is_empty():
+            staged += lake.stage_partitions(data_dir, "_state/ingest_runs", record, name=run_id, date_col="started_ts")
+        files.commit(data_dir, staged)
+    except BaseException:
+        files.discard(staged)
+        raise
+
+
+def prepare_warehouse(data_dir: Path) -> None:
+    """Schema files for every lake table and the DuckDB views over them (no-op when unchanged)."""
+    for table, schema in LAKE_SCHEMAS.items():
+        lake.ensure_empty_file(data_dir, table, schema)
+    refresh_views(data_dir)
+
+
+PLAIN_STEPS = SimpleNamespace(
+    open_cycles=open_cycles, fetch_chain=fetch_chain, normalise=normalise, validate=validate, publish=publish
+)
+
+
+# ---------------------------------------------------------------- the cycle
+
+
+def snapshot_cycle(settings: Settings, steps=PLAIN_STEPS, now: datetime | None = None) -> IngestResult:
+    """Take every snapshot the source offers for ``settings.currencies`` and publish them atomically.
+
+    Raw bodies that arrived are kept even when the run fails; the lake and views change only if
+    every currency of every snapshot was fetched, normalised and validated.
+    """
+    now = now or datetime.now(timezone.utc)
+    data_dir = settings.data_dir
+    files.check_writable(data_dir)
+    result = IngestResult(run_id=f"{raw.stamp_of(now)}-{uuid.uuid4().hex[:6]}")
+    with files.writer_lock(data_dir):
+        for cycle in steps.open_cycles(settings, now):
+            chains = [steps.fetch_chain(cycle, currency, data_dir) for currency in settings.currencies]
+            result.raw_files += sum(len(c.raw_paths) for c in chains)
+            batch = steps.normalise(cycle, chains)
+            steps.validate(batch, data_dir, now if cycle.source == "deribit" else None, settings.max_snapshot_age_s)
+            result.batches.append(batch)
+        steps.publish(result.batches, data_dir, result.run_id, now, datetime.now(timezone.utc))
+        prepare_warehouse(data_dir)
+    return result

@@ -1,0 +1,32 @@
+"""Terminal summaries read back from the warehouse (so every engine prints the same thing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.tables import render_frame
+from warehouse import lake
+
+
+def snapshot_summary(data_dir: Path, currencies) -> str:
+    """Latest snapshot per currency: options, open interest, spot."""
+    scan = lake.scan(data_dir, "option_snapshots")
+    if scan is None:
+        return "no snapshots in the warehouse"
+    coins = [c for c in currencies if c != "USDC"]
+    latest = (
+        scan.filter(pl.col("currency").is_in(coins) | pl.lit("USDC" in currencies))
+        .filter(pl.col("snapshot_ts") == pl.col("snapshot_ts").max().over("currency"))
+        .group_by("currency", "snapshot_ts")
+        .agg(
+            pl.len().alias("options"),
+            pl.col("expiration_ts").n_unique().alias("expiries"),
+            pl.col("open_interest").sum().round(1).alias("open_interest"),
+            pl.col("index_price").first().alias("spot_usd"),
+        )
+        .sort("currency")
+        .collect()
+    )
+    return render_frame(latest)

@@ -1,0 +1,113 @@
+"""``warehouse.duckdb``: the public views over the lake, defined by the files in ``sql/views/``.
+
+DuckDB cannot take prepared parameters in DDL (``CREATE VIEW``/``CREATE MACRO``: "Binder Error:
+Unexpected prepared parameter"), so the lake location is installed once as the macro
+``gexflow_lake()`` and the view files refer to it; the view SQL itself is never formatted.
+
+The database file is only opened read-write when a view definition (or the lake location) changed,
+so readers holding it open read-only are not blocked by routine ingestion: new Parquet files show
+up through the views' globs without touching the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from warehouse import WarehouseError
+from warehouse.files import write_atomic
+from warehouse.lake import lake_root
+
+DB_NAME = "warehouse.duckdb"
+STATE_NAME = "warehouse.catalog.json"
+
+
+def db_path(data_dir: Path) -> Path:
+    return data_dir / DB_NAME
+
+
+def view_sql() -> dict[str, str]:
+    """{view name: SQL text} of every ``sql/views/*.sql``, in file-name order (numeric prefixes order dependencies)."""
+    folder = resources.files("sql") / "views"
+    out = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            name = entry.name[:-4].split("__", 1)[-1]
+            out[name] = entry.read_text(encoding="utf-8")
+    return out
+
+
+def read_sql(relative: str) -> str:
+    """Text of a packaged SQL file, e.g. ``queries/latest_key_levels.sql``."""
+    return (resources.files("sql") / relative).read_text(encoding="utf-8")
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _desired(data_dir: Path) -> dict:
+    views = view_sql()
+    return {
+        "lake_root": str(lake_root(data_dir).resolve()),
+        "views": {n: hashlib.sha256(s.encode()).hexdigest()[:16] for n, s in views.items()},
+    }
+
+
+def refresh_views(data_dir: Path, *, wait_s: float = 10.0, force: bool = False) -> bool:
+    """Create or replace every view if anything changed; returns True when the database was written."""
+    desired = _desired(data_dir)
+    state_path = data_dir / STATE_NAME
+    db = db_path(data_dir)
+    if not force and db.exists() and state_path.exists():
+        try:
+            if json.loads(state_path.read_text()) == desired:
+                return False
+        except ValueError:
+            pass
+    con = _connect_rw(db, wait_s)
+    try:
+        con.execute("begin transaction")
+        con.execute(f"create or replace macro gexflow_lake() as {_quote_literal(desired['lake_root'])}")
+        for name, sql in view_sql().items():
+            try:
+                con.execute(sql)
+            except duckdb.Error as exc:
+                raise WarehouseError(f"view {name} failed to build: {str(exc).splitlines()[0]}") from None
+        con.execute("commit")
+    finally:
+        con.close()
+    write_atomic(state_path, json.dumps(desired, indent=1).encode())
+    return True
+
+
+def _connect_rw(db: Path, wait_s: float):
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return duckdb.connect(str(db))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise WarehouseError(
+                    f"{db} is open in another process; the data landed but views were not refreshed "
+                    f"(close it and re-run): {str(exc).splitlines()[0][:160]}"
+                ) from None
+            time.sleep(0.2)
+
+
+def connect_readonly(data_dir: Path):
+    """A read-only connection to the warehouse (UTC session time zone)."""
+    db = db_path(data_dir)
+    if not db.exists():
+        raise WarehouseError(f"no warehouse at {db}: run `gexflow ingest` (or `gexflow run`) first")
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as exc:
+        raise WarehouseError(f"cannot open {db}: {str(exc).splitlines()[0][:200]}") from None
+    con.execute("set TimeZone = 'UTC'")
+    return con
