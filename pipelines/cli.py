@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("trades", help="ingest the option trade tape incrementally (de-duplicated, watermarked)", epilog=EPILOG)
+    _common(p)
+    p.add_argument("--trades-since", help="first run's start, ISO time (UTC if no offset); default 24 h ago")
+    p.set_defaults(func=cmd_trades)
+
     p = sub.add_parser("sql", help="run a read-only SQL query against the warehouse", epilog=EPILOG)
     p.add_argument("query", nargs="?", help="SQL text (or use --file)")
     p.add_argument("--file", type=Path, help="a .sql file (e.g. sql/queries/latest_key_levels.sql)")
@@ -82,7 +87,51 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_run(args) -> int:
-    return cmd_ingest(args)
+    """One full cycle: snapshot, then (live source) the trade tape, then the analytics."""
+    settings = settings_from(args)
+    t0 = time.perf_counter()
+    _ingest(settings)
+    if settings.source == "live":
+        _trades(settings, None)
+    print_snapshot_summary(settings, time.perf_counter() - t0)
+    return 0
+
+
+def parse_when(value: str | None, flag: str):
+    """ISO date/time -> aware UTC datetime (naive means UTC); None stays None."""
+    if value is None:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{flag} must be an ISO date or time like 2026-07-31T08:00Z, got {value!r}") from None
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+def _trades(settings: Settings, since):
+    engine = settings.engine
+    if engine == "auto":
+        engine = "prefect" if settings.prefect_api_url else "direct"
+    if engine == "prefect":
+        from pipelines.flows import trades_flow
+
+        return trades_flow(list(settings.currencies), str(settings.data_dir), settings.api_url,
+                           since.isoformat() if since else None)
+    from pipelines.trades import trades_cycle
+
+    return trades_cycle(settings, trades_since=since)
+
+
+def cmd_trades(args) -> int:
+    settings = settings_from(args)
+    since = parse_when(args.trades_since, "--trades-since")
+    from pipelines import report
+
+    _trades(settings, since)
+    print(report.trades_summary(settings.data_dir, settings.currencies))
+    return 0
 
 
 def print_snapshot_summary(settings: Settings, elapsed: float) -> None:

@@ -38,7 +38,7 @@ class Settings:
     backoff_cap_s: float = 30.0
     engine: str = "auto"  # 'auto' | 'direct' | 'prefect'
     prefect_api_url: str | None = None
-    max_snapshot_age_s: float = 900.0  # freshness check of live snapshots
+    max_snapshot_age_s: float = 900.0  # freshness check of live snapshots; 0 turns it off
     extra: dict = field(default_factory=dict)
 
     @property
@@ -62,6 +62,7 @@ _ENV = {
     "backoff_base_s": "GEXFLOW_BACKOFF_BASE_S",
     "backoff_cap_s": "GEXFLOW_BACKOFF_CAP_S",
     "engine": "GEXFLOW_ENGINE",
+    "max_snapshot_age_s": "GEXFLOW_MAX_SNAPSHOT_AGE_S",
 }
 
 
@@ -98,7 +99,7 @@ def _validated(values: dict) -> Settings:
             out[name] = value
         elif name in ("burst", "max_retries"):
             out[name] = _number(name, value, int, minimum=0)
-        elif name in ("rate_per_s", "connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_cap_s"):
+        elif name in ("rate_per_s", "max_snapshot_age_s", "connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_cap_s"):
             out[name] = _number(name, value, float, minimum=0)
         else:
             out[name] = value

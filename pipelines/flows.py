@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from pipelines import ingest
+from pipelines import ingest, trades
 from pipelines.config import load_settings
 from pipelines.sources.deribit import DeribitError
 
@@ -52,3 +52,29 @@ def snapshot_flow(
     settings = _settings(currencies, source, data_dir, api_url)
     result = ingest.snapshot_cycle(settings, steps=SNAPSHOT_STEPS)
     return {"run_id": result.run_id, "snapshots": result.summary().height, "raw_files": result.raw_files}
+
+
+TRADES_STEPS = SimpleNamespace(
+    plan_windows=trades.plan_windows,
+    open_client=trades.open_client,
+    fetch_trades=_task(trades.fetch_trades, "fetch-trades", retries=2, retry_delay_seconds=[5, 30],
+                       retry_condition_fn=_transient_only),
+    normalise=_task(trades.normalise, "normalise-trades"),
+    validate=_task(trades.validate, "validate-trades"),
+    publish=_task(trades.publish, "publish-trades"),
+)
+
+
+@flow(name="trades", description="Option trade tape: incremental, de-duplicated, watermarked per currency.")
+def trades_flow(
+    currencies: list[str] | None = None,
+    data_dir: str | None = None,
+    api_url: str | None = None,
+    trades_since: str | None = None,
+) -> dict:
+    from datetime import datetime
+
+    settings = _settings(currencies, "live", data_dir, api_url)
+    since = datetime.fromisoformat(trades_since) if trades_since else None
+    result = trades.trades_cycle(settings, trades_since=since, steps=TRADES_STEPS)
+    return {"run_id": result.run_id, "new": int(result.summary()["new"].sum())}

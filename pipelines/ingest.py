@@ -18,26 +18,13 @@ import polars as pl
 
 from pipelines.config import Settings
 from pipelines.errors import GexflowError
+from pipelines.lake_tables import prepare_warehouse
 from pipelines.sources.deribit import DeribitClient, RawResponse, TokenBucket
 from pipelines.sources.replay import ReplayDirectory, ReplayTransport, parse_stamp, sample_directory
 from transforms.normalise import NormaliseError, instruments_frame, option_snapshot_frame, snapshot_ts_of
-from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT
+from transforms.schemas import INGEST_RUN, INSTRUMENT, OPTION_SNAPSHOT
 from warehouse import files, lake, raw
-from warehouse.catalog import refresh_views
 
-INGEST_RUN = {
-    "run_id": pl.String,
-    "started_ts": pl.Datetime("ms", "UTC"),
-    "finished_ts": pl.Datetime("ms", "UTC"),
-    "source": pl.String,
-    "currency": pl.String,
-    "snapshot_ts": pl.Datetime("ms", "UTC"),
-    "options": pl.Int64,
-    "open_interest": pl.Float64,
-    "status": pl.String,
-    "message": pl.String,
-}
-LAKE_SCHEMAS = {"instruments": INSTRUMENT, "option_snapshots": OPTION_SNAPSHOT, "_state/ingest_runs": INGEST_RUN}
 
 
 class QualityError(GexflowError):
@@ -223,13 +210,6 @@ def publish(batches: list[Batch], data_dir: Path, run_id: str, started: datetime
         raise
 
 
-def prepare_warehouse(data_dir: Path) -> None:
-    """Schema files for every lake table and the DuckDB views over them (no-op when unchanged)."""
-    for table, schema in LAKE_SCHEMAS.items():
-        lake.ensure_empty_file(data_dir, table, schema)
-    refresh_views(data_dir)
-
-
 PLAIN_STEPS = SimpleNamespace(
     open_cycles=open_cycles, fetch_chain=fetch_chain, normalise=normalise, validate=validate, publish=publish
 )
@@ -253,7 +233,8 @@ def snapshot_cycle(settings: Settings, steps=PLAIN_STEPS, now: datetime | None =
             chains = [steps.fetch_chain(cycle, currency, data_dir) for currency in settings.currencies]
             result.raw_files += sum(len(c.raw_paths) for c in chains)
             batch = steps.normalise(cycle, chains)
-            steps.validate(batch, data_dir, now if cycle.source == "deribit" else None, settings.max_snapshot_age_s)
+            fresh_as_of = now if cycle.source == "deribit" and settings.max_snapshot_age_s > 0 else None
+            steps.validate(batch, data_dir, fresh_as_of, settings.max_snapshot_age_s)
             result.batches.append(batch)
         steps.publish(result.batches, data_dir, result.run_id, now, datetime.now(timezone.utc))
         prepare_warehouse(data_dir)

@@ -30,3 +30,18 @@ def snapshot_summary(data_dir: Path, currencies) -> str:
         .collect()
     )
     return render_frame(latest)
+
+
+def trades_summary(data_dir: Path, currencies) -> str:
+    """Latest trades run per currency: pages, fetched, new, duplicates, watermark, warnings."""
+    scan = lake.scan(data_dir, "_state/trade_runs")
+    if scan is None:
+        return "no trades runs recorded"
+    latest = (
+        scan.filter(pl.col("currency").is_in(list(currencies)))
+        .filter(pl.col("run_id") == pl.col("run_id").max().over("currency"))
+        .select("currency", "pages", "fetched", "new", "duplicates", "watermark_ts", "warnings")
+        .sort("currency")
+        .collect()
+    )
+    return render_frame(latest)

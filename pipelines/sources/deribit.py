@@ -127,7 +127,8 @@ class TokenBucket:
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+        # tolerance: after sleeping the computed delay, float rounding can leave 0.999...; never spin on it
+        return 0.0 if self.tokens >= 1.0 - 1e-9 else (1.0 - self.tokens) / self.rate
 
     def acquire(self) -> float:
         """Take one token, sleeping as needed; returns the seconds slept."""

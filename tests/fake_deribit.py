@@ -1,0 +1,155 @@
+"""A real HTTP server on 127.0.0.1 that speaks Deribit API v2's wire format from recorded responses.
+
+It serves ``public/<method>`` GETs from ``shared/data/deribit-api`` (or bodies a test registers) and
+injects faults on demand: HTTP 429 with JSON-RPC 10028, 5xx, JSON-RPC errors, truncated JSON, slow
+responses (read timeouts) and dropped connections. It is the only fake in the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SNAPSHOTS = SHARED / "deribit-api" / "snapshots"
+STAMPS = ("20260105T153329Z", "20260731T113322Z")
+
+
+def envelope_error(code: int, message: str, data=None) -> dict:
+    return {"jsonrpc": "2.0", "error": {"code": code, "message": message, "data": data}, "usIn": 0, "usOut": 0, "usDiff": 0,
+            "testnet": False}
+
+
+INVALID_CURRENCY = envelope_error(-32602, "Invalid params", {"reason": "wrong format", "param": "currency"})
+
+
+class FakeDeribit:
+    def __init__(self, stamp: str = STAMPS[1]):
+        self.stamp = stamp
+        self.faults: dict[str, deque] = defaultdict(deque)  # method -> queue of fault names
+        self.bodies: dict[tuple[str, str], bytes] = {}  # (method, key) -> body overriding the recording
+        self.trades: dict[str, list[dict]] = {}  # currency -> trades (for get_last_trades_by_currency_and_time)
+        # Optional override of the trades pager: params -> the ``result`` object ({trades, has_more}),
+        # for serving pathological pages (empty with has_more, the same page whatever the start, ...).
+        self.trade_pager = None
+        self.requests: list[tuple[str, dict]] = []
+        self.delay_s = 2.0  # how long a 'timeout' fault stalls
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # ------------------------------------------------------------ control
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/api/v2"
+
+    def start(self) -> FakeDeribit:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail(self, method: str, *faults: str) -> None:
+        """Queue faults for the next calls of ``method`` (short name), one per call, then serve normally.
+
+        ``method`` may be ``"<method>:<currency or index name>"`` to hit only that currency's calls.
+
+        Fault names: '429' (HTTP 429 + code 10028), 'rpc10028' (HTTP 200 + code 10028), '500', '502',
+        '503', 'invalid_params' (HTTP 400 + code -32602), 'truncated' (half a JSON body),
+        'timeout' (stall ``delay_s`` before answering), 'drop' (close the connection), 'html' (a proxy's 502 page).
+        ``None`` serves that call normally, to place a fault mid-sequence (e.g. on the third page of a tape).
+        """
+        self.faults[method].extend(faults)
+
+    def calls(self, method: str) -> int:
+        return sum(1 for m, _ in self.requests if m == method)
+
+    # ------------------------------------------------------------ answers
+    def recorded(self, method: str, key: str) -> bytes | None:
+        if (method, key) in self.bodies:
+            return self.bodies[(method, key)]
+        path = SNAPSHOTS / f"{method}.{key}.{self.stamp}.json"
+        return path.read_bytes() if path.exists() else None
+
+    def answer(self, method: str, params: dict) -> tuple[int, bytes]:
+        if method == "get_index_price":
+            index = params.get("index_name", "")
+            body = self.recorded(method, index) or self.recorded(method, index.split("_")[0].upper())
+            return (200, body) if body else (400, json.dumps(envelope_error(-32602, "Invalid params", {"reason": "wrong format", "param": "index_name"})).encode())
+        if method == "get_last_trades_by_currency_and_time":
+            return 200, self.trades_page(params)
+        if method in ("get_instruments", "get_book_summary_by_currency"):
+            body = self.recorded(method, params.get("currency", ""))
+            return (200, body) if body else (400, json.dumps(INVALID_CURRENCY).encode())
+        return 400, json.dumps(envelope_error(-32601, "Method not found")).encode()
+
+    def trades_page(self, params: dict) -> bytes:
+        cur = params.get("currency", "")
+        if self.trade_pager is not None:
+            return json.dumps({"jsonrpc": "2.0", "result": self.trade_pager(params)}).encode()
+        if cur not in self.trades:
+            return json.dumps(INVALID_CURRENCY).encode()
+        start, end = int(params["start_timestamp"]), int(params["end_timestamp"])
+        count = int(params.get("count", 10))
+        rows = sorted((t for t in self.trades[cur] if start <= t["timestamp"] <= end), key=lambda t: (t["timestamp"], t["trade_id"]))
+        page = rows[:count]
+        return json.dumps({"jsonrpc": "2.0", "result": {"trades": page, "has_more": len(rows) > count}}).encode()
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                url = urlparse(self.path)
+                if not url.path.startswith("/api/v2/public/"):
+                    return self._send(404, b'{"error": "not found"}')
+                method = url.path.rsplit("/", 1)[-1]
+                params = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                fake.requests.append((method, params))
+                key = f"{method}:{params.get('currency') or params.get('index_name', '')}"
+                queue = fake.faults[key] if fake.faults[key] else fake.faults[method]
+                fault = queue.popleft() if queue else None
+                if fault == "429":
+                    return self._send(429, json.dumps(envelope_error(10028, "too_many_requests")).encode())
+                if fault == "rpc10028":
+                    return self._send(200, json.dumps(envelope_error(10028, "too_many_requests")).encode())
+                if fault in ("500", "502", "503"):
+                    return self._send(int(fault), json.dumps(envelope_error(13503, "unavailable")).encode() if fault == "503" else b"Internal Server Error")
+                if fault == "html":
+                    return self._send(502, b"<html><body>502 Bad Gateway</body></html>")
+                if fault == "invalid_params":
+                    return self._send(400, json.dumps(INVALID_CURRENCY).encode())
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.close()
+                    return None
+                status, body = fake.answer(method, params)
+                if fault == "truncated":
+                    body = body[: max(1, len(body) // 2)]
+                if fault == "timeout":
+                    time.sleep(fake.delay_s)
+                return self._send(status, body)
+
+            def _send(self, status, body):
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        return Handler

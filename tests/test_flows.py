@@ -1,0 +1,49 @@
+"""Each Prefect flow runs once under prefect_test_harness against the local fake Deribit server."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+
+@pytest.fixture(scope="module")
+def prefect_harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_the_snapshot_flow_lands_the_chain_as_a_prefect_flow_run(prefect_harness, fake_deribit, fast_env, tmp_path):
+    from pipelines.flows import snapshot_flow
+
+    state = snapshot_flow(["BTC", "ETH"], "live", str(tmp_path), fake_deribit.url, return_state=True)
+    assert state.is_completed()
+    assert state.result()["snapshots"] == 2
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert con.execute("select count(*) from option_snapshots").fetchone()[0] == 854 + 710
+    con.close()
+
+
+def test_a_permanent_error_fails_the_flow_run_without_task_retries(prefect_harness, fake_deribit, fast_env, tmp_path):
+    from pipelines.flows import snapshot_flow
+
+    fake_deribit.fail("get_book_summary_by_currency", "invalid_params")
+    state = snapshot_flow(["BTC"], "live", str(tmp_path), fake_deribit.url, return_state=True)
+    assert state.is_failed()
+    assert fake_deribit.calls("get_book_summary_by_currency") == 1
+
+
+def test_the_trades_flow_lands_the_recorded_tape_once(prefect_harness, fake_deribit, fast_env, tmp_path):
+    import json
+
+    from pipelines.flows import trades_flow
+    from tests.fake_deribit import SHARED
+
+    lines = (SHARED / "deribit-api" / "trades" / "trades.BTC.option.20200221.jsonl").read_text().splitlines()
+    fake_deribit.trades["BTC"] = [json.loads(line) for line in lines if line.strip()]
+    for _ in range(2):
+        state = trades_flow(["BTC"], str(tmp_path), fake_deribit.url, "2020-02-20T00:00:00+00:00", return_state=True)
+        assert state.is_completed()
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert con.execute("select count(*), count(distinct trade_id) from trades").fetchone() == (463, 463)
+    con.close()

@@ -1,0 +1,312 @@
+"""Snapshot ingestion end to end: the CLI against a real HTTP server speaking Deribit's wire format."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from pipelines.cli import main
+from tests.fake_deribit import SNAPSHOTS, STAMPS
+
+RECORDED = {  # stamp -> {currency: (options, open interest)} straight from the recordings
+    stamp: {
+        c: (
+            len(rows := json.loads((SNAPSHOTS / f"get_book_summary_by_currency.{c}.{stamp}.json").read_text())["result"]),
+            sum(r["open_interest"] for r in rows),
+        )
+        for c in ("BTC", "ETH")
+    }
+    for stamp in STAMPS
+}
+
+
+def lake_state(data_dir):
+    """Every published lake file with its content hash (temp files excluded), plus the view counts."""
+    files = {
+        str(p.relative_to(data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((data_dir / "lake").rglob("*.parquet"))
+        if "_state" not in p.parts
+    } if (data_dir / "lake").exists() else {}
+    counts = None
+    if (data_dir / "warehouse.duckdb").exists():
+        con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+        counts = con.execute("select currency, count(*), sum(open_interest) from option_snapshots group by 1 order by 1").fetchall()
+        con.close()
+    return files, counts
+
+
+def run(fake, data_dir, *extra, command="run"):
+    return main([command, "--api-url", fake.url, "--data-dir", str(data_dir), *extra])
+
+
+def view_counts(data_dir):
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        return {
+            c: (n, oi)
+            for c, n, oi in con.execute(
+                "select currency, count(*), sum(open_interest) from option_snapshots group by 1"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("stamp", STAMPS)
+def test_a_live_run_stores_exactly_the_recorded_chain(fake_deribit, fast_env, tmp_path, stamp, capsys):
+    fake_deribit.stamp = stamp
+    assert run(fake_deribit, tmp_path) == 0
+    counts = view_counts(tmp_path)
+    for currency, (options, oi) in RECORDED[stamp].items():
+        assert counts[currency][0] == options
+        assert counts[currency][1] == pytest.approx(oi, rel=1e-12)
+    out = capsys.readouterr().out
+    assert "BTC" in out and "ETH" in out and str(RECORDED[stamp]["BTC"][0]) in out
+
+
+def test_the_recorded_counts_are_the_documented_ones():
+    assert RECORDED["20260105T153329Z"]["BTC"][0] == 628 and RECORDED["20260105T153329Z"]["ETH"][0] == 660
+    assert RECORDED["20260731T113322Z"]["BTC"][0] == 854 and RECORDED["20260731T113322Z"]["ETH"][0] == 710
+
+
+def test_rerunning_a_snapshot_leaves_one_copy_of_each_row(fake_deribit, fast_env, tmp_path):
+    assert run(fake_deribit, tmp_path) == 0
+    first = lake_state(tmp_path)
+    assert run(fake_deribit, tmp_path) == 0
+    assert lake_state(tmp_path) == first
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    dupes = con.execute(
+        "select count(*) from (select currency, snapshot_ts, instrument_name from option_snapshots group by all having count(*) > 1)"
+    ).fetchone()[0]
+    instruments = con.execute("select count(*) from instruments").fetchone()[0]
+    runs = con.execute("select count(distinct run_id) from ingest_runs").fetchone()[0]
+    con.close()
+    assert dupes == 0
+    assert instruments == 854 + 710
+    assert runs == 2
+
+
+def test_the_views_store_instrument_attributes_and_nullable_prices(fake_deribit, fast_env, tmp_path):
+    assert run(fake_deribit, tmp_path) == 0
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    row = con.execute(
+        "select strike, option_type, contract_size, expiration_ts, snapshot_ts, underlying_price, mark_iv "
+        "from option_snapshots where instrument_name = 'BTC-14AUG26-50000-C'"
+    ).fetchone()
+    null_bids = con.execute("select count(*) from option_snapshots where bid_price is null and currency = 'BTC'").fetchone()[0]
+    types = dict(con.execute("select column_name, data_type from information_schema.columns where table_name = 'option_snapshots'").fetchall())
+    con.close()
+    assert row[0] == 50000.0 and row[1] == "call" and row[2] == 1.0
+    assert row[3].isoformat().startswith("2026-08-14T08:00:00")
+    assert row[4].isoformat().startswith("2026-07-31T11:33:22.630")
+    assert row[5] == 63921.11 and row[6] == 57.62
+    recorded_null_bids = sum(
+        1 for r in json.loads((SNAPSHOTS / "get_book_summary_by_currency.BTC.20260731T113322Z.json").read_text())["result"]
+        if r["bid_price"] is None
+    )
+    assert null_bids == recorded_null_bids == 60
+    assert types["snapshot_ts"] == "TIMESTAMP WITH TIME ZONE"
+
+
+@pytest.mark.parametrize(
+    "method, faults",
+    [
+        ("get_book_summary_by_currency", ["429"]),
+        ("get_book_summary_by_currency", ["rpc10028", "429"]),
+        ("get_instruments", ["503"]),
+        ("get_index_price", ["500", "502"]),
+        ("get_book_summary_by_currency", ["html"]),
+        ("get_book_summary_by_currency", ["truncated"]),
+        ("get_book_summary_by_currency", ["timeout"]),
+        ("get_index_price", ["drop"]),
+    ],
+)
+def test_transient_faults_are_retried_until_the_snapshot_lands(fake_deribit, fast_env, tmp_path, method, faults):
+    fake_deribit.fail(method, *faults)
+    assert run(fake_deribit, tmp_path, "--currency", "BTC") == 0
+    assert fake_deribit.calls(method) == len(faults) + 1
+    assert view_counts(tmp_path)["BTC"][0] == 854
+
+
+def test_invalid_params_is_not_retried_and_says_which_method_and_why(fake_deribit, fast_env, tmp_path, capsys):
+    fake_deribit.fail("get_book_summary_by_currency", "invalid_params")
+    assert run(fake_deribit, tmp_path, "--currency", "BTC") == 2
+    err = capsys.readouterr().err.strip()
+    assert fake_deribit.calls("get_book_summary_by_currency") == 1
+    assert len(err.splitlines()) == 1
+    assert "get_book_summary_by_currency" in err and "-32602" in err and "wrong format" in err
+
+
+@pytest.mark.parametrize(
+    "method, faults",
+    [
+        ("get_book_summary_by_currency:BTC", ["invalid_params"]),
+        ("get_book_summary_by_currency:BTC", ["truncated"] * 4),
+        ("get_index_price:btc_usd", ["timeout"] * 4),
+        ("get_index_price:btc_usd", ["503"] * 4),
+    ],
+)
+def test_a_failed_run_leaves_the_lake_and_views_as_they_were_and_keeps_arrived_raw_bodies(
+    fake_deribit, fast_env, tmp_path, method, faults, capsys
+):
+    fake_deribit.stamp = STAMPS[0]
+    assert run(fake_deribit, tmp_path) == 0
+    before = lake_state(tmp_path)
+    raw = tmp_path / "raw" / "deribit"
+    raw_before = set(raw.rglob("*.json.gz"))
+    fake_deribit.stamp = STAMPS[1]
+    fake_deribit.fail(method, *faults)
+    assert run(fake_deribit, tmp_path, "--currency", "ETH", "--currency", "BTC") == 2
+    assert lake_state(tmp_path) == before
+    assert not list((tmp_path / "lake").rglob("*.tmp"))
+    # ETH was fetched completely before BTC failed: its bodies are kept, as is BTC's instruments list
+    arrived = {p.name.split(".")[0] + "." + p.name.split(".")[1]: p for p in set(raw.rglob("*.json.gz")) - raw_before}
+    assert {"get_instruments.ETH", "get_book_summary_by_currency.ETH", "get_index_price.eth_usd", "get_instruments.BTC"} <= set(arrived)
+    recorded = (SNAPSHOTS / "get_book_summary_by_currency.ETH.20260731T113322Z.json").read_bytes()
+    assert gzip.decompress(arrived["get_book_summary_by_currency.ETH"].read_bytes()) == recorded
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_sql_prints_the_counts_and_any_duckdb_client_sees_the_same_views(fake_deribit, fast_env, tmp_path, capsys):
+    assert run(fake_deribit, tmp_path) == 0
+    capsys.readouterr()
+    query = "select currency, count(*) from option_snapshots group by 1 order by 1"
+    assert main(["sql", query, "--data-dir", str(tmp_path), "--format", "csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["currency,count_star()", "BTC,854", "ETH,710"]
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert con.execute(query).fetchall() == [("BTC", 854), ("ETH", 710)]
+    con.close()
+
+
+def test_sql_binds_parameters_and_rejects_writes(fake_deribit, fast_env, tmp_path, capsys):
+    assert run(fake_deribit, tmp_path) == 0
+    capsys.readouterr()
+    q = "select count(*) as n from option_snapshots where currency = $currency"
+    assert main(["sql", q, "--param", "currency=ETH", "--data-dir", str(tmp_path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 710}]
+    assert main(["sql", "create table x as select 1", "--data-dir", str(tmp_path)]) == 2
+    assert "read-only" in capsys.readouterr().err.lower()
+
+
+def test_a_second_writer_is_told_another_one_holds_the_lock(fake_deribit, fast_env, tmp_path, capsys):
+    from warehouse.files import writer_lock
+
+    with writer_lock(tmp_path):
+        assert run(fake_deribit, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "another gexflow writer" in err and len(err.strip().splitlines()) == 1
+    assert run(fake_deribit, tmp_path) == 0
+
+
+def test_usdc_options_are_split_by_base_coin_with_their_own_contract_size(fake_deribit, fast_env, tmp_path):
+    expiry = 1786694400000  # 2026-08-14 08:00 UTC
+    instruments = [
+        {"instrument_name": f"SOL_USDC-14AUG26-{s}-{cp}", "kind": "option", "option_type": t, "strike": k,
+         "expiration_timestamp": expiry, "contract_size": 1.0, "base_currency": "SOL", "quote_currency": "USDC",
+         "settlement_currency": "USDC", "counter_currency": "USDC", "instrument_type": "linear", "price_index": "sol_usdc",
+         "settlement_period": "week", "is_active": True, "creation_timestamp": 1785000000000}
+        for s, k in (("150", 150.0), ("162d5", 162.5)) for cp, t in (("C", "call"), ("P", "put"))
+    ] + [
+        {"instrument_name": "XRP_USDC-14AUG26-2d5-C", "kind": "option", "option_type": "call", "strike": 2.5,
+         "expiration_timestamp": expiry, "contract_size": 1000.0, "base_currency": "XRP", "quote_currency": "USDC",
+         "settlement_currency": "USDC", "counter_currency": "USDC", "instrument_type": "linear", "price_index": "xrp_usdc",
+         "settlement_period": "week", "is_active": True, "creation_timestamp": 1785000000000}
+    ]
+    book = [
+        {"instrument_name": i["instrument_name"], "base_currency": i["base_currency"], "quote_currency": "USDC",
+         "open_interest": 10.0 + n, "mark_iv": 70.0, "mark_price": 5.0, "underlying_price": 2.6 if "XRP" in i["instrument_name"] else 160.0,
+         "underlying_index": "index_price", "bid_price": None, "ask_price": 6.0, "creation_timestamp": 1785497602630}
+        for n, i in enumerate(instruments)
+    ]
+    fake_deribit.bodies[("get_instruments", "USDC")] = json.dumps({"jsonrpc": "2.0", "result": instruments}).encode()
+    fake_deribit.bodies[("get_book_summary_by_currency", "USDC")] = json.dumps({"jsonrpc": "2.0", "result": book}).encode()
+    for idx, px in (("sol_usdc", 158.0), ("xrp_usdc", 2.55)):
+        fake_deribit.bodies[("get_index_price", idx)] = json.dumps({"jsonrpc": "2.0", "result": {"index_price": px}}).encode()
+    assert run(fake_deribit, tmp_path, "--currency", "USDC") == 0
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    rows = con.execute(
+        "select currency, count(*), max(contract_size), max(strike), min(index_price), bool_and(is_linear) "
+        "from option_snapshots group by 1 order by 1"
+    ).fetchall()
+    con.close()
+    assert rows == [("SOL", 4, 1.0, 162.5, 158.0, True), ("XRP", 1, 1000.0, 2.5, 2.55, True)]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--currency", "DOGE"], "unknown currency 'DOGE'"),
+        (["--api-url", "http://127.0.0.1:9/api/v2"], "cannot connect"),
+        (["--api-url", "not a url"], "--api-url must be"),
+        (["--source", "replay:/nonexistent/dir"], "does not exist"),
+        (["--source", "bogus"], "--source must be"),
+    ],
+)
+def test_bad_input_gets_one_line_and_a_non_zero_exit(fast_env, tmp_path, args, needle, capsys):
+    monkey_args = ["run", "--data-dir", str(tmp_path / "d"), *args]
+    assert main(monkey_args) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_unwritable_data_dir_is_one_line(fake_deribit, fast_env, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert run(fake_deribit, blocker / "data") == 2
+    err = capsys.readouterr().err
+    assert "cannot write to data dir" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("layout", ["empty", "bad_json", "no_index"])
+def test_a_malformed_replay_directory_is_one_line_and_writes_nothing(fast_env, tmp_path, layout, capsys):
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    stamp = STAMPS[1]
+    if layout != "empty":
+        for method in ("get_instruments", "get_book_summary_by_currency", "get_index_price"):
+            if layout == "no_index" and method == "get_index_price":
+                continue
+            (replay / f"{method}.BTC.{stamp}.json").write_bytes((SNAPSHOTS / f"{method}.BTC.{stamp}.json").read_bytes())
+    if layout == "bad_json":
+        (replay / f"get_book_summary_by_currency.BTC.{stamp}.json").write_text('{"jsonrpc": "2.0", "result": [')
+    data = tmp_path / "data"
+    assert main(["run", "--source", f"replay:{replay}", "--currency", "BTC", "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not list(data.rglob("lake/option_snapshots/currency=*/**/*.parquet"))
+
+
+def test_landed_raw_bodies_replay_to_the_same_lake(fake_deribit, fast_env, tmp_path):
+    live = tmp_path / "live"
+    assert run(fake_deribit, live) == 0
+    replayed = tmp_path / "replayed"
+    assert main(["ingest", "--source", f"replay:{live / 'raw' / 'deribit'}", "--data-dir", str(replayed)]) == 0
+    assert view_counts(replayed) == view_counts(live)
+
+
+def test_the_installed_command_fails_without_a_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "ingest", "--currency", "XYZ", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "gexflow: error: unknown currency 'XYZ' (Deribit options: BTC, ETH, USDC, USDT)"
+
+
+def test_the_trades_command_ingests_the_tape_and_prints_what_it_added(fake_deribit, fast_env, tmp_path, capsys):
+    lines = (SNAPSHOTS.parent / "trades" / "trades.BTC.option.20200221.jsonl").read_text().splitlines()
+    fake_deribit.trades["BTC"] = [json.loads(line) for line in lines if line.strip()]
+    args = ["--currency", "BTC", "--trades-since", "2020-02-20"]
+    assert run(fake_deribit, tmp_path, *args, command="trades") == 0
+    assert run(fake_deribit, tmp_path, *args, command="trades") == 0
+    out = capsys.readouterr().out
+    assert "463" in out
+    assert main(["trades", "--trades-since", "yesterday", "--data-dir", str(tmp_path)]) == 2
+    assert "--trades-since must be an ISO date" in capsys.readouterr().err

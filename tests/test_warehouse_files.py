@@ -1,0 +1,42 @@
+"""Atomic writes and journaled commits."""
+
+from __future__ import annotations
+
+import json
+
+from warehouse import files
+
+
+def test_a_commit_interrupted_after_its_journal_is_rolled_forward_by_the_next_writer(tmp_path):
+    a, b = tmp_path / "lake" / "a.parquet", tmp_path / "lake" / "b.parquet"
+    a.parent.mkdir(parents=True)
+    staged = []
+    for final, payload in ((a, b"A"), (b, b"B")):
+        tmp = files.temp_path(final)
+        tmp.write_bytes(payload)
+        staged.append(files.Staged(tmp, final))
+    # simulate a crash after the journal and the first rename
+    journal = tmp_path / files.JOURNAL_DIR / "x.json"
+    files.write_atomic(journal, json.dumps({"renames": [[str(s.tmp), str(s.final)] for s in staged], "deletes": []}).encode())
+    staged[0].tmp.replace(a)
+    assert a.exists() and not b.exists()
+    with files.writer_lock(tmp_path):
+        pass
+    assert a.read_bytes() == b"A" and b.read_bytes() == b"B"
+    assert not journal.exists() and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_torn_journal_is_dropped_without_touching_data(tmp_path):
+    journal = tmp_path / files.JOURNAL_DIR / "y.json"
+    journal.parent.mkdir(parents=True)
+    journal.write_text('{"renames": [[')
+    assert files.recover(tmp_path) == 0
+    assert not journal.exists()
+
+
+def test_write_atomic_replaces_the_whole_file_or_nothing(tmp_path):
+    target = tmp_path / "f.bin"
+    files.write_atomic(target, b"old")
+    files.write_atomic(target, b"new contents")
+    assert target.read_bytes() == b"new contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
