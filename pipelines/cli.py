@@ -45,6 +45,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trades-since", help="first run's start, ISO time (UTC if no offset); default 24 h ago")
     p.set_defaults(func=cmd_trades)
 
+    p = sub.add_parser("compute", help="(re)compute positions, GEX, profile and key levels for stored snapshots",
+                       epilog=EPILOG)
+    _common(p, source=False, api=False)
+    p.add_argument("--since", help="first snapshot time, ISO (UTC if no offset)")
+    p.add_argument("--until", help="last snapshot time, ISO")
+    p.add_argument("--book", type=Path, help="CSV/Parquet of instrument_name, contracts: adds the 'custom' model")
+    p.add_argument("--include-blocks", action="store_true", help="count block trades and combo legs in taker_flow")
+    p.set_defaults(func=cmd_compute)
+
+    for name, helptext in (("levels", "print the key levels: total GEX, zero gamma, walls, max pain"),
+                           ("profile", "print the GEX profile and hedge flow per price level")):
+        p = sub.add_parser(name, help=helptext, epilog=EPILOG)
+        p.add_argument("--currency", default="BTC", help="BTC (default), ETH, SOL, ...")
+        p.add_argument("--at", help="use the latest snapshot at or before this ISO time (default: the latest)")
+        p.add_argument("--model", default="naive" if name == "profile" else None,
+                       help="naive, customer_long, taker_flow, custom" + (" (default naive)" if name == "profile" else " (default all)"))
+        p.add_argument("--data-dir", help="data directory (default ./data; env GEXFLOW_DATA_DIR)")
+        p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+        if name == "profile":
+            p.add_argument("--every", type=int, default=8, help="print every Nth level (default 8 = 2 %% steps); csv/json print all")
+            p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw GEX and hedge flow per level to a PNG")
+        p.set_defaults(func=cmd_levels if name == "levels" else cmd_profile)
+
     p = sub.add_parser("sql", help="run a read-only SQL query against the warehouse", epilog=EPILOG)
     p.add_argument("query", nargs="?", help="SQL text (or use --file)")
     p.add_argument("--file", type=Path, help="a .sql file (e.g. sql/queries/latest_key_levels.sql)")
@@ -93,7 +116,112 @@ def cmd_run(args) -> int:
     _ingest(settings)
     if settings.source == "live":
         _trades(settings, None)
-    print_snapshot_summary(settings, time.perf_counter() - t0)
+    from pipelines import report
+    from pipelines.compute import compute_cycle
+
+    compute_cycle(settings.data_dir, _coins(settings), only_missing=True)
+    print(report.run_summary(settings.data_dir, _coins(settings)))
+    print(f"data dir {settings.data_dir} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _coins(settings: Settings) -> tuple[str, ...]:
+    """Currencies as stored: USDC options live under their base coins."""
+    if "USDC" not in settings.currencies and "USDT" not in settings.currencies:
+        return settings.currencies
+    from warehouse import lake
+
+    scan = lake.scan(settings.data_dir, "option_snapshots")
+    stored = set(scan.select("currency").unique().collect()["currency"]) if scan is not None else set()
+    return tuple(sorted(stored - {"BTC", "ETH"} | (set(settings.currencies) & {"BTC", "ETH"})))
+
+
+def cmd_compute(args) -> int:
+    settings = settings_from(args)
+    from pipelines.compute import compute_cycle, load_book
+
+    book = load_book(args.book) if args.book else None
+    result = compute_cycle(
+        settings.data_dir, _coins(settings), since=parse_when(args.since, "--since"),
+        until=parse_when(args.until, "--until"), book=book, include_blocks=args.include_blocks,
+        progress=_progress("computing"),
+    )
+    print(f"computed {len(result.snapshots)} snapshot(s): " + ", ".join(f"{t} {n} rows" for t, n in result.rows.items()))
+    return 0
+
+
+def _progress(label: str):
+    """A one-line progress counter on stderr for long runs (silent when stderr is not a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done, total, currency, ts):
+        end = "\n" if done == total else "\r"
+        print(f"{label} {done}/{total} {currency} {ts:%Y-%m-%d %H:%M}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _levels_frame(args, table: str):
+    from pipelines.compute import latest_at
+
+    settings = load_settings({"data_dir": args.data_dir})
+    at = parse_when(args.at, "--at")
+    currency = args.currency.upper()
+    frame = latest_at(settings.data_dir, table, currency, at, args.model)
+    if frame.is_empty():
+        what = f"model {args.model} " if args.model else ""
+        when = f" at or before {at:%Y-%m-%dT%H:%M:%SZ}" if at else ""
+        raise ConfigError(f"no {table} for {what}{currency}{when}: run `gexflow run` or `gexflow compute` first")
+    return frame
+
+
+def cmd_levels(args) -> int:
+    from pipelines.tables import render_frame
+
+    frame = _levels_frame(args, "key_levels").sort("model").select(
+        "currency", "snapshot_ts", "model", "spot", "total_gex_usd", "zero_gamma", "call_wall", "put_wall",
+        "abs_gamma_strike", "max_pain", "max_pain_expiry", "gex_expiring_24h_share", "total_gex_vs_naive_usd",
+        "zero_gamma_vs_naive",
+    )
+    if args.format == "table":
+        from pipelines.tables import render_transposed
+
+        print(f"{args.currency.upper()} at {frame['snapshot_ts'][0]:%Y-%m-%d %H:%M:%SZ} (USD unless stated)")
+        print(render_transposed(frame.drop("currency", "snapshot_ts"), key="model"))
+    else:
+        print(render_frame(frame, args.format))
+    if args.format == "table":
+        print("total_gex_usd: USD change of dealer delta per 1 % move (> 0 = dealers long gamma: they sell rallies, buy dips)")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    import polars as pl
+
+    from pipelines.tables import render_frame
+
+    frame = _levels_frame(args, "gex_profile").sort("price_level")
+    if args.plot:
+        from pipelines.compute import latest_at
+        from pipelines.plots import profile_chart
+
+        levels = latest_at(load_settings({"data_dir": args.data_dir}).data_dir, "key_levels", args.currency.upper(),
+                           frame["snapshot_ts"][0], args.model)
+        profile_chart(frame, levels, args.plot)
+    shown = frame
+    if args.format == "table":
+        n = frame.height
+        mid = n // 2
+        keep = [i for i in range(n) if (i - mid) % max(args.every, 1) == 0]
+        shown = frame[keep].select("price_level", "pct_from_spot", "dealer_gex_usd", "dealer_delta",
+                                   "hedge_flow_coins", "hedge_flow_usd")
+        print(f"{args.currency.upper()} {args.model} at {frame['snapshot_ts'][0]:%Y-%m-%d %H:%M:%SZ}: "
+              "dealer_gex_usd per 1 % move; dealer_delta in coins; hedge_flow > 0 = dealers buy")
+    print(render_frame(shown.with_columns(pl.col("pct_from_spot").round(2)) if "pct_from_spot" in shown.columns else shown,
+                       args.format))
+    if args.plot:
+        print(f"chart written to {args.plot}")
     return 0
 
 

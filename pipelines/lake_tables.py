@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transforms.schemas import INGEST_RUN, INSTRUMENT, OPTION_SNAPSHOT, TRADE, TRADE_RUN, TRADE_WATERMARK
+from transforms.schemas import (
+    DEALER_POSITION_STORED,
+    GEX_BY_STRIKE,
+    GEX_PROFILE,
+    INGEST_RUN,
+    INSTRUMENT,
+    KEY_LEVELS_STORED,
+    OPTION_SNAPSHOT,
+    TRADE,
+    TRADE_RUN,
+    TRADE_WATERMARK,
+)
 from warehouse import lake
 from warehouse.catalog import refresh_views
 
@@ -15,6 +26,10 @@ LAKE_TABLES: dict[str, dict] = {
     "trades": TRADE,
     "_state/trade_watermarks": TRADE_WATERMARK,
     "_state/trade_runs": TRADE_RUN,
+    "dealer_positions": DEALER_POSITION_STORED,
+    "gex_by_strike": GEX_BY_STRIKE,
+    "gex_profile": GEX_PROFILE,
+    "key_levels": KEY_LEVELS_STORED,
 }
 
 

@@ -45,3 +45,23 @@ def trades_summary(data_dir: Path, currencies) -> str:
         .collect()
     )
     return render_frame(latest)
+
+
+def run_summary(data_dir: Path, currencies) -> str:
+    """Latest snapshot per currency with the naive model's key levels (and taker_flow's when present)."""
+    snaps = snapshot_summary(data_dir, currencies)
+    scan = lake.scan(data_dir, "key_levels")
+    if scan is None:
+        return snaps
+    levels = (
+        scan.filter(pl.col("currency").is_in(list(currencies)))
+        .filter(pl.col("snapshot_ts") == pl.col("snapshot_ts").max().over("currency"))
+        .filter(pl.col("model").is_in(["naive", "taker_flow"]))
+        .select("currency", "model", "spot", pl.col("total_gex_usd").round(0), pl.col("zero_gamma").round(2),
+                "call_wall", "put_wall", "max_pain")
+        .sort("currency", "model")
+        .collect()
+    )
+    return snaps + "\n\n" + render_frame(levels) + (
+        "\ntotal_gex_usd: USD change of dealer delta per 1 % move (> 0 = dealers long gamma); levels in USD"
+    )

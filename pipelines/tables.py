@@ -15,7 +15,9 @@ def _cell(value) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
-        if value != 0 and (abs(value) >= 1e7 or abs(value) < 1e-3):
+        if abs(value) >= 1e5:
+            return f"{value:,.0f}"
+        if value != 0 and abs(value) < 1e-3:
             return f"{value:.4g}"
         return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4f}".rstrip("0").rstrip(".")
     if isinstance(value, datetime):
@@ -55,3 +57,10 @@ def _json_default(value):
 
 def render_frame(frame, fmt: str = "table") -> str:
     return render(frame.columns, frame.rows(), fmt)
+
+
+def render_transposed(frame, key: str) -> str:
+    """One column per value of ``key`` (e.g. model), one row per other column: for a few wide rows."""
+    heads = [str(v) for v in frame[key].to_list()]
+    rows = [(col, *[_cell(v) for v in frame[col].to_list()]) for col in frame.columns if col != key]
+    return render([key, *heads], rows)

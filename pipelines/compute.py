@@ -1,0 +1,200 @@
+"""Analytics over stored snapshots: dealer positions per model, GEX by strike, the re-priced profile
+and key levels, written to the lake per snapshot (idempotent: one file per table, currency and snapshot).
+
+Models: ``naive`` and ``customer_long`` always; ``taker_flow`` once the trade tape has trades for the
+currency; ``custom`` when a book file is given. ``key_levels`` rows of non-naive models carry how far
+their total GEX and zero gamma sit from ``naive``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.errors import GexflowError
+from pipelines.lake_tables import prepare_warehouse
+from transforms.exposure import gex_by_strike, gex_profile, key_levels
+from transforms.positioning import dealer_positions, validated_book
+from transforms.schemas import DEALER_POSITION_STORED, KEY_LEVELS_STORED, UTC_TS, check
+from transforms.taker_flow import taker_flow_positions
+from warehouse import files, lake, raw
+
+BASE_MODELS = ("naive", "customer_long")
+TABLES = ("dealer_positions", "gex_by_strike", "gex_profile", "key_levels")
+
+
+@dataclass
+class ComputeResult:
+    snapshots: list[tuple[str, datetime]] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def load_chain(data_dir: Path, currencies, since: datetime | None = None, until: datetime | None = None) -> pl.DataFrame:
+    """Stored option snapshots of ``currencies`` with ``since <= snapshot_ts <= until`` (either open)."""
+    scan = lake.scan(data_dir, "option_snapshots")
+    if scan is None:
+        return pl.DataFrame()
+    cond = pl.col("currency").is_in(list(currencies))
+    if since is not None:
+        cond &= pl.col("snapshot_ts") >= since
+    if until is not None:
+        cond &= pl.col("snapshot_ts") <= until
+    return scan.filter(cond).collect()
+
+
+def load_tape(data_dir: Path, currency: str) -> tuple[pl.DataFrame | None, datetime | None]:
+    """The stored trade tape of ``currency`` and where it starts (the first trades run's window start)."""
+    trades = lake.scan(data_dir, "trades")
+    if trades is None:
+        return None, None
+    tape = trades.filter(pl.col("currency") == currency).collect()
+    if tape.is_empty():
+        return None, None
+    runs = lake.scan(data_dir, "_state/trade_runs")
+    start = None
+    if runs is not None:
+        start = runs.filter(pl.col("currency") == currency).select(pl.col("start_ts").min()).collect().item()
+    return tape, start
+
+
+def listed_times(data_dir: Path) -> pl.DataFrame | None:
+    ins = lake.scan(data_dir, "instruments")
+    if ins is None:
+        return None
+    return ins.group_by("instrument_name").agg(pl.col("listed_ts").min()).collect()
+
+
+def positions_for(
+    chain: pl.DataFrame,
+    *,
+    tape: pl.DataFrame | None = None,
+    tape_start: datetime | None = None,
+    listed: pl.DataFrame | None = None,
+    book: pl.DataFrame | None = None,
+    include_blocks: bool = False,
+) -> pl.DataFrame:
+    """DEALER_POSITION rows of every applicable model for ``chain`` (stored layout, taker extras nullable)."""
+    frames = [dealer_positions(chain, m) for m in BASE_MODELS]
+    if book is not None:
+        frames.append(dealer_positions(chain, "custom", book=book))
+    if tape is not None and not tape.is_empty():
+        with_listing = chain.join(listed, on="instrument_name", how="left") if listed is not None else chain
+        frames.append(taker_flow_positions(with_listing, tape, tape_start=tape_start, include_blocks=include_blocks))
+    stored = [f.select([pl.col(c).cast(t) if c in f.columns else pl.lit(None, t).alias(c) for c, t in DEALER_POSITION_STORED.items()])
+              for f in frames]
+    out = pl.concat(stored)
+    check(out, DEALER_POSITION_STORED, "dealer_positions")
+    return out
+
+
+def with_model_gaps(levels: pl.DataFrame) -> pl.DataFrame:
+    """Add to each model's key levels how far its total GEX and zero gamma are from ``naive``."""
+    naive = levels.filter(pl.col("model") == "naive").select(
+        "currency", "snapshot_ts",
+        pl.col("total_gex_usd").alias("naive_total_gex_usd"),
+        pl.col("zero_gamma").alias("naive_zero_gamma"),
+    )
+    out = levels.join(naive, on=["currency", "snapshot_ts"], how="left").with_columns(
+        (pl.col("total_gex_usd") - pl.col("naive_total_gex_usd")).alias("total_gex_vs_naive_usd"),
+        (pl.col("zero_gamma") - pl.col("naive_zero_gamma")).alias("zero_gamma_vs_naive"),
+    ).drop("naive_zero_gamma")
+    out = out.select(list(KEY_LEVELS_STORED))
+    check(out, KEY_LEVELS_STORED, "key_levels")
+    return out
+
+
+def analytics(chain: pl.DataFrame, positions: pl.DataFrame, *, half_width=0.25, step=0.0025,
+              vol_model="sticky_strike") -> dict[str, pl.DataFrame]:
+    """The four analytic tables for ``chain`` (any number of snapshots) and ``positions`` (any models)."""
+    return {
+        "dealer_positions": positions,
+        "gex_by_strike": gex_by_strike(chain, positions),
+        "gex_profile": gex_profile(chain, positions, half_width=half_width, step=step, vol_model=vol_model),
+        "key_levels": with_model_gaps(key_levels(chain, positions, half_width=half_width, step=step, vol_model=vol_model)),
+    }
+
+
+def computed_snapshots(data_dir: Path) -> set[tuple[str, str]]:
+    """(currency, stamp) pairs that already have key levels stored."""
+    return {(p.parent.parent.name.split("=", 1)[1], p.stem) for p in lake.data_files(data_dir, "key_levels")}
+
+
+def compute_cycle(
+    data_dir: Path,
+    currencies,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    only_missing: bool = False,
+    book: pl.DataFrame | None = None,
+    include_blocks: bool = False,
+    progress=None,
+) -> ComputeResult:
+    """Compute and publish the analytic tables for every stored snapshot in range (one commit)."""
+    data_dir = Path(data_dir)
+    files.check_writable(data_dir)
+    result = ComputeResult()
+    with files.writer_lock(data_dir):
+        chain = load_chain(data_dir, currencies, since, until)
+        if chain.is_empty():
+            raise GexflowError(
+                f"no stored snapshots for {', '.join(currencies)}"
+                + (f" between {since or '-'} and {until or '-'}" if since or until else "")
+                + ": run `gexflow ingest` first"
+            )
+        done = computed_snapshots(data_dir) if only_missing else set()
+        listed = listed_times(data_dir)
+        staged: list[files.Staged] = []
+        try:
+            groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
+            tapes = {c: load_tape(data_dir, c) for c in {k[0] for k in groups}}
+            for i, ((currency, snapshot_ts), snap) in enumerate(sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))):
+                stamp = raw.stamp_of(snapshot_ts)
+                if (currency, stamp) in done:
+                    continue
+                tape, tape_start = tapes[currency]
+                positions = positions_for(snap, tape=tape, tape_start=tape_start, listed=listed, book=book,
+                                          include_blocks=include_blocks)
+                for table, frame in analytics(snap, positions).items():
+                    staged += lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts")
+                    result.rows[table] = result.rows.get(table, 0) + frame.height
+                result.snapshots.append((currency, snapshot_ts))
+                if progress:
+                    progress(i + 1, len(groups), currency, snapshot_ts)
+            files.commit(data_dir, staged)
+        except BaseException:
+            files.discard(staged)
+            raise
+        prepare_warehouse(data_dir)
+    return result
+
+
+def load_book(path: Path) -> pl.DataFrame:
+    """A user's dealer book (CSV or Parquet with instrument_name, contracts) for the ``custom`` model."""
+    try:
+        frame = pl.read_parquet(path) if path.suffix.lower() == ".parquet" else pl.read_csv(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise GexflowError(f"cannot read book {path}: {str(exc).splitlines()[0][:160]}") from None
+    try:
+        return validated_book(frame)
+    except ValueError as exc:
+        raise GexflowError(f"book {path}: {exc}") from None
+
+
+def latest_at(data_dir: Path, table: str, currency: str, at: datetime | None, model: str | None = None) -> pl.DataFrame:
+    """Rows of ``table`` for ``currency`` at the latest snapshot at or before ``at`` (latest overall if None)."""
+    scan = lake.scan(data_dir, table)
+    if scan is None:
+        return pl.DataFrame()
+    scan = scan.filter(pl.col("currency") == currency)
+    if model is not None:
+        scan = scan.filter(pl.col("model") == model)
+    if at is not None:
+        scan = scan.filter(pl.col("snapshot_ts") <= at)
+    return scan.filter(pl.col("snapshot_ts") == pl.col("snapshot_ts").max()).collect()
+
+
+__all__ = ["compute_cycle", "positions_for", "analytics", "with_model_gaps", "load_book", "latest_at", "UTC_TS"]
