@@ -1,0 +1,160 @@
+"""Analytics over stored snapshots: compute, levels, profile, and taker_flow beside naive once trades exist."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import polars as pl
+import pytest
+
+from pipelines.cli import main
+from tests.fake_deribit import SNAPSHOTS
+
+SNAPSHOT_MS = 1785497602630  # 2026-07-31T11:33:22.630Z, the recorded book summaries' creation_timestamp
+
+
+def analytic_files(data_dir):
+    return {
+        str(p.relative_to(data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for table in ("dealer_positions", "gex_by_strike", "gex_profile", "key_levels")
+        for p in sorted((data_dir / "lake" / table).rglob("*.parquet"))
+    }
+
+
+def query(data_dir, sql):
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def sample_warehouse(tmp_path, fast_env, capsys):
+    assert main(["run", "--source", "sample", "--data-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    return tmp_path
+
+
+def test_run_computes_every_model_for_every_snapshot_and_prints_the_levels(tmp_path, fast_env, capsys):
+    assert main(["run", "--source", "sample", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "zero_gamma" in out and "call_wall" in out
+    rows = query(tmp_path, "select currency, count(distinct snapshot_ts), count(*) from key_levels group by 1 order by 1")
+    assert rows == [("BTC", 2, 4), ("ETH", 2, 4)]  # 2 snapshots x (naive, customer_long)
+    grid = query(tmp_path, "select count(*) from gex_profile group by currency, snapshot_ts, model")
+    assert {n for (n,) in grid} == {201}
+
+
+def test_recomputing_leaves_the_same_analytic_files(sample_warehouse, capsys):
+    before = analytic_files(sample_warehouse)
+    assert main(["compute", "--data-dir", str(sample_warehouse)]) == 0
+    assert analytic_files(sample_warehouse) == before
+    assert main(["compute", "--data-dir", str(sample_warehouse), "--since", "2026-07-01", "--currency", "BTC"]) == 0
+    assert analytic_files(sample_warehouse) == before
+    assert "computed 1 snapshot(s)" in capsys.readouterr().out
+
+
+def test_the_views_agree_with_the_transforms_and_their_units(sample_warehouse):
+    (total, by_strike) = query(
+        sample_warehouse,
+        "select k.total_gex_usd, (select sum(net_gex_usd) from gex_by_strike g where g.currency = k.currency "
+        "and g.snapshot_ts = k.snapshot_ts and g.model = k.model and g.expiration_ts is null) "
+        "from key_levels k where currency = 'BTC' and model = 'naive' and snapshot_ts = (select max(snapshot_ts) from key_levels)",
+    )[0]
+    assert total == pytest.approx(by_strike, rel=1e-9)
+    at_spot = query(
+        sample_warehouse,
+        "select p.dealer_gex_usd, p.hedge_flow_coins from gex_profile p join key_levels k using (currency, snapshot_ts, model) "
+        "where p.currency = 'BTC' and p.model = 'naive' and p.price_level = k.spot",
+    )
+    assert len(at_spot) == 2 and all(flow == 0 for _, flow in at_spot)
+
+
+def test_levels_prints_each_model_and_profile_draws_a_chart(sample_warehouse, capsys):
+    assert main(["levels", "--currency", "BTC", "--data-dir", str(sample_warehouse)]) == 0
+    out = capsys.readouterr().out
+    assert "naive" in out and "customer_long" in out and "62,994.58" in out
+    assert main(["levels", "--currency", "ETH", "--at", "2026-02-01", "--model", "naive", "--format", "json",
+                 "--data-dir", str(sample_warehouse)]) == 0
+    levels = json.loads(capsys.readouterr().out)
+    assert len(levels) == 1 and levels[0]["snapshot_ts"].startswith("2026-01-05T15:33:29")
+    png = sample_warehouse / "btc.png"
+    assert main(["profile", "--currency", "BTC", "--plot", str(png), "--data-dir", str(sample_warehouse)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert main(["profile", "--currency", "BTC", "--format", "csv", "--data-dir", str(sample_warehouse)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 201 + 1  # header, levels, "chart written"
+
+
+def test_levels_for_a_time_before_any_snapshot_is_one_line(sample_warehouse, capsys):
+    assert main(["levels", "--currency", "BTC", "--at", "2020-01-01", "--data-dir", str(sample_warehouse)]) == 2
+    err = capsys.readouterr().err
+    assert "no key_levels" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compute_without_snapshots_is_one_line(tmp_path, capsys):
+    assert main(["compute", "--data-dir", str(tmp_path)]) == 2
+    assert "no stored snapshots" in capsys.readouterr().err
+
+
+def test_a_custom_book_adds_the_custom_model(sample_warehouse, tmp_path, capsys):
+    book = tmp_path / "book.csv"
+    book.write_text("instrument_name,contracts\nBTC-14AUG26-60000-P,-500\nBTC-14AUG26-70000-C,250\n")
+    assert main(["compute", "--book", str(book), "--currency", "BTC", "--data-dir", str(sample_warehouse)]) == 0
+    rows = query(sample_warehouse, "select count(*), sum(abs(dealer_contracts)) from dealer_positions where model = 'custom' "
+                                   "and dealer_contracts <> 0")
+    assert rows == [(2, 750.0)]  # the 14AUG26 weekly is listed only in the 2026-07-31 snapshot
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,qty\nx,1\n")
+    assert main(["compute", "--book", str(bad), "--data-dir", str(sample_warehouse)]) == 2
+    assert "book" in capsys.readouterr().err
+
+
+def test_taker_flow_sits_next_to_naive_once_trades_exist(fake_deribit, fast_env, tmp_path, capsys):
+    tape = [
+        # a taker buys 40 of the 60000 put, sells 10 back; a block trade and a liquidation on the 70000 call
+        {"trade_id": "900001", "trade_seq": 1, "timestamp": SNAPSHOT_MS - 3_600_000, "instrument_name": "BTC-14AUG26-60000-P",
+         "direction": "buy", "amount": 40.0, "price": 0.02, "iv": 50.0, "index_price": 63000.0, "tick_direction": 0},
+        {"trade_id": "900002", "trade_seq": 2, "timestamp": SNAPSHOT_MS - 1_800_000, "instrument_name": "BTC-14AUG26-60000-P",
+         "direction": "sell", "amount": 10.0, "price": 0.02, "iv": 50.0, "index_price": 63000.0, "tick_direction": 1},
+        {"trade_id": "900003", "trade_seq": 1, "timestamp": SNAPSHOT_MS - 900_000, "instrument_name": "BTC-14AUG26-70000-C",
+         "direction": "sell", "amount": 25.0, "price": 0.01, "iv": 48.0, "index_price": 63000.0, "tick_direction": 2,
+         "block_trade_id": "BLOCK-1", "block_trade_leg_count": 2},
+        {"trade_id": "900004", "trade_seq": 2, "timestamp": SNAPSHOT_MS - 600_000, "instrument_name": "BTC-14AUG26-70000-C",
+         "direction": "buy", "amount": 5.0, "price": 0.01, "iv": 48.0, "index_price": 63000.0, "tick_direction": 0,
+         "liquidation": "T"},
+        {"trade_id": "900005", "trade_seq": 3, "timestamp": SNAPSHOT_MS + 60_000, "instrument_name": "BTC-14AUG26-70000-C",
+         "direction": "buy", "amount": 500.0, "price": 0.01, "iv": 48.0, "index_price": 63000.0, "tick_direction": 0},
+    ]
+    fake_deribit.trades["BTC"] = tape
+    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "BTC"]
+    assert main(["trades", *base, "--trades-since", "2026-07-31T00:00:00Z"]) == 0
+    assert main(["run", *base]) == 0
+    positions = dict(query(tmp_path, "select instrument_name, dealer_contracts from dealer_positions where model = 'taker_flow' "
+                                     "and method <> 'naive_fallback'"))
+    oi = {r["instrument_name"]: r["open_interest"] for r in json.loads(
+        (SNAPSHOTS / "get_book_summary_by_currency.BTC.20260731T113322Z.json").read_text())["result"]}
+    # partial tape (listing time unknown): dealer = -OI * net / gross; the block leg is excluded and the
+    # trade after the snapshot does not count
+    assert positions["BTC-14AUG26-60000-P"] == pytest.approx(-oi["BTC-14AUG26-60000-P"] * 30 / 50)
+    assert positions["BTC-14AUG26-70000-C"] == pytest.approx(-oi["BTC-14AUG26-70000-C"] * 5 / 5)
+    models = query(tmp_path, "select model, total_gex_vs_naive_usd is not null, zero_gamma_vs_naive from key_levels order by model")
+    assert [m for m, *_ in models] == ["customer_long", "naive", "taker_flow"]
+    assert all(has_gap for _, has_gap, _ in models)
+    assert "taker_flow" in capsys.readouterr().out
+    flags = query(tmp_path, "select liquidations, block_trades_excluded from dealer_positions where model = 'taker_flow' "
+                            "and instrument_name = 'BTC-14AUG26-70000-C'")
+    assert flags == [(1, 1)]
+
+
+def test_stored_tables_match_their_contracts(sample_warehouse):
+    from pipelines.lake_tables import LAKE_TABLES
+    from warehouse import lake
+
+    for table, schema in LAKE_TABLES.items():
+        scan = lake.scan(sample_warehouse, table)
+        if scan is not None:
+            assert dict(scan.collect_schema()) == {k: v for k, v in schema.items()}, table
+    assert pl.read_parquet_schema(sample_warehouse / "lake" / "key_levels" / "_empty.parquet")["zero_gamma_roots"] == pl.List(pl.Float64)

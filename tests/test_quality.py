@@ -1,0 +1,308 @@
+"""The validation gate (pipelines.quality) against the recorded Deribit chains in ../shared/data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.quality import (
+    ValidationReport,
+    validate_instruments,
+    validate_option_snapshots,
+    validate_trades,
+)
+from transforms.normalise import instruments_frame, option_snapshot_frame, snapshot_ts_of
+from transforms.schemas import OPTION_SNAPSHOT, UTC_TS, empty
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "deribit-api"
+SNAPSHOTS = [(c, s) for c in ("BTC", "ETH") for s in ("20260105T153329Z", "20260731T113322Z")]
+VICTIM = "BTC-14AUG26-50000-C"  # a real row of the 2026-07-31 BTC chain that the broken variants break
+
+
+def _result(name: str):
+    with open(DATA / "snapshots" / name) as f:
+        return json.load(f)["result"]
+
+
+@cache
+def recorded(currency: str, stamp: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(instruments, chain) of one recorded snapshot, normalised as the pipeline does."""
+    book = _result(f"get_book_summary_by_currency.{currency}.{stamp}.json")
+    inst = instruments_frame(_result(f"get_instruments.{currency}.{stamp}.json"), snapshot_ts_of(book))
+    index = _result(f"get_index_price.{currency}.{stamp}.json")["index_price"]
+    return inst, option_snapshot_frame(book, inst, {f"{currency.lower()}_usd": index}, "sample")
+
+
+def btc_chain() -> pl.DataFrame:
+    return recorded("BTC", "20260731T113322Z")[1]
+
+
+def snapshot_time() -> datetime:
+    return btc_chain()["snapshot_ts"][0]
+
+
+def with_victim(**columns) -> pl.DataFrame:
+    """The real chain with the given columns set to the given values on the VICTIM row only."""
+    is_victim = pl.col("instrument_name") == VICTIM
+    return btc_chain().with_columns(
+        pl.when(is_victim).then(value).otherwise(pl.col(name)).alias(name) for name, value in columns.items()
+    )
+
+
+def recorded_trades() -> pl.DataFrame:
+    """The 483 verbatim production BTC option trades (463 distinct trade_id: pages overlapped)."""
+    with open(DATA / "trades" / "trades.BTC.option.20200221.jsonl") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return pl.DataFrame(rows).select(
+        pl.lit("BTC").alias("currency"),
+        "trade_id",
+        pl.from_epoch("timestamp", time_unit="ms").dt.replace_time_zone("UTC").cast(UTC_TS).alias("ts"),
+        "instrument_name",
+        "direction",
+        pl.col("amount").cast(pl.Float64),
+        pl.col("price").cast(pl.Float64),
+    )
+
+
+def only_failure(report: ValidationReport) -> str:
+    assert not report.success, report.summary()
+    assert len(report.failures) == 1, report.failures
+    return report.failures[0]
+
+
+# --- real data passes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("currency", "stamp"), SNAPSHOTS)
+def test_the_recorded_chains_pass(currency, stamp):
+    chain = recorded(currency, stamp)[1]
+    report = validate_option_snapshots(chain)
+    assert report.success, report.summary()
+    assert report.failures == []
+    assert report.checked_rows == chain.height > 600
+    assert report.summary() == f"option_snapshots: ok ({chain.height} rows)"
+
+
+@pytest.mark.parametrize(("currency", "stamp"), SNAPSHOTS)
+def test_the_recorded_instruments_pass(currency, stamp):
+    inst = recorded(currency, stamp)[0]
+    report = validate_instruments(inst)
+    assert report.success, report.summary()
+    assert report.checked_rows == inst.height
+
+
+def test_a_chain_taken_within_max_age_of_now_is_fresh():
+    now = snapshot_time() + timedelta(minutes=4)
+    assert validate_option_snapshots(btc_chain(), now=now, max_age=timedelta(minutes=5)).success
+
+
+def test_without_now_freshness_is_not_checked_so_replays_of_old_snapshots_pass():
+    report = validate_option_snapshots(btc_chain(), max_age=timedelta(minutes=5))
+    assert report.success
+    assert all("max_age" not in r["check"] for r in report.details["results"])
+
+
+def test_missing_mark_iv_underlying_and_mark_price_are_allowed():
+    report = validate_option_snapshots(with_victim(mark_iv=None, underlying_price=None, mark_price=None))
+    assert report.success, report.summary()
+
+
+# --- each broken variant fails with a line naming its check --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("broken", "check"),
+    [
+        ({"open_interest": pl.lit(-3.0)}, "open_interest >= 0"),
+        ({"open_interest": pl.lit(None, pl.Float64)}, "open_interest not null"),
+        ({"mark_iv": pl.lit(0.0)}, "mark_iv null or in (0, 1000]"),
+        ({"mark_iv": pl.lit(5000.0)}, "mark_iv null or in (0, 1000]"),
+        ({"strike": pl.lit(0.0)}, "strike > 0"),
+        ({"contract_size": pl.lit(0.0)}, "contract_size > 0"),
+        ({"expiration_ts": pl.col("snapshot_ts") - pl.duration(days=1)}, "expiration_ts > snapshot_ts"),
+        ({"expiration_ts": pl.col("snapshot_ts")}, "expiration_ts > snapshot_ts"),
+        ({"expiration_ts": pl.lit(None, UTC_TS)}, "expiration_ts > snapshot_ts"),
+        ({"option_type": pl.lit("CALL")}, "option_type in {call, put}"),
+        ({"underlying_price": pl.lit(-1.0)}, "underlying_price null or > 0"),
+        ({"index_price": pl.lit(0.0)}, "index_price > 0"),
+        ({"mark_price": pl.lit(-0.01)}, "mark_price null or >= 0"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_chain_with_one_broken_row_fails_naming_the_check_and_the_row(broken, check):
+    report = validate_option_snapshots(with_victim(**broken))
+    line = only_failure(report)
+    assert line == f"{check}: 1 row fails ({VICTIM})"
+    assert report.summary() == f"option_snapshots: 1 check failed: {line}"
+
+
+def test_a_duplicated_instrument_fails_the_unique_key():
+    chain = btc_chain()
+    twice = pl.concat([chain, chain.filter(pl.col("instrument_name") == VICTIM)])
+    line = only_failure(validate_option_snapshots(twice))
+    assert line == f"unique (currency, snapshot_ts, instrument_name): 2 rows fail ({VICTIM})"
+
+
+def test_a_stale_snapshot_fails_freshness_when_now_and_max_age_are_given():
+    chain = btc_chain()
+    report = validate_option_snapshots(chain, now=snapshot_time() + timedelta(hours=2), max_age=timedelta(minutes=15))
+    line = only_failure(report)
+    assert line.startswith("snapshot_ts >= now - max_age (2026-07-31T13:18:22Z): ")
+    assert f"{chain.height} rows fail" in line
+
+
+def test_a_naive_now_is_refused():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        validate_option_snapshots(btc_chain(), now=datetime(2026, 7, 31, 12), max_age=timedelta(minutes=5))
+
+
+def test_several_broken_checks_are_each_reported():
+    report = validate_option_snapshots(with_victim(open_interest=pl.lit(-1.0), strike=pl.lit(0.0)))
+    assert [f.split(":")[0] for f in report.failures] == ["open_interest >= 0", "strike > 0"]
+    assert report.summary().startswith("option_snapshots: 2 checks failed: open_interest >= 0: 1 row fails")
+
+
+def test_a_failure_line_quotes_three_rows_then_an_ellipsis():
+    report = validate_option_snapshots(btc_chain().with_columns(open_interest=pl.lit(-1.0)))
+    line = only_failure(report)
+    assert line.startswith(f"open_interest >= 0: {btc_chain().height} rows fail (")
+    assert line.endswith(", ...)") and line.count(", ") == 3
+
+
+# --- schema ----------------------------------------------------------------------------------------------
+
+
+def test_an_empty_chain_with_the_contract_columns_is_valid():
+    report = validate_option_snapshots(empty(OPTION_SNAPSHOT))
+    assert report.success and report.checked_rows == 0
+    assert report.summary() == "option_snapshots: ok (0 rows)"
+
+
+def test_an_empty_frame_without_the_contract_columns_fails_the_schema():
+    line = only_failure(validate_option_snapshots(empty(OPTION_SNAPSHOT).drop("open_interest")))
+    assert line == "schema: missing open_interest"
+
+
+def test_missing_and_mistyped_columns_fail_the_schema_and_skip_their_checks():
+    frame = btc_chain().drop("strike").with_columns(pl.col("open_interest").cast(pl.String))
+    report = validate_option_snapshots(frame)
+    assert only_failure(report) == "schema: missing strike; open_interest is String, expected Float64"
+    assert "strike > 0" in report.details["skipped_checks"]
+    assert "open_interest >= 0" in report.details["skipped_checks"]
+
+
+def test_a_naive_snapshot_timestamp_breaks_the_contract():
+    frame = btc_chain().with_columns(pl.col("snapshot_ts").dt.replace_time_zone(None))
+    assert only_failure(validate_option_snapshots(frame)).startswith("schema: snapshot_ts is Datetime(time_unit='ms'")
+
+
+# --- instruments and trades --------------------------------------------------------------------------
+
+
+def test_a_duplicated_instrument_listing_fails():
+    inst = recorded("ETH", "20260731T113322Z")[0]
+    line = only_failure(validate_instruments(pl.concat([inst, inst.head(1)])))
+    assert line.startswith("unique (currency, instrument_name): 2 rows fail (")
+
+
+def test_an_instrument_with_a_bad_strike_or_type_fails():
+    inst = recorded("ETH", "20260731T113322Z")[0].with_row_index()
+    broken = inst.with_columns(
+        strike=pl.when(pl.col("index") == 0).then(0.0).otherwise(pl.col("strike")),
+        option_type=pl.when(pl.col("index") == 1).then(pl.lit("straddle")).otherwise(pl.col("option_type")),
+    ).drop("index")
+    report = validate_instruments(broken)
+    assert [f.split(":")[0] for f in report.failures] == ["strike > 0", "option_type in {call, put}"]
+
+
+def test_the_recorded_trade_tape_fails_on_its_duplicated_trade_ids():
+    trades = recorded_trades()
+    line = only_failure(validate_trades(trades))
+    duplicated = trades.filter(pl.col("trade_id").is_duplicated()).height
+    assert line.startswith(f"unique (currency, trade_id): {duplicated} rows fail (")
+
+
+def test_the_recorded_trade_tape_passes_once_deduplicated():
+    trades = recorded_trades().unique(["currency", "trade_id"], keep="first")
+    report = validate_trades(trades)
+    assert report.success, report.summary()
+    assert report.checked_rows == 463
+
+
+def test_bad_trades_fail_on_amount_price_direction_and_ts():
+    trades = recorded_trades().unique(["currency", "trade_id"], keep="first").sort("trade_id").with_row_index()
+    broken = trades.with_columns(
+        amount=pl.when(pl.col("index") == 0).then(0.0).otherwise(pl.col("amount")),
+        price=pl.when(pl.col("index") == 1).then(-0.5).otherwise(pl.col("price")),
+        direction=pl.when(pl.col("index") == 2).then(pl.lit("short")).otherwise(pl.col("direction")),
+        ts=pl.when(pl.col("index") == 3).then(None).otherwise(pl.col("ts")),
+    ).drop("index")
+    report = validate_trades(broken)
+    assert sorted(f.split(":")[0] for f in report.failures) == [
+        "amount > 0",
+        "direction in {buy, sell}",
+        "price >= 0",
+        "ts not null",
+    ]
+
+
+def test_trades_are_checked_on_the_columns_they_have_but_need_a_trade_id():
+    trades = recorded_trades().unique("trade_id").select("trade_id", "amount")
+    report = validate_trades(trades)
+    assert report.success
+    assert "unique (trade_id)" in [r["check"] for r in report.details["results"]]
+    assert only_failure(validate_trades(trades.drop("trade_id"))) == "schema: missing trade_id"
+
+
+def test_a_check_ge_cannot_evaluate_fails_and_says_so():
+    trades = recorded_trades().unique("trade_id").with_columns(pl.col("amount").cast(pl.String))
+    line = only_failure(validate_trades(trades))
+    assert line.startswith("amount > 0: could not be evaluated (")
+
+
+# --- the report and the process ------------------------------------------------------------------------
+
+
+def test_the_details_are_json_for_the_quarantine_report():
+    report = validate_option_snapshots(with_victim(open_interest=pl.lit(None, pl.Float64), mark_iv=pl.lit(5000.0)))
+    details = json.loads(json.dumps(report.details, allow_nan=False))
+    failed = {r["check"]: r for r in details["results"] if not r["success"]}
+    assert set(failed) == {"open_interest not null", "mark_iv null or in (0, 1000]"}
+    assert failed["mark_iv null or in (0, 1000]"]["partial_unexpected_list"] == [5000.0]
+    assert failed["mark_iv null or in (0, 1000]"]["row_ids"] == [VICTIM]
+    assert details["statistics"]["unsuccessful_expectations"] == 2
+
+
+def test_importing_the_quality_module_does_not_import_great_expectations():
+    code = "import sys, pipelines.quality; print('great_expectations' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_validating_prints_nothing_even_with_debug_logging_and_all_warnings_on():
+    code = textwrap.dedent(
+        f"""
+        import logging, sys, warnings
+        logging.basicConfig(level=logging.DEBUG)
+        warnings.simplefilter("always")
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_quality import btc_chain, with_victim
+        chain, broken = btc_chain(), with_victim(mark_iv=__import__("polars").lit(0.0))
+        from pipelines.quality import validate_option_snapshots
+        assert validate_option_snapshots(chain).success
+        assert not validate_option_snapshots(broken).success
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (out.stdout, out.stderr) == ("", "")
