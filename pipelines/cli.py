@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw GEX and hedge flow per level to a PNG")
         p.set_defaults(func=cmd_levels if name == "levels" else cmd_profile)
 
+    p = sub.add_parser("forecast", help="publish the daily hedge-flow forecast (files under exports/)", epilog=EPILOG)
+    _common(p, source=False, api=False)
+    p.add_argument("--date", help="forecast date YYYY-MM-DD (UTC; default today)")
+    p.add_argument("--model", action="append", dest="models", metavar="M",
+                   help="positioning model, repeatable (default: every model available)")
+    p.add_argument("--horizon", action="append", type=float, dest="horizons", metavar="HOURS",
+                   help="horizon in hours, repeatable (default 1 and 24; 'to the next expiry' is always added)")
+    p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("serve", help="serve the Prefect deployments on their UTC schedules until stopped", epilog=EPILOG)
+    _common(p, source=False)
+    p.add_argument("--list", action="store_true", help="print deployments, schedules and parameters; start nothing")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("sql", help="run a read-only SQL query against the warehouse", epilog=EPILOG)
     p.add_argument("query", nargs="?", help="SQL text (or use --file)")
     p.add_argument("--file", type=Path, help="a .sql file (e.g. sql/queries/latest_key_levels.sql)")
@@ -133,7 +147,8 @@ def _coins(settings: Settings) -> tuple[str, ...]:
 
     scan = lake.scan(settings.data_dir, "option_snapshots")
     stored = set(scan.select("currency").unique().collect()["currency"]) if scan is not None else set()
-    return tuple(sorted(stored - {"BTC", "ETH"} | (set(settings.currencies) & {"BTC", "ETH"})))
+    coins = tuple(sorted(stored - {"BTC", "ETH"} | (set(settings.currencies) & {"BTC", "ETH"})))
+    return coins or settings.currencies  # nothing stored yet: keep the names so errors can say which
 
 
 def cmd_compute(args) -> int:
@@ -204,7 +219,7 @@ def cmd_profile(args) -> int:
     frame = _levels_frame(args, "gex_profile").sort("price_level")
     if args.plot:
         from pipelines.compute import latest_at
-        from pipelines.plots import profile_chart
+        from pipelines.charts import profile_chart
 
         levels = latest_at(load_settings({"data_dir": args.data_dir}).data_dir, "key_levels", args.currency.upper(),
                            frame["snapshot_ts"][0], args.model)
@@ -269,6 +284,77 @@ def print_snapshot_summary(settings: Settings, elapsed: float) -> None:
     print(f"data dir {settings.data_dir} ({elapsed:.1f} s)")
 
 
+def cmd_forecast(args) -> int:
+    from datetime import date, datetime, timezone
+
+    settings = settings_from(args)
+    if args.date:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            raise ConfigError(f"--date must be YYYY-MM-DD, got {args.date!r}") from None
+    else:
+        day = None
+    for h in args.horizons or ():
+        if not 0 < h <= 24 * 90:
+            raise ConfigError(f"--horizon must be between 0 and 2160 hours, got {h:g}")
+    engine = settings.engine if settings.engine != "auto" else ("prefect" if settings.prefect_api_url else "direct")
+    if engine == "prefect":
+        from pipelines.flows import forecast_flow
+
+        out = forecast_flow(list(_coins(settings)), str(settings.data_dir), args.date, args.models,
+                            args.horizons)
+        print(f"forecast published to {out['folder']}")
+        return 0
+    from pipelines.forecast import forecast_cycle
+
+    result = forecast_cycle(
+        settings.data_dir, forecast_date=day, currencies=_coins(settings), models=args.models,
+        horizons_hours=tuple(args.horizons) if args.horizons else (1, 24), now=datetime.now(timezone.utc),
+    )
+    from pipelines import report
+
+    print(report.forecast_summary(result))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import json
+
+    from pipelines.schedules import deployment_specs
+    from pipelines.tables import render
+
+    settings = settings_from(args)
+    specs = deployment_specs(settings)
+    if args.list:
+        rows = [(s.name, s.flow, s.cron or "on demand", s.timezone, json.dumps(s.parameters)) for s in specs]
+        print(render(["deployment", "flow", "cron", "timezone", "parameters"], rows))
+        return 0
+    if not settings.prefect_api_url:
+        raise ConfigError(
+            "gexflow serve needs a Prefect server for its scheduler: run `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    from pipelines.flows import serve
+
+    serve(specs)
+    return 0
+
+
+def _query_text(path: Path) -> str:
+    """A SQL file's text; a name like ``sql/queries/latest_key_levels.sql`` also finds the packaged copy."""
+    if not path.exists():
+        from importlib import resources
+
+        packaged = resources.files("sql") / "queries" / path.name
+        if packaged.is_file():
+            return packaged.read_text(encoding="utf-8")
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def cmd_sql(args) -> int:
     from pipelines.tables import render
     from warehouse.catalog import connect_readonly
@@ -277,10 +363,7 @@ def cmd_sql(args) -> int:
     if bool(args.query) == bool(args.file):
         raise ConfigError("give either a query or --file FILE")
     if args.file:
-        try:
-            query = args.file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from None
+        query = _query_text(args.file)
     else:
         query = args.query
     params = {}

@@ -45,13 +45,40 @@ def _settings(currencies, source, data_dir, api_url):
     return load_settings({"currencies": currencies, "source": source, "data_dir": data_dir, "api_url": api_url})
 
 
-@flow(name="snapshot", description="Option-chain snapshot: fetch, land raw, validate, publish to the lake.")
+@flow(name="snapshot", description="Option-chain snapshot: fetch, land raw, validate, publish; then compute.")
 def snapshot_flow(
-    currencies: list[str] | None = None, source: str | None = None, data_dir: str | None = None, api_url: str | None = None
+    currencies: list[str] | None = None,
+    source: str | None = None,
+    data_dir: str | None = None,
+    api_url: str | None = None,
+    compute: bool = False,
 ) -> dict:
     settings = _settings(currencies, source, data_dir, api_url)
     result = ingest.snapshot_cycle(settings, steps=SNAPSHOT_STEPS)
+    if compute:
+        compute_flow(sorted(result.summary()["currency"].unique().to_list()), data_dir, only_missing=True)
     return {"run_id": result.run_id, "snapshots": result.summary().height, "raw_files": result.raw_files}
+
+
+@flow(name="compute", description="Positions, GEX by strike, profile and key levels for stored snapshots.")
+def compute_flow(
+    currencies: list[str] | None = None,
+    data_dir: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    only_missing: bool = False,
+) -> dict:
+    from datetime import datetime
+
+    from pipelines.compute import compute_cycle
+
+    settings = _settings(None, None, data_dir, None)
+    coins = currencies or list(settings.currencies)
+    result = compute_cycle(
+        settings.data_dir, coins, only_missing=only_missing,
+        since=datetime.fromisoformat(since) if since else None, until=datetime.fromisoformat(until) if until else None,
+    )
+    return {"snapshots": len(result.snapshots), "rows": result.rows}
 
 
 TRADES_STEPS = SimpleNamespace(
@@ -78,3 +105,49 @@ def trades_flow(
     since = datetime.fromisoformat(trades_since) if trades_since else None
     result = trades.trades_cycle(settings, trades_since=since, steps=TRADES_STEPS)
     return {"run_id": result.run_id, "new": int(result.summary()["new"].sum())}
+
+
+@flow(name="forecast", description="Daily hedge-flow forecast after the 08:00 UTC expiry, published to exports/.")
+def forecast_flow(
+    currencies: list[str] | None = None,
+    data_dir: str | None = None,
+    forecast_date: str | None = None,
+    models: list[str] | None = None,
+    horizons_hours: list[float] | None = None,
+) -> dict:
+    from datetime import date, datetime, timezone
+
+    from pipelines.forecast import forecast_cycle
+
+    settings = _settings(currencies, None, data_dir, None)
+    result = forecast_cycle(
+        settings.data_dir, forecast_date=date.fromisoformat(forecast_date) if forecast_date else None,
+        currencies=list(settings.currencies), models=models, horizons_hours=tuple(horizons_hours or (1, 24)),
+        now=datetime.now(timezone.utc),
+    )
+    return {"folder": str(result.exports.folder) if result.exports else None, "date": str(result.forecast_date)}
+
+
+FLOWS = {"snapshot": snapshot_flow, "trades": trades_flow, "compute": compute_flow, "forecast": forecast_flow}
+
+
+def deployments(specs):
+    """Prefect RunnerDeployments for the specs of :mod:`pipelines.schedules` (UTC cron schedules)."""
+    from prefect.schedules import Cron
+
+    out = []
+    for spec in specs:
+        flow_obj = FLOWS.get(spec.flow)
+        if flow_obj is None:
+            continue
+        schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
+        out.append(flow_obj.to_deployment(name=spec.name, schedules=schedules, parameters=spec.parameters,
+                                          description=spec.description))
+    return out
+
+
+def serve(specs) -> None:
+    """Register the deployments and run their scheduled flow runs until stopped (needs PREFECT_API_URL)."""
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*deployments(specs))

@@ -6,6 +6,9 @@ from pathlib import Path
 
 from transforms.schemas import (
     DEALER_POSITION_STORED,
+    EXPIRY_ROLLOFF,
+    FLOW_FORECAST,
+    FORECAST_SUMMARY,
     GEX_BY_STRIKE,
     GEX_PROFILE,
     INGEST_RUN,
@@ -30,6 +33,9 @@ LAKE_TABLES: dict[str, dict] = {
     "gex_by_strike": GEX_BY_STRIKE,
     "gex_profile": GEX_PROFILE,
     "key_levels": KEY_LEVELS_STORED,
+    "flow_forecast": FLOW_FORECAST,
+    "forecast_summary": FORECAST_SUMMARY,
+    "expiry_rolloff": EXPIRY_ROLLOFF,
 }
 
 

@@ -95,7 +95,10 @@ class FakeDeribit:
         if self.trade_pager is not None:
             return json.dumps({"jsonrpc": "2.0", "result": self.trade_pager(params)}).encode()
         if cur not in self.trades:
-            return json.dumps(INVALID_CURRENCY).encode()
+            # a known currency with nothing recorded has an empty tape, as on Deribit; others are invalid
+            known = self.recorded("get_instruments", cur) is not None
+            return json.dumps({"jsonrpc": "2.0", "result": {"trades": [], "has_more": False}} if known
+                              else INVALID_CURRENCY).encode()
         start, end = int(params["start_timestamp"]), int(params["end_timestamp"])
         count = int(params.get("count", 10))
         rows = sorted((t for t in self.trades[cur] if start <= t["timestamp"] <= end), key=lambda t: (t["timestamp"], t["trade_id"]))

@@ -84,8 +84,9 @@ def test_levels_prints_each_model_and_profile_draws_a_chart(sample_warehouse, ca
     png = sample_warehouse / "btc.png"
     assert main(["profile", "--currency", "BTC", "--plot", str(png), "--data-dir", str(sample_warehouse)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert f"chart written to {png}" in capsys.readouterr().out
     assert main(["profile", "--currency", "BTC", "--format", "csv", "--data-dir", str(sample_warehouse)]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 201 + 1  # header, levels, "chart written"
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 201  # header, one line per level
 
 
 def test_levels_for_a_time_before_any_snapshot_is_one_line(sample_warehouse, capsys):
@@ -158,3 +159,52 @@ def test_stored_tables_match_their_contracts(sample_warehouse):
         if scan is not None:
             assert dict(scan.collect_schema()) == {k: v for k, v in schema.items()}, table
     assert pl.read_parquet_schema(sample_warehouse / "lake" / "key_levels" / "_empty.parquet")["zero_gamma_roots"] == pl.List(pl.Float64)
+
+
+def test_forecast_publishes_the_files_and_prints_where_they_went(sample_warehouse, capsys):
+    assert main(["forecast", "--date", "2026-07-31", "--data-dir", str(sample_warehouse)]) == 0
+    out = capsys.readouterr().out
+    folder = sample_warehouse / "exports" / "flow_forecast" / "date=2026-07-31"
+    assert f"forecast published to {folder}" in out
+    assert (folder / "index.html").exists()
+    rows = query(sample_warehouse, "select currency, model, count(distinct horizon) from forecast_summary group by all order by all")
+    assert rows == [("BTC", "customer_long", 3), ("BTC", "naive", 3), ("ETH", "customer_long", 3), ("ETH", "naive", 3)]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--date", "2026-03-01"], "no BTC option snapshot dated 2026-03-01"),
+        (["--date", "31/07/2026"], "--date must be YYYY-MM-DD"),
+        (["--date", "2026-07-31", "--model", "taker_flow"], "taker_flow"),
+        (["--date", "2026-07-31", "--currency", "USDT"], "USDT"),
+    ],
+)
+def test_a_forecast_that_cannot_be_made_is_one_line_and_writes_no_files(sample_warehouse, capsys, args, needle):
+    before = sorted(p for p in sample_warehouse.rglob("*") if "flow_forecast" in str(p) or "exports" in str(p))
+    assert main(["forecast", *args, "--data-dir", str(sample_warehouse)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+    after = sorted(p for p in sample_warehouse.rglob("*") if "flow_forecast" in str(p) or "exports" in str(p))
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("latest_key_levels", ["currency=BTC"]),
+        ("zero_gamma_history", ["currency=ETH", "since=2026-01-01"]),
+        ("gex_by_expiry", ["currency=BTC"]),
+        ("taker_flow_vs_naive", ["currency=BTC"]),
+    ],
+)
+def test_the_query_library_runs_with_bound_parameters(sample_warehouse, capsys, name, params):
+    args = ["sql", "--file", f"sql/queries/{name}.sql", "--format", "json", "--data-dir", str(sample_warehouse)]
+    for p in params:
+        args += ["--param", p]
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)
+    if name == "taker_flow_vs_naive":
+        assert rows == []  # no trade tape in the sample
+    else:
+        assert rows and all(r.get("currency", params[0].split("=")[1]) == params[0].split("=")[1] for r in rows)

@@ -47,3 +47,51 @@ def test_the_trades_flow_lands_the_recorded_tape_once(prefect_harness, fake_deri
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     assert con.execute("select count(*), count(distinct trade_id) from trades").fetchone() == (463, 463)
     con.close()
+
+
+def test_the_compute_and_forecast_flows_run_on_stored_snapshots(prefect_harness, fake_deribit, fast_env, tmp_path):
+    from pipelines.flows import forecast_flow, snapshot_flow
+
+    state = snapshot_flow(["BTC"], "live", str(tmp_path), fake_deribit.url, compute=True, return_state=True)
+    assert state.is_completed()
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert con.execute("select count(*) from key_levels").fetchone()[0] == 2
+    con.close()
+    state = forecast_flow(["BTC"], str(tmp_path), "2026-07-31", return_state=True)
+    assert state.is_completed()
+    assert (tmp_path / "exports" / "flow_forecast" / "date=2026-07-31" / "index.html").exists()
+
+
+def test_the_deployments_have_pinned_names_utc_schedules_and_parameters(tmp_path):
+    from pipelines.config import load_settings
+    from pipelines.flows import deployments
+    from pipelines.schedules import deployment_specs
+
+    settings = load_settings({"data_dir": str(tmp_path)}, env={})
+    specs = {s.name: s for s in deployment_specs(settings)}
+    assert {n: (s.flow, s.cron, s.timezone) for n, s in specs.items()} == {
+        "snapshot-hourly": ("snapshot", "0 * * * *", "UTC"),
+        "trades-every-10-minutes": ("trades", "*/10 * * * *", "UTC"),
+        "forecast-daily": ("forecast", "5 8 * * *", "UTC"),
+        "compute-on-demand": ("compute", None, "UTC"),
+        "backfill-on-demand": ("backfill", None, "UTC"),
+    }
+    assert specs["snapshot-hourly"].parameters == {
+        "currencies": ["BTC", "ETH"], "data_dir": str(tmp_path.resolve()), "api_url": "https://www.deribit.com/api/v2",
+        "source": "live", "compute": True,
+    }
+    built = {d.name: d for d in deployments(deployment_specs(settings))}
+    assert set(built) == set(specs)
+    for name, spec in specs.items():
+        schedules = built[name].schedules or []
+        assert [(s.schedule.cron, s.schedule.timezone) for s in schedules] == ([(spec.cron, "UTC")] if spec.cron else [])
+        assert built[name].parameters == spec.parameters
+
+
+def test_serve_list_prints_every_deployment_without_starting_anything(tmp_path, capsys):
+    from pipelines.cli import main
+
+    assert main(["serve", "--list", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("snapshot-hourly", "trades-every-10-minutes", "forecast-daily", "0 * * * *", "*/10 * * * *", "5 8 * * *"):
+        assert name in out
