@@ -198,7 +198,11 @@ def profile_chart(profile: pl.DataFrame, levels: pl.DataFrame | None, path: Path
     top.plot(x, gex, color="#333333", linewidth=1.2)
     flow = rows["hedge_flow_coins"].to_numpy()
     bottom.plot(x, flow, color="#4C78A8", linewidth=1.6, label="hedge flow (coins, > 0 = dealers buy)")
-    marks = {"spot": float(rows.filter(pl.col("pct_from_spot") == 0.0)["price_level"][0])} if rows["pct_from_spot"].abs().min() == 0 else {}
+    marks = (
+        {"spot": float(rows.filter(pl.col("pct_from_spot") == 0.0)["price_level"][0])}
+        if rows["pct_from_spot"].abs().min() == 0
+        else {}
+    )
     if levels is not None and levels.height:
         lv = levels.row(0, named=True)
         for key in ("zero_gamma", "call_wall", "put_wall"):
@@ -208,8 +212,11 @@ def profile_chart(profile: pl.DataFrame, levels: pl.DataFrame | None, path: Path
         _mark(ax, marks, None, legend=legend)
         ax.axhline(0.0, color="#444444", linewidth=0.6)
         ax.grid(True, alpha=0.25)
-    top.set_title(f"{head['currency']} {head['model']} dealer book re-priced by spot level, snapshot "
-                  f"{head['snapshot_ts']:%Y-%m-%d %H:%M:%S} UTC", fontsize=10)
+    top.set_title(
+        f"{head['currency']} {head['model']} dealer book re-priced by spot level, snapshot "
+        f"{head['snapshot_ts']:%Y-%m-%d %H:%M:%S} UTC",
+        fontsize=10,
+    )
     top.set_ylabel("dealer GEX (USD millions per 1 % move)")
     bottom.set_ylabel(f"hedge flow from spot ({head['currency']})")
     bottom.set_xlabel(f"{head['currency']} spot level (USD)")

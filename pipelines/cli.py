@@ -3,32 +3,48 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 from pipelines.config import ConfigError, Settings, load_settings
 
-EPILOG = "Environment: GEXFLOW_DATA_DIR, GEXFLOW_DERIBIT_URL, GEXFLOW_CURRENCIES, GEXFLOW_SOURCE, GEXFLOW_ENGINE, PREFECT_API_URL."
+EPILOG = (
+    "Environment: GEXFLOW_DATA_DIR, GEXFLOW_DERIBIT_URL, GEXFLOW_CURRENCIES, GEXFLOW_SOURCE, GEXFLOW_ENGINE, "
+    "PREFECT_API_URL."
+)
 
 
 def _common(parser: argparse.ArgumentParser, *, source: bool = True, api: bool = True) -> None:
     g = parser.add_argument_group("common options")
     g.add_argument("--data-dir", help="data directory (default ./data; env GEXFLOW_DATA_DIR)")
-    g.add_argument("--currency", action="append", dest="currencies", metavar="C",
-                   help="currency, repeatable or comma-separated: BTC, ETH, USDC (default BTC and ETH)")
+    g.add_argument(
+        "--currency",
+        action="append",
+        dest="currencies",
+        metavar="C",
+        help="currency, repeatable or comma-separated: BTC, ETH, USDC (default BTC and ETH)",
+    )
     if api:
-        g.add_argument("--api-url", help="Deribit API v2 base URL (default https://www.deribit.com/api/v2; env GEXFLOW_DERIBIT_URL)")
+        g.add_argument(
+            "--api-url",
+            help="Deribit API v2 base URL (default https://www.deribit.com/api/v2; env GEXFLOW_DERIBIT_URL)",
+        )
     if source:
         g.add_argument("--source", help="live (default), sample (bundled real snapshots) or replay:DIR")
-        g.add_argument("--engine", choices=["auto", "direct", "prefect"],
-                       help="auto (default): a Prefect flow run when PREFECT_API_URL is set, in-process otherwise")
+        g.add_argument(
+            "--engine",
+            choices=["auto", "direct", "prefect"],
+            help="auto (default): a Prefect flow run when PREFECT_API_URL is set, in-process otherwise",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gexflow", description="Dealer gamma exposure and hedging-flow analytics for Deribit options.", epilog=EPILOG
+        prog="gexflow",
+        description="Dealer gamma exposure and hedging-flow analytics for Deribit options.",
+        epilog=EPILOG,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -36,17 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("run", help="one full cycle: ingest, then the analytics; prints a per-currency summary", epilog=EPILOG)
+    p = sub.add_parser(
+        "run", help="one full cycle: ingest, then the analytics; prints a per-currency summary", epilog=EPILOG
+    )
     _common(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("trades", help="ingest the option trade tape incrementally (de-duplicated, watermarked)", epilog=EPILOG)
+    p = sub.add_parser(
+        "trades", help="ingest the option trade tape incrementally (de-duplicated, watermarked)", epilog=EPILOG
+    )
     _common(p)
     p.add_argument("--trades-since", help="first run's start, ISO time (UTC if no offset); default 24 h ago")
     p.set_defaults(func=cmd_trades)
 
-    p = sub.add_parser("compute", help="(re)compute positions, GEX, profile and key levels for stored snapshots",
-                       epilog=EPILOG)
+    p = sub.add_parser(
+        "compute", help="(re)compute positions, GEX, profile and key levels for stored snapshots", epilog=EPILOG
+    )
     _common(p, source=False, api=False)
     p.add_argument("--since", help="first snapshot time, ISO (UTC if no offset)")
     p.add_argument("--until", help="last snapshot time, ISO")
@@ -54,30 +75,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-blocks", action="store_true", help="count block trades and combo legs in taker_flow")
     p.set_defaults(func=cmd_compute)
 
-    for name, helptext in (("levels", "print the key levels: total GEX, zero gamma, walls, max pain"),
-                           ("profile", "print the GEX profile and hedge flow per price level")):
+    for name, helptext in (
+        ("levels", "print the key levels: total GEX, zero gamma, walls, max pain"),
+        ("profile", "print the GEX profile and hedge flow per price level"),
+    ):
         p = sub.add_parser(name, help=helptext, epilog=EPILOG)
         p.add_argument("--currency", default="BTC", help="BTC (default), ETH, SOL, ...")
         p.add_argument("--at", help="use the latest snapshot at or before this ISO time (default: the latest)")
-        p.add_argument("--model", default="naive" if name == "profile" else None,
-                       help="naive, customer_long, taker_flow, custom" + (" (default naive)" if name == "profile" else " (default all)"))
+        p.add_argument(
+            "--model",
+            default="naive" if name == "profile" else None,
+            help="naive, customer_long, taker_flow, custom"
+            + (" (default naive)" if name == "profile" else " (default all)"),
+        )
         p.add_argument("--data-dir", help="data directory (default ./data; env GEXFLOW_DATA_DIR)")
         p.add_argument("--format", choices=["table", "csv", "json"], default="table")
         if name == "profile":
-            p.add_argument("--every", type=int, default=8, help="print every Nth level (default 8 = 2 %% steps); csv/json print all")
-            p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw GEX and hedge flow per level to a PNG")
+            p.add_argument(
+                "--every",
+                type=int,
+                default=8,
+                help="print every Nth level (default 8 = 2 %% steps); csv/json print all",
+            )
+            p.add_argument(
+                "--plot", type=Path, metavar="FILE.png", help="also draw GEX and hedge flow per level to a PNG"
+            )
         p.set_defaults(func=cmd_levels if name == "levels" else cmd_profile)
+
+    p = sub.add_parser("backfill", help="backfill snapshots from Tardis CSV files or a replay directory", epilog=EPILOG)
+    _common(p, source=False, api=False)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--tardis", type=Path, metavar="DIR", help="Tardis.dev options_chain + derivative_ticker CSV.gz files")
+    g.add_argument("--replay", type=Path, metavar="DIR", help="recorded API responses (e.g. <data-dir>/raw/deribit)")
+    p.add_argument("--since", help="first UTC day YYYY-MM-DD (Tardis only; default: the first file)")
+    p.add_argument("--until", help="last UTC day YYYY-MM-DD (Tardis only; default: the last file)")
+    p.add_argument("--no-compute", action="store_true", help="do not compute analytics for the backfilled snapshots")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("forecast", help="publish the daily hedge-flow forecast (files under exports/)", epilog=EPILOG)
     _common(p, source=False, api=False)
     p.add_argument("--date", help="forecast date YYYY-MM-DD (UTC; default today)")
-    p.add_argument("--model", action="append", dest="models", metavar="M",
-                   help="positioning model, repeatable (default: every model available)")
-    p.add_argument("--horizon", action="append", type=float, dest="horizons", metavar="HOURS",
-                   help="horizon in hours, repeatable (default 1 and 24; 'to the next expiry' is always added)")
+    p.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="M",
+        help="positioning model, repeatable (default: every model available)",
+    )
+    p.add_argument(
+        "--horizon",
+        action="append",
+        type=float,
+        dest="horizons",
+        metavar="HOURS",
+        help="horizon in hours, repeatable (default 1 and 24; 'to the next expiry' is always added)",
+    )
     p.set_defaults(func=cmd_forecast)
 
-    p = sub.add_parser("serve", help="serve the Prefect deployments on their UTC schedules until stopped", epilog=EPILOG)
+    p = sub.add_parser(
+        "serve", help="serve the Prefect deployments on their UTC schedules until stopped", epilog=EPILOG
+    )
     _common(p, source=False)
     p.add_argument("--list", action="store_true", help="print deployments, schedules and parameters; start nothing")
     p.set_defaults(func=cmd_serve)
@@ -85,8 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sql", help="run a read-only SQL query against the warehouse", epilog=EPILOG)
     p.add_argument("query", nargs="?", help="SQL text (or use --file)")
     p.add_argument("--file", type=Path, help="a .sql file (e.g. sql/queries/latest_key_levels.sql)")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="bind $NAME in the query (repeatable); values are bound, never formatted into the SQL")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="bind $NAME in the query (repeatable); values are bound, never formatted into the SQL",
+    )
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--data-dir", help="data directory (default ./data; env GEXFLOW_DATA_DIR)")
     p.set_defaults(func=cmd_sql)
@@ -157,11 +219,17 @@ def cmd_compute(args) -> int:
 
     book = load_book(args.book) if args.book else None
     result = compute_cycle(
-        settings.data_dir, _coins(settings), since=parse_when(args.since, "--since"),
-        until=parse_when(args.until, "--until"), book=book, include_blocks=args.include_blocks,
+        settings.data_dir,
+        _coins(settings),
+        since=parse_when(args.since, "--since"),
+        until=parse_when(args.until, "--until"),
+        book=book,
+        include_blocks=args.include_blocks,
         progress=_progress("computing"),
     )
-    print(f"computed {len(result.snapshots)} snapshot(s): " + ", ".join(f"{t} {n} rows" for t, n in result.rows.items()))
+    print(
+        f"computed {len(result.snapshots)} snapshot(s): " + ", ".join(f"{t} {n} rows" for t, n in result.rows.items())
+    )
     return 0
 
 
@@ -194,10 +262,25 @@ def _levels_frame(args, table: str):
 def cmd_levels(args) -> int:
     from pipelines.tables import render_frame
 
-    frame = _levels_frame(args, "key_levels").sort("model").select(
-        "currency", "snapshot_ts", "model", "spot", "total_gex_usd", "zero_gamma", "call_wall", "put_wall",
-        "abs_gamma_strike", "max_pain", "max_pain_expiry", "gex_expiring_24h_share", "total_gex_vs_naive_usd",
-        "zero_gamma_vs_naive",
+    frame = (
+        _levels_frame(args, "key_levels")
+        .sort("model")
+        .select(
+            "currency",
+            "snapshot_ts",
+            "model",
+            "spot",
+            "total_gex_usd",
+            "zero_gamma",
+            "call_wall",
+            "put_wall",
+            "abs_gamma_strike",
+            "max_pain",
+            "max_pain_expiry",
+            "gex_expiring_24h_share",
+            "total_gex_vs_naive_usd",
+            "zero_gamma_vs_naive",
+        )
     )
     if args.format == "table":
         from pipelines.tables import render_transposed
@@ -207,7 +290,10 @@ def cmd_levels(args) -> int:
     else:
         print(render_frame(frame, args.format))
     if args.format == "table":
-        print("total_gex_usd: USD change of dealer delta per 1 % move (> 0 = dealers long gamma: they sell rallies, buy dips)")
+        print(
+            "total_gex_usd: USD change of dealer delta per 1 % move "
+            "(> 0 = dealers long gamma: they sell rallies, buy dips)"
+        )
     return 0
 
 
@@ -218,23 +304,35 @@ def cmd_profile(args) -> int:
 
     frame = _levels_frame(args, "gex_profile").sort("price_level")
     if args.plot:
-        from pipelines.compute import latest_at
         from pipelines.charts import profile_chart
+        from pipelines.compute import latest_at
 
-        levels = latest_at(load_settings({"data_dir": args.data_dir}).data_dir, "key_levels", args.currency.upper(),
-                           frame["snapshot_ts"][0], args.model)
+        levels = latest_at(
+            load_settings({"data_dir": args.data_dir}).data_dir,
+            "key_levels",
+            args.currency.upper(),
+            frame["snapshot_ts"][0],
+            args.model,
+        )
         profile_chart(frame, levels, args.plot)
     shown = frame
     if args.format == "table":
         n = frame.height
         mid = n // 2
         keep = [i for i in range(n) if (i - mid) % max(args.every, 1) == 0]
-        shown = frame[keep].select("price_level", "pct_from_spot", "dealer_gex_usd", "dealer_delta",
-                                   "hedge_flow_coins", "hedge_flow_usd")
-        print(f"{args.currency.upper()} {args.model} at {frame['snapshot_ts'][0]:%Y-%m-%d %H:%M:%SZ}: "
-              "dealer_gex_usd per 1 % move; dealer_delta in coins; hedge_flow > 0 = dealers buy")
-    print(render_frame(shown.with_columns(pl.col("pct_from_spot").round(2)) if "pct_from_spot" in shown.columns else shown,
-                       args.format))
+        shown = frame[keep].select(
+            "price_level", "pct_from_spot", "dealer_gex_usd", "dealer_delta", "hedge_flow_coins", "hedge_flow_usd"
+        )
+        print(
+            f"{args.currency.upper()} {args.model} at {frame['snapshot_ts'][0]:%Y-%m-%d %H:%M:%SZ}: "
+            "dealer_gex_usd per 1 % move; dealer_delta in coins; hedge_flow > 0 = dealers buy"
+        )
+    print(
+        render_frame(
+            shown.with_columns(pl.col("pct_from_spot").round(2)) if "pct_from_spot" in shown.columns else shown,
+            args.format,
+        )
+    )
     if args.plot:
         print(f"chart written to {args.plot}")
     return 0
@@ -244,13 +342,13 @@ def parse_when(value: str | None, flag: str):
     """ISO date/time -> aware UTC datetime (naive means UTC); None stays None."""
     if value is None:
         return None
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"{flag} must be an ISO date or time like 2026-07-31T08:00Z, got {value!r}") from None
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _trades(settings: Settings, since):
@@ -260,8 +358,9 @@ def _trades(settings: Settings, since):
     if engine == "prefect":
         from pipelines.flows import trades_flow
 
-        return trades_flow(list(settings.currencies), str(settings.data_dir), settings.api_url,
-                           since.isoformat() if since else None)
+        return trades_flow(
+            list(settings.currencies), str(settings.data_dir), settings.api_url, since.isoformat() if since else None
+        )
     from pipelines.trades import trades_cycle
 
     return trades_cycle(settings, trades_since=since)
@@ -284,8 +383,46 @@ def print_snapshot_summary(settings: Settings, elapsed: float) -> None:
     print(f"data dir {settings.data_dir} ({elapsed:.1f} s)")
 
 
+def _day(value: str | None, flag: str):
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag} must be YYYY-MM-DD, got {value!r}") from None
+
+
+def cmd_backfill(args) -> int:
+    from pipelines.backfill import backfill_cycle
+
+    settings = settings_from(args)
+    since, until = _day(args.since, "--since"), _day(args.until, "--until")
+    engine = settings.engine if settings.engine != "auto" else ("prefect" if settings.prefect_api_url else "direct")
+    if engine == "prefect":
+        from pipelines.flows import backfill_flow
+
+        out = backfill_flow(list(settings.currencies), str(settings.data_dir),
+                            str(args.tardis) if args.tardis else None, str(args.replay) if args.replay else None,
+                            args.since, args.until, compute=not args.no_compute)
+        print(out)
+        return int(out.get("exit_code", 0))
+    result = backfill_cycle(settings, tardis_dir=args.tardis, replay_dir=args.replay, since=since, until=until,
+                            progress=_progress("backfilling"))
+    for line in result.lines():
+        print(line)
+    if not args.no_compute:
+        from pipelines.compute import compute_cycle
+
+        if result.snapshots:
+            done = compute_cycle(settings.data_dir, _coins(settings), only_missing=True, progress=_progress("computing"))
+            print(f"computed {len(done.snapshots)} snapshot(s)")
+    return result.exit_code
+
+
 def cmd_forecast(args) -> int:
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     settings = settings_from(args)
     if args.date:
@@ -302,15 +439,18 @@ def cmd_forecast(args) -> int:
     if engine == "prefect":
         from pipelines.flows import forecast_flow
 
-        out = forecast_flow(list(_coins(settings)), str(settings.data_dir), args.date, args.models,
-                            args.horizons)
+        out = forecast_flow(list(_coins(settings)), str(settings.data_dir), args.date, args.models, args.horizons)
         print(f"forecast published to {out['folder']}")
         return 0
     from pipelines.forecast import forecast_cycle
 
     result = forecast_cycle(
-        settings.data_dir, forecast_date=day, currencies=_coins(settings), models=args.models,
-        horizons_hours=tuple(args.horizons) if args.horizons else (1, 24), now=datetime.now(timezone.utc),
+        settings.data_dir,
+        forecast_date=day,
+        currencies=_coins(settings),
+        models=args.models,
+        horizons_hours=tuple(args.horizons) if args.horizons else (1, 24),
+        now=datetime.now(UTC),
     )
     from pipelines import report
 
@@ -415,7 +555,9 @@ def _expected_errors() -> tuple[type, ...]:
 
 
 def _fail(exc: BaseException) -> int:
-    if os.environ.get("GEXFLOW_DEBUG"):
+    from pipelines.config import debug_enabled
+
+    if debug_enabled():
         import traceback
 
         traceback.print_exc()
@@ -424,9 +566,14 @@ def _fail(exc: BaseException) -> int:
         print(f"gexflow: error: {message}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     if isinstance(exc, OSError):
-        print(f"gexflow: error: {exc.strerror or message}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        print(
+            f"gexflow: error: {exc.strerror or message}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr
+        )
         return 2
-    print(f"gexflow: internal error: {type(exc).__name__}: {message} (GEXFLOW_DEBUG=1 shows the traceback)", file=sys.stderr)
+    print(
+        f"gexflow: internal error: {type(exc).__name__}: {message} (GEXFLOW_DEBUG=1 shows the traceback)",
+        file=sys.stderr,
+    )
     return 1
 
 

@@ -32,7 +32,9 @@ class ComputeResult:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def load_chain(data_dir: Path, currencies, since: datetime | None = None, until: datetime | None = None) -> pl.DataFrame:
+def load_chain(
+    data_dir: Path, currencies, since: datetime | None = None, until: datetime | None = None
+) -> pl.DataFrame:
     """Stored option snapshots of ``currencies`` with ``since <= snapshot_ts <= until`` (either open)."""
     scan = lake.scan(data_dir, "option_snapshots")
     if scan is None:
@@ -83,8 +85,15 @@ def positions_for(
     if tape is not None and not tape.is_empty():
         with_listing = chain.join(listed, on="instrument_name", how="left") if listed is not None else chain
         frames.append(taker_flow_positions(with_listing, tape, tape_start=tape_start, include_blocks=include_blocks))
-    stored = [f.select([pl.col(c).cast(t) if c in f.columns else pl.lit(None, t).alias(c) for c, t in DEALER_POSITION_STORED.items()])
-              for f in frames]
+    stored = [
+        f.select(
+            [
+                pl.col(c).cast(t) if c in f.columns else pl.lit(None, t).alias(c)
+                for c, t in DEALER_POSITION_STORED.items()
+            ]
+        )
+        for f in frames
+    ]
     out = pl.concat(stored)
     check(out, DEALER_POSITION_STORED, "dealer_positions")
     return out
@@ -93,27 +102,35 @@ def positions_for(
 def with_model_gaps(levels: pl.DataFrame) -> pl.DataFrame:
     """Add to each model's key levels how far its total GEX and zero gamma are from ``naive``."""
     naive = levels.filter(pl.col("model") == "naive").select(
-        "currency", "snapshot_ts",
+        "currency",
+        "snapshot_ts",
         pl.col("total_gex_usd").alias("naive_total_gex_usd"),
         pl.col("zero_gamma").alias("naive_zero_gamma"),
     )
-    out = levels.join(naive, on=["currency", "snapshot_ts"], how="left").with_columns(
-        (pl.col("total_gex_usd") - pl.col("naive_total_gex_usd")).alias("total_gex_vs_naive_usd"),
-        (pl.col("zero_gamma") - pl.col("naive_zero_gamma")).alias("zero_gamma_vs_naive"),
-    ).drop("naive_zero_gamma")
+    out = (
+        levels.join(naive, on=["currency", "snapshot_ts"], how="left")
+        .with_columns(
+            (pl.col("total_gex_usd") - pl.col("naive_total_gex_usd")).alias("total_gex_vs_naive_usd"),
+            (pl.col("zero_gamma") - pl.col("naive_zero_gamma")).alias("zero_gamma_vs_naive"),
+        )
+        .drop("naive_zero_gamma")
+    )
     out = out.select(list(KEY_LEVELS_STORED))
     check(out, KEY_LEVELS_STORED, "key_levels")
     return out
 
 
-def analytics(chain: pl.DataFrame, positions: pl.DataFrame, *, half_width=0.25, step=0.0025,
-              vol_model="sticky_strike") -> dict[str, pl.DataFrame]:
+def analytics(
+    chain: pl.DataFrame, positions: pl.DataFrame, *, half_width=0.25, step=0.0025, vol_model="sticky_strike"
+) -> dict[str, pl.DataFrame]:
     """The four analytic tables for ``chain`` (any number of snapshots) and ``positions`` (any models)."""
     return {
         "dealer_positions": positions,
         "gex_by_strike": gex_by_strike(chain, positions),
         "gex_profile": gex_profile(chain, positions, half_width=half_width, step=step, vol_model=vol_model),
-        "key_levels": with_model_gaps(key_levels(chain, positions, half_width=half_width, step=step, vol_model=vol_model)),
+        "key_levels": with_model_gaps(
+            key_levels(chain, positions, half_width=half_width, step=step, vol_model=vol_model)
+        ),
     }
 
 
@@ -151,13 +168,16 @@ def compute_cycle(
         try:
             groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
             tapes = {c: load_tape(data_dir, c) for c in {k[0] for k in groups}}
-            for i, ((currency, snapshot_ts), snap) in enumerate(sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))):
+            for i, ((currency, snapshot_ts), snap) in enumerate(
+                sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+            ):
                 stamp = raw.stamp_of(snapshot_ts)
                 if (currency, stamp) in done:
                     continue
                 tape, tape_start = tapes[currency]
-                positions = positions_for(snap, tape=tape, tape_start=tape_start, listed=listed, book=book,
-                                          include_blocks=include_blocks)
+                positions = positions_for(
+                    snap, tape=tape, tape_start=tape_start, listed=listed, book=book, include_blocks=include_blocks
+                )
                 for table, frame in analytics(snap, positions).items():
                     staged += lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts")
                     result.rows[table] = result.rows.get(table, 0) + frame.height

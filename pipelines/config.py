@@ -66,6 +66,11 @@ _ENV = {
 }
 
 
+def debug_enabled(env: dict | None = None) -> bool:
+    """GEXFLOW_DEBUG set: errors print their traceback as well as the one-line message."""
+    return bool((os.environ if env is None else env).get("GEXFLOW_DEBUG"))
+
+
 def load_settings(flags: dict | None = None, env: dict | None = None) -> Settings:
     """Build Settings from ``flags`` (None values ignored) over env vars over defaults, validated."""
     env = dict(os.environ if env is None else env)
@@ -99,7 +104,14 @@ def _validated(values: dict) -> Settings:
             out[name] = value
         elif name in ("burst", "max_retries"):
             out[name] = _number(name, value, int, minimum=0)
-        elif name in ("rate_per_s", "max_snapshot_age_s", "connect_timeout_s", "read_timeout_s", "backoff_base_s", "backoff_cap_s"):
+        elif name in (
+            "rate_per_s",
+            "max_snapshot_age_s",
+            "connect_timeout_s",
+            "read_timeout_s",
+            "backoff_base_s",
+            "backoff_cap_s",
+        ):
             out[name] = _number(name, value, float, minimum=0)
         else:
             out[name] = value

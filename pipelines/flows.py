@@ -6,6 +6,7 @@ transient failures (a permanent Deribit error such as -32602 is never retried).
 
 from __future__ import annotations
 
+from datetime import UTC
 from types import SimpleNamespace
 
 from prefect import flow, task
@@ -33,8 +34,9 @@ def _task(fn, name, **kw):
 
 SNAPSHOT_STEPS = SimpleNamespace(
     open_cycles=ingest.open_cycles,
-    fetch_chain=_task(ingest.fetch_chain, "fetch-chain", retries=2, retry_delay_seconds=[5, 30],
-                      retry_condition_fn=_transient_only),
+    fetch_chain=_task(
+        ingest.fetch_chain, "fetch-chain", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_transient_only
+    ),
     normalise=_task(ingest.normalise, "normalise"),
     validate=_task(ingest.validate, "validate"),
     publish=_task(ingest.publish, "publish"),
@@ -75,8 +77,11 @@ def compute_flow(
     settings = _settings(None, None, data_dir, None)
     coins = currencies or list(settings.currencies)
     result = compute_cycle(
-        settings.data_dir, coins, only_missing=only_missing,
-        since=datetime.fromisoformat(since) if since else None, until=datetime.fromisoformat(until) if until else None,
+        settings.data_dir,
+        coins,
+        only_missing=only_missing,
+        since=datetime.fromisoformat(since) if since else None,
+        until=datetime.fromisoformat(until) if until else None,
     )
     return {"snapshots": len(result.snapshots), "rows": result.rows}
 
@@ -84,8 +89,9 @@ def compute_flow(
 TRADES_STEPS = SimpleNamespace(
     plan_windows=trades.plan_windows,
     open_client=trades.open_client,
-    fetch_trades=_task(trades.fetch_trades, "fetch-trades", retries=2, retry_delay_seconds=[5, 30],
-                       retry_condition_fn=_transient_only),
+    fetch_trades=_task(
+        trades.fetch_trades, "fetch-trades", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_transient_only
+    ),
     normalise=_task(trades.normalise, "normalise-trades"),
     validate=_task(trades.validate, "validate-trades"),
     publish=_task(trades.publish, "publish-trades"),
@@ -115,20 +121,57 @@ def forecast_flow(
     models: list[str] | None = None,
     horizons_hours: list[float] | None = None,
 ) -> dict:
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     from pipelines.forecast import forecast_cycle
 
     settings = _settings(currencies, None, data_dir, None)
     result = forecast_cycle(
-        settings.data_dir, forecast_date=date.fromisoformat(forecast_date) if forecast_date else None,
-        currencies=list(settings.currencies), models=models, horizons_hours=tuple(horizons_hours or (1, 24)),
-        now=datetime.now(timezone.utc),
+        settings.data_dir,
+        forecast_date=date.fromisoformat(forecast_date) if forecast_date else None,
+        currencies=list(settings.currencies),
+        models=models,
+        horizons_hours=tuple(horizons_hours or (1, 24)),
+        now=datetime.now(UTC),
     )
     return {"folder": str(result.exports.folder) if result.exports else None, "date": str(result.forecast_date)}
 
 
-FLOWS = {"snapshot": snapshot_flow, "trades": trades_flow, "compute": compute_flow, "forecast": forecast_flow}
+@flow(name="backfill", description="Backfill option snapshots from Tardis CSV days or a raw replay, then compute.")
+def backfill_flow(
+    currencies: list[str] | None = None,
+    data_dir: str | None = None,
+    tardis_dir: str | None = None,
+    replay_dir: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    compute: bool = True,
+) -> dict:
+    """Tardis days fan out over the flow's task runner (threads here; a DaskTaskRunner from prefect-dask
+    on a cluster): each day validates and stages on its own and takes the writer lock only to commit."""
+    from datetime import date
+    from pathlib import Path
+
+    from pipelines import backfill
+
+    settings = _settings(currencies, None, data_dir, None)
+    if replay_dir:
+        result = backfill.backfill_cycle(settings, replay_dir=Path(replay_dir))
+        failed = 0
+    else:
+        days = backfill.plan_backfill(Path(tardis_dir), since=date.fromisoformat(since) if since else None,
+                                      until=date.fromisoformat(until) if until else None)
+        backfill.refresh_warehouse(settings)
+        futures = _task(backfill.backfill_day, "backfill-day").map(settings, days)
+        results = [f.result() for f in futures]
+        failed = sum(len(r.failed) for r in results)
+        backfill.refresh_warehouse(settings)
+    if compute:
+        compute_flow(list(settings.currencies), data_dir, only_missing=True)
+    return {"failed_snapshots": failed, "exit_code": 1 if failed else 0}
+
+
+FLOWS = {"backfill": backfill_flow, "snapshot": snapshot_flow, "trades": trades_flow, "compute": compute_flow, "forecast": forecast_flow}
 
 
 def deployments(specs):
@@ -141,8 +184,11 @@ def deployments(specs):
         if flow_obj is None:
             continue
         schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
-        out.append(flow_obj.to_deployment(name=spec.name, schedules=schedules, parameters=spec.parameters,
-                                          description=spec.description))
+        out.append(
+            flow_obj.to_deployment(
+                name=spec.name, schedules=schedules, parameters=spec.parameters, description=spec.description
+            )
+        )
     return out
 
 

@@ -30,7 +30,14 @@ import polars as pl
 from pipelines.errors import GexflowError
 from transforms.exposure import gex_profile, key_levels
 from transforms.forecast import expiry_rolloff, flow_forecast, forecast_start, forecast_summary
-from transforms.schemas import DEALER_POSITION, EXPIRY_ROLLOFF, FLOW_FORECAST, FORECAST_SUMMARY, OPTION_SNAPSHOT, SchemaError
+from transforms.schemas import (
+    DEALER_POSITION,
+    EXPIRY_ROLLOFF,
+    FLOW_FORECAST,
+    FORECAST_SUMMARY,
+    OPTION_SNAPSHOT,
+    SchemaError,
+)
 from warehouse import files, lake
 
 if TYPE_CHECKING:
@@ -143,12 +150,15 @@ def positions_for(data_dir: Path, chain: pl.DataFrame, models) -> pl.DataFrame:
         return positions
     unknown = [m for m in models if m not in ("naive", "customer_long", "custom", "taker_flow")]
     if unknown:
-        raise GexflowError(f"unknown positioning model {', '.join(map(repr, unknown))} "
-                           "(naive, customer_long, custom, taker_flow)")
+        raise GexflowError(
+            f"unknown positioning model {', '.join(map(repr, unknown))} (naive, customer_long, custom, taker_flow)"
+        )
     missing = [m for m in models if m not in available]
     if missing:
-        raise GexflowError(f"model {', '.join(missing)} not available (have {', '.join(sorted(available))}; "
-                           "taker_flow needs `gexflow trades` first)")
+        raise GexflowError(
+            f"model {', '.join(missing)} not available (have {', '.join(sorted(available))}; "
+            "taker_flow needs `gexflow trades` first)"
+        )
     return positions.filter(pl.col("model").is_in(list(models)))
 
 

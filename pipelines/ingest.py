@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,7 +24,6 @@ from pipelines.sources.replay import ReplayDirectory, ReplayTransport, parse_sta
 from transforms.normalise import NormaliseError, instruments_frame, option_snapshot_frame, snapshot_ts_of
 from transforms.schemas import INGEST_RUN, INSTRUMENT, OPTION_SNAPSHOT
 from warehouse import files, lake, raw
-
 
 
 class QualityError(GexflowError):
@@ -189,8 +188,18 @@ def run_record(run_id: str, started: datetime, finished: datetime, batches: list
     for batch in batches:
         for (currency, snapshot_ts), part in batch.snapshots.group_by("currency", "snapshot_ts", maintain_order=True):
             rows.append(
-                (run_id, started, finished, batch.source, currency, snapshot_ts, part.height,
-                 float(part["open_interest"].sum()), status, message)
+                (
+                    run_id,
+                    started,
+                    finished,
+                    batch.source,
+                    currency,
+                    snapshot_ts,
+                    part.height,
+                    float(part["open_interest"].sum()),
+                    status,
+                    message,
+                )
             )
     return pl.DataFrame(rows, schema=INGEST_RUN, orient="row")
 
@@ -224,7 +233,7 @@ def snapshot_cycle(settings: Settings, steps=PLAIN_STEPS, now: datetime | None =
     Raw bodies that arrived are kept even when the run fails; the lake and views change only if
     every currency of every snapshot was fetched, normalised and validated.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     data_dir = settings.data_dir
     files.check_writable(data_dir)
     result = IngestResult(run_id=f"{raw.stamp_of(now)}-{uuid.uuid4().hex[:6]}")
@@ -236,6 +245,6 @@ def snapshot_cycle(settings: Settings, steps=PLAIN_STEPS, now: datetime | None =
             fresh_as_of = now if cycle.source == "deribit" and settings.max_snapshot_age_s > 0 else None
             steps.validate(batch, data_dir, fresh_as_of, settings.max_snapshot_age_s)
             result.batches.append(batch)
-        steps.publish(result.batches, data_dir, result.run_id, now, datetime.now(timezone.utc))
+        steps.publish(result.batches, data_dir, result.run_id, now, datetime.now(UTC))
         prepare_warehouse(data_dir)
     return result

@@ -57,22 +57,40 @@ def run_summary(data_dir: Path, currencies) -> str:
         scan.filter(pl.col("currency").is_in(list(currencies)))
         .filter(pl.col("snapshot_ts") == pl.col("snapshot_ts").max().over("currency"))
         .filter(pl.col("model").is_in(["naive", "taker_flow"]))
-        .select("currency", "model", "spot", pl.col("total_gex_usd").round(0), pl.col("zero_gamma").round(2),
-                "call_wall", "put_wall", "max_pain")
+        .select(
+            "currency",
+            "model",
+            "spot",
+            pl.col("total_gex_usd").round(0),
+            pl.col("zero_gamma").round(2),
+            "call_wall",
+            "put_wall",
+            "max_pain",
+        )
         .sort("currency", "model")
         .collect()
     )
-    return snaps + "\n\n" + render_frame(levels) + (
-        "\ntotal_gex_usd: USD change of dealer delta per 1 % move (> 0 = dealers long gamma); levels in USD"
+    return (
+        snaps
+        + "\n\n"
+        + render_frame(levels)
+        + ("\ntotal_gex_usd: USD change of dealer delta per 1 % move (> 0 = dealers long gamma); levels in USD")
     )
 
 
 def forecast_summary(result) -> str:
     """Where a forecast went, and its headline numbers per currency, model and horizon."""
     s = result.frames.summary.sort("currency", "model", "horizon_hours").select(
-        "currency", "model", "horizon", "t0", "spot", pl.col("sigma_move_pct").round(2),
-        pl.col("expected_flow_coins").round(1), pl.col("expected_abs_flow_coins").round(1),
-        pl.col("flow_minus_1sigma_coins").round(1), pl.col("flow_plus_1sigma_coins").round(1),
+        "currency",
+        "model",
+        "horizon",
+        "t0",
+        "spot",
+        pl.col("sigma_move_pct").round(2),
+        pl.col("expected_flow_coins").round(1),
+        pl.col("expected_abs_flow_coins").round(1),
+        pl.col("flow_minus_1sigma_coins").round(1),
+        pl.col("flow_plus_1sigma_coins").round(1),
     )
     lines = [render_frame(s), "flows in coins; > 0 = dealers buy; sigma_move_pct = one standard deviation of the move"]
     if result.exports is not None:

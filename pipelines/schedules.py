@@ -27,15 +27,33 @@ def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
     common = {"currencies": list(settings.currencies), "data_dir": str(settings.data_dir.resolve())}
     live = {**common, "api_url": settings.api_url}
     return [
-        DeploymentSpec("snapshot-hourly", "snapshot", "0 * * * *", {**live, "source": "live", "compute": True},
-                       "option-chain snapshot at :00, then compute for the new snapshot"),
-        DeploymentSpec("trades-every-10-minutes", "trades", "*/10 * * * *", live,
-                       "incremental option trade tape"),
-        DeploymentSpec("forecast-daily", "forecast", "5 8 * * *", common,
-                       "daily flow forecast after the 08:00 UTC expiry, published to exports/"),
-        DeploymentSpec("compute-on-demand", "compute", None, {**common, "since": None, "until": None},
-                       "(re)compute positions, GEX, profile and key levels for stored snapshots"),
-        DeploymentSpec("backfill-on-demand", "backfill", None,
-                       {**common, "tardis_dir": None, "replay_dir": None, "since": None, "until": None},
-                       "backfill from Tardis CSV files or recorded raw replays"),
+        DeploymentSpec(
+            "snapshot-hourly",
+            "snapshot",
+            "0 * * * *",
+            {**live, "source": "live", "compute": True},
+            "option-chain snapshot at :00, then compute for the new snapshot",
+        ),
+        DeploymentSpec("trades-every-10-minutes", "trades", "*/10 * * * *", live, "incremental option trade tape"),
+        DeploymentSpec(
+            "forecast-daily",
+            "forecast",
+            "5 8 * * *",
+            common,
+            "daily flow forecast after the 08:00 UTC expiry, published to exports/",
+        ),
+        DeploymentSpec(
+            "compute-on-demand",
+            "compute",
+            None,
+            {**common, "since": None, "until": None},
+            "(re)compute positions, GEX, profile and key levels for stored snapshots",
+        ),
+        DeploymentSpec(
+            "backfill-on-demand",
+            "backfill",
+            None,
+            {**common, "tardis_dir": None, "replay_dir": None, "since": None, "until": None},
+            "backfill from Tardis CSV files or recorded raw replays",
+        ),
     ]

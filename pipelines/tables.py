@@ -33,15 +33,23 @@ def render(columns: list[str], rows: list[tuple], fmt: str = "table") -> str:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if v is None else (v.isoformat() if isinstance(v, (datetime, date)) else v) for v in row])
+            writer.writerow(
+                ["" if v is None else (v.isoformat() if isinstance(v, (datetime, date)) else v) for v in row]
+            )
         return buf.getvalue().rstrip("\n")
     if fmt == "json":
         return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=_json_default, indent=1)
     text = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in text]) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) and rows for i in range(len(columns))]
+    numeric = [
+        all(isinstance(row[i], (int, float)) or row[i] is None for row in rows) and rows for i in range(len(columns))
+    ]
+
     def line(cells):
-        return "  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in text]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)

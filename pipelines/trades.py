@@ -135,7 +135,11 @@ class TradesResult:
         return pl.DataFrame(
             [
                 (
-                    f.currency, _dt(f.window.start_ms), f.pages, len(f.trades), self.new.get(f.currency, 0),
+                    f.currency,
+                    _dt(f.window.start_ms),
+                    f.pages,
+                    len(f.trades),
+                    self.new.get(f.currency, 0),
                     len(f.trades) - self.new.get(f.currency, 0),
                     _dt(f.watermark_ms if f.watermark_ms is not None else f.window.previous_watermark_ms),
                     "; ".join((*f.window.warnings, *f.warnings)),
@@ -143,8 +147,14 @@ class TradesResult:
                 for f in self.fetched
             ],
             schema={
-                "currency": pl.String, "start_ts": UTC_TS, "pages": pl.Int64, "fetched": pl.Int64, "new": pl.Int64,
-                "duplicates": pl.Int64, "watermark_ts": UTC_TS, "warnings": pl.String,
+                "currency": pl.String,
+                "start_ts": UTC_TS,
+                "pages": pl.Int64,
+                "fetched": pl.Int64,
+                "new": pl.Int64,
+                "duplicates": pl.Int64,
+                "watermark_ts": UTC_TS,
+                "warnings": pl.String,
             },
             orient="row",
         )
@@ -183,9 +193,7 @@ def read_watermarks(data_dir: Path) -> dict[str, int]:
     return {c: _ms(ts) for c, ts in latest.select("currency", "watermark_ts").iter_rows() if ts is not None}
 
 
-def plan_windows(
-    data_dir: Path, currencies, now: datetime, trades_since: datetime | None = None
-) -> list[TradeWindow]:
+def plan_windows(data_dir: Path, currencies, now: datetime, trades_since: datetime | None = None) -> list[TradeWindow]:
     """Per currency: start at the watermark if there is one, else at ``trades_since`` (default now - 24 h)."""
     now = _aware(now, "now")
     since = _aware(trades_since, "trades_since") if trades_since is not None else now - DEFAULT_LOOKBACK
@@ -345,9 +353,7 @@ def validate(frame: pl.DataFrame, data_dir: Path, run_id: str) -> None:
 
 def _conform(frame: pl.DataFrame) -> pl.DataFrame:
     """A stored partition in the current TRADE layout (columns added later read as null)."""
-    return frame.select(
-        pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c) for c, t in TRADE.items()
-    )
+    return frame.select(pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c) for c, t in TRADE.items())
 
 
 def stage_trades(frame: pl.DataFrame, data_dir: Path) -> tuple[list[files.Staged], dict[str, int]]:
@@ -381,8 +387,15 @@ def watermark_record(f: FetchedTrades, run_id: str, published: datetime) -> pl.D
 def run_record(fetched: list[FetchedTrades], new: dict[str, int], run_id: str, started: datetime) -> pl.DataFrame:
     rows = [
         (
-            run_id, f.currency, started, _dt(f.window.start_ms), _dt(f.window.end_ms), f.pages, len(f.trades),
-            new.get(f.currency, 0), len(f.trades) - new.get(f.currency, 0),
+            run_id,
+            f.currency,
+            started,
+            _dt(f.window.start_ms),
+            _dt(f.window.end_ms),
+            f.pages,
+            len(f.trades),
+            new.get(f.currency, 0),
+            len(f.trades) - new.get(f.currency, 0),
             _dt(f.watermark_ms if f.watermark_ms is not None else f.window.previous_watermark_ms),
             "; ".join((*f.window.warnings, *f.warnings)),
         )
@@ -421,8 +434,12 @@ def prepare_trades_warehouse(data_dir: Path) -> None:
 
 
 PLAIN_STEPS = SimpleNamespace(
-    plan_windows=plan_windows, open_client=open_client, fetch_trades=fetch_trades, normalise=normalise,
-    validate=validate, publish=publish,
+    plan_windows=plan_windows,
+    open_client=open_client,
+    fetch_trades=fetch_trades,
+    normalise=normalise,
+    validate=validate,
+    publish=publish,
 )
 
 

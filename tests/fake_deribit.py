@@ -21,8 +21,14 @@ STAMPS = ("20260105T153329Z", "20260731T113322Z")
 
 
 def envelope_error(code: int, message: str, data=None) -> dict:
-    return {"jsonrpc": "2.0", "error": {"code": code, "message": message, "data": data}, "usIn": 0, "usOut": 0, "usDiff": 0,
-            "testnet": False}
+    return {
+        "jsonrpc": "2.0",
+        "error": {"code": code, "message": message, "data": data},
+        "usIn": 0,
+        "usOut": 0,
+        "usDiff": 0,
+        "testnet": False,
+    }
 
 
 INVALID_CURRENCY = envelope_error(-32602, "Invalid params", {"reason": "wrong format", "param": "currency"})
@@ -82,7 +88,16 @@ class FakeDeribit:
         if method == "get_index_price":
             index = params.get("index_name", "")
             body = self.recorded(method, index) or self.recorded(method, index.split("_")[0].upper())
-            return (200, body) if body else (400, json.dumps(envelope_error(-32602, "Invalid params", {"reason": "wrong format", "param": "index_name"})).encode())
+            return (
+                (200, body)
+                if body
+                else (
+                    400,
+                    json.dumps(
+                        envelope_error(-32602, "Invalid params", {"reason": "wrong format", "param": "index_name"})
+                    ).encode(),
+                )
+            )
         if method == "get_last_trades_by_currency_and_time":
             return 200, self.trades_page(params)
         if method in ("get_instruments", "get_book_summary_by_currency"):
@@ -97,11 +112,15 @@ class FakeDeribit:
         if cur not in self.trades:
             # a known currency with nothing recorded has an empty tape, as on Deribit; others are invalid
             known = self.recorded("get_instruments", cur) is not None
-            return json.dumps({"jsonrpc": "2.0", "result": {"trades": [], "has_more": False}} if known
-                              else INVALID_CURRENCY).encode()
+            return json.dumps(
+                {"jsonrpc": "2.0", "result": {"trades": [], "has_more": False}} if known else INVALID_CURRENCY
+            ).encode()
         start, end = int(params["start_timestamp"]), int(params["end_timestamp"])
         count = int(params.get("count", 10))
-        rows = sorted((t for t in self.trades[cur] if start <= t["timestamp"] <= end), key=lambda t: (t["timestamp"], t["trade_id"]))
+        rows = sorted(
+            (t for t in self.trades[cur] if start <= t["timestamp"] <= end),
+            key=lambda t: (t["timestamp"], t["trade_id"]),
+        )
         page = rows[:count]
         return json.dumps({"jsonrpc": "2.0", "result": {"trades": page, "has_more": len(rows) > count}}).encode()
 
@@ -129,7 +148,12 @@ class FakeDeribit:
                 if fault == "rpc10028":
                     return self._send(200, json.dumps(envelope_error(10028, "too_many_requests")).encode())
                 if fault in ("500", "502", "503"):
-                    return self._send(int(fault), json.dumps(envelope_error(13503, "unavailable")).encode() if fault == "503" else b"Internal Server Error")
+                    return self._send(
+                        int(fault),
+                        json.dumps(envelope_error(13503, "unavailable")).encode()
+                        if fault == "503"
+                        else b"Internal Server Error",
+                    )
                 if fault == "html":
                     return self._send(502, b"<html><body>502 Bad Gateway</body></html>")
                 if fault == "invalid_params":

@@ -42,7 +42,9 @@ def test_run_computes_every_model_for_every_snapshot_and_prints_the_levels(tmp_p
     assert main(["run", "--source", "sample", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "zero_gamma" in out and "call_wall" in out
-    rows = query(tmp_path, "select currency, count(distinct snapshot_ts), count(*) from key_levels group by 1 order by 1")
+    rows = query(
+        tmp_path, "select currency, count(distinct snapshot_ts), count(*) from key_levels group by 1 order by 1"
+    )
     assert rows == [("BTC", 2, 4), ("ETH", 2, 4)]  # 2 snapshots x (naive, customer_long)
     grid = query(tmp_path, "select count(*) from gex_profile group by currency, snapshot_ts, model")
     assert {n for (n,) in grid} == {201}
@@ -62,12 +64,14 @@ def test_the_views_agree_with_the_transforms_and_their_units(sample_warehouse):
         sample_warehouse,
         "select k.total_gex_usd, (select sum(net_gex_usd) from gex_by_strike g where g.currency = k.currency "
         "and g.snapshot_ts = k.snapshot_ts and g.model = k.model and g.expiration_ts is null) "
-        "from key_levels k where currency = 'BTC' and model = 'naive' and snapshot_ts = (select max(snapshot_ts) from key_levels)",
+        "from key_levels k where currency = 'BTC' and model = 'naive' "
+        "and snapshot_ts = (select max(snapshot_ts) from key_levels)",
     )[0]
     assert total == pytest.approx(by_strike, rel=1e-9)
     at_spot = query(
         sample_warehouse,
-        "select p.dealer_gex_usd, p.hedge_flow_coins from gex_profile p join key_levels k using (currency, snapshot_ts, model) "
+        "select p.dealer_gex_usd, p.hedge_flow_coins from gex_profile p "
+        "join key_levels k using (currency, snapshot_ts, model) "
         "where p.currency = 'BTC' and p.model = 'naive' and p.price_level = k.spot",
     )
     assert len(at_spot) == 2 and all(flow == 0 for _, flow in at_spot)
@@ -77,8 +81,24 @@ def test_levels_prints_each_model_and_profile_draws_a_chart(sample_warehouse, ca
     assert main(["levels", "--currency", "BTC", "--data-dir", str(sample_warehouse)]) == 0
     out = capsys.readouterr().out
     assert "naive" in out and "customer_long" in out and "62,994.58" in out
-    assert main(["levels", "--currency", "ETH", "--at", "2026-02-01", "--model", "naive", "--format", "json",
-                 "--data-dir", str(sample_warehouse)]) == 0
+    assert (
+        main(
+            [
+                "levels",
+                "--currency",
+                "ETH",
+                "--at",
+                "2026-02-01",
+                "--model",
+                "naive",
+                "--format",
+                "json",
+                "--data-dir",
+                str(sample_warehouse),
+            ]
+        )
+        == 0
+    )
     levels = json.loads(capsys.readouterr().out)
     assert len(levels) == 1 and levels[0]["snapshot_ts"].startswith("2026-01-05T15:33:29")
     png = sample_warehouse / "btc.png"
@@ -104,8 +124,11 @@ def test_a_custom_book_adds_the_custom_model(sample_warehouse, tmp_path, capsys)
     book = tmp_path / "book.csv"
     book.write_text("instrument_name,contracts\nBTC-14AUG26-60000-P,-500\nBTC-14AUG26-70000-C,250\n")
     assert main(["compute", "--book", str(book), "--currency", "BTC", "--data-dir", str(sample_warehouse)]) == 0
-    rows = query(sample_warehouse, "select count(*), sum(abs(dealer_contracts)) from dealer_positions where model = 'custom' "
-                                   "and dealer_contracts <> 0")
+    rows = query(
+        sample_warehouse,
+        "select count(*), sum(abs(dealer_contracts)) from dealer_positions where model = 'custom' "
+        "and dealer_contracts <> 0",
+    )
     assert rows == [(2, 750.0)]  # the 14AUG26 weekly is listed only in the 2026-07-31 snapshot
     bad = tmp_path / "bad.csv"
     bad.write_text("name,qty\nx,1\n")
@@ -116,37 +139,102 @@ def test_a_custom_book_adds_the_custom_model(sample_warehouse, tmp_path, capsys)
 def test_taker_flow_sits_next_to_naive_once_trades_exist(fake_deribit, fast_env, tmp_path, capsys):
     tape = [
         # a taker buys 40 of the 60000 put, sells 10 back; a block trade and a liquidation on the 70000 call
-        {"trade_id": "900001", "trade_seq": 1, "timestamp": SNAPSHOT_MS - 3_600_000, "instrument_name": "BTC-14AUG26-60000-P",
-         "direction": "buy", "amount": 40.0, "price": 0.02, "iv": 50.0, "index_price": 63000.0, "tick_direction": 0},
-        {"trade_id": "900002", "trade_seq": 2, "timestamp": SNAPSHOT_MS - 1_800_000, "instrument_name": "BTC-14AUG26-60000-P",
-         "direction": "sell", "amount": 10.0, "price": 0.02, "iv": 50.0, "index_price": 63000.0, "tick_direction": 1},
-        {"trade_id": "900003", "trade_seq": 1, "timestamp": SNAPSHOT_MS - 900_000, "instrument_name": "BTC-14AUG26-70000-C",
-         "direction": "sell", "amount": 25.0, "price": 0.01, "iv": 48.0, "index_price": 63000.0, "tick_direction": 2,
-         "block_trade_id": "BLOCK-1", "block_trade_leg_count": 2},
-        {"trade_id": "900004", "trade_seq": 2, "timestamp": SNAPSHOT_MS - 600_000, "instrument_name": "BTC-14AUG26-70000-C",
-         "direction": "buy", "amount": 5.0, "price": 0.01, "iv": 48.0, "index_price": 63000.0, "tick_direction": 0,
-         "liquidation": "T"},
-        {"trade_id": "900005", "trade_seq": 3, "timestamp": SNAPSHOT_MS + 60_000, "instrument_name": "BTC-14AUG26-70000-C",
-         "direction": "buy", "amount": 500.0, "price": 0.01, "iv": 48.0, "index_price": 63000.0, "tick_direction": 0},
+        {
+            "trade_id": "900001",
+            "trade_seq": 1,
+            "timestamp": SNAPSHOT_MS - 3_600_000,
+            "instrument_name": "BTC-14AUG26-60000-P",
+            "direction": "buy",
+            "amount": 40.0,
+            "price": 0.02,
+            "iv": 50.0,
+            "index_price": 63000.0,
+            "tick_direction": 0,
+        },
+        {
+            "trade_id": "900002",
+            "trade_seq": 2,
+            "timestamp": SNAPSHOT_MS - 1_800_000,
+            "instrument_name": "BTC-14AUG26-60000-P",
+            "direction": "sell",
+            "amount": 10.0,
+            "price": 0.02,
+            "iv": 50.0,
+            "index_price": 63000.0,
+            "tick_direction": 1,
+        },
+        {
+            "trade_id": "900003",
+            "trade_seq": 1,
+            "timestamp": SNAPSHOT_MS - 900_000,
+            "instrument_name": "BTC-14AUG26-70000-C",
+            "direction": "sell",
+            "amount": 25.0,
+            "price": 0.01,
+            "iv": 48.0,
+            "index_price": 63000.0,
+            "tick_direction": 2,
+            "block_trade_id": "BLOCK-1",
+            "block_trade_leg_count": 2,
+        },
+        {
+            "trade_id": "900004",
+            "trade_seq": 2,
+            "timestamp": SNAPSHOT_MS - 600_000,
+            "instrument_name": "BTC-14AUG26-70000-C",
+            "direction": "buy",
+            "amount": 5.0,
+            "price": 0.01,
+            "iv": 48.0,
+            "index_price": 63000.0,
+            "tick_direction": 0,
+            "liquidation": "T",
+        },
+        {
+            "trade_id": "900005",
+            "trade_seq": 3,
+            "timestamp": SNAPSHOT_MS + 60_000,
+            "instrument_name": "BTC-14AUG26-70000-C",
+            "direction": "buy",
+            "amount": 500.0,
+            "price": 0.01,
+            "iv": 48.0,
+            "index_price": 63000.0,
+            "tick_direction": 0,
+        },
     ]
     fake_deribit.trades["BTC"] = tape
     base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "BTC"]
     assert main(["trades", *base, "--trades-since", "2026-07-31T00:00:00Z"]) == 0
     assert main(["run", *base]) == 0
-    positions = dict(query(tmp_path, "select instrument_name, dealer_contracts from dealer_positions where model = 'taker_flow' "
-                                     "and method <> 'naive_fallback'"))
-    oi = {r["instrument_name"]: r["open_interest"] for r in json.loads(
-        (SNAPSHOTS / "get_book_summary_by_currency.BTC.20260731T113322Z.json").read_text())["result"]}
+    positions = dict(
+        query(
+            tmp_path,
+            "select instrument_name, dealer_contracts from dealer_positions where model = 'taker_flow' "
+            "and method <> 'naive_fallback'",
+        )
+    )
+    oi = {
+        r["instrument_name"]: r["open_interest"]
+        for r in json.loads((SNAPSHOTS / "get_book_summary_by_currency.BTC.20260731T113322Z.json").read_text())[
+            "result"
+        ]
+    }
     # partial tape (listing time unknown): dealer = -OI * net / gross; the block leg is excluded and the
     # trade after the snapshot does not count
     assert positions["BTC-14AUG26-60000-P"] == pytest.approx(-oi["BTC-14AUG26-60000-P"] * 30 / 50)
     assert positions["BTC-14AUG26-70000-C"] == pytest.approx(-oi["BTC-14AUG26-70000-C"] * 5 / 5)
-    models = query(tmp_path, "select model, total_gex_vs_naive_usd is not null, zero_gamma_vs_naive from key_levels order by model")
+    models = query(
+        tmp_path, "select model, total_gex_vs_naive_usd is not null, zero_gamma_vs_naive from key_levels order by model"
+    )
     assert [m for m, *_ in models] == ["customer_long", "naive", "taker_flow"]
     assert all(has_gap for _, has_gap, _ in models)
     assert "taker_flow" in capsys.readouterr().out
-    flags = query(tmp_path, "select liquidations, block_trades_excluded from dealer_positions where model = 'taker_flow' "
-                            "and instrument_name = 'BTC-14AUG26-70000-C'")
+    flags = query(
+        tmp_path,
+        "select liquidations, block_trades_excluded from dealer_positions where model = 'taker_flow' "
+        "and instrument_name = 'BTC-14AUG26-70000-C'",
+    )
     assert flags == [(1, 1)]
 
 
@@ -158,7 +246,9 @@ def test_stored_tables_match_their_contracts(sample_warehouse):
         scan = lake.scan(sample_warehouse, table)
         if scan is not None:
             assert dict(scan.collect_schema()) == {k: v for k, v in schema.items()}, table
-    assert pl.read_parquet_schema(sample_warehouse / "lake" / "key_levels" / "_empty.parquet")["zero_gamma_roots"] == pl.List(pl.Float64)
+    assert pl.read_parquet_schema(sample_warehouse / "lake" / "key_levels" / "_empty.parquet")[
+        "zero_gamma_roots"
+    ] == pl.List(pl.Float64)
 
 
 def test_forecast_publishes_the_files_and_prints_where_they_went(sample_warehouse, capsys):
@@ -167,7 +257,10 @@ def test_forecast_publishes_the_files_and_prints_where_they_went(sample_warehous
     folder = sample_warehouse / "exports" / "flow_forecast" / "date=2026-07-31"
     assert f"forecast published to {folder}" in out
     assert (folder / "index.html").exists()
-    rows = query(sample_warehouse, "select currency, model, count(distinct horizon) from forecast_summary group by all order by all")
+    rows = query(
+        sample_warehouse,
+        "select currency, model, count(distinct horizon) from forecast_summary group by all order by all",
+    )
     assert rows == [("BTC", "customer_long", 3), ("BTC", "naive", 3), ("ETH", "customer_long", 3), ("ETH", "naive", 3)]
 
 
@@ -208,3 +301,18 @@ def test_the_query_library_runs_with_bound_parameters(sample_warehouse, capsys, 
         assert rows == []  # no trade tape in the sample
     else:
         assert rows and all(r.get("currency", params[0].split("=")[1]) == params[0].split("=")[1] for r in rows)
+
+
+def test_backfill_from_tardis_lands_and_computes_the_days(tmp_path, capsys):
+    from tests.fake_deribit import SHARED
+
+    args = ["backfill", "--tardis", str(SHARED / "tardis"), "--since", "2026-07-31", "--until", "2026-07-31",
+            "--currency", "BTC", "--data-dir", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "backfilled" in out and "computed" in out
+    (n_snap, n_levels) = query(tmp_path, "select count(distinct o.snapshot_ts), (select count(distinct snapshot_ts) "
+                                         "from key_levels) from option_snapshots o")[0]
+    assert n_snap >= 2 and n_levels == n_snap
+    assert main(["backfill", "--tardis", str(SHARED / "tardis"), "--since", "bad", "--data-dir", str(tmp_path)]) == 2
+    assert "--since must be YYYY-MM-DD" in capsys.readouterr().err

@@ -58,7 +58,11 @@ def test_the_instruments_bucket_allows_five_then_one_per_ten_seconds():
 
 
 def test_booleans_are_sent_as_true_and_false_and_none_is_dropped():
-    assert encode_params({"expired": False, "x": True, "n": 3, "skip": None}) == {"expired": "false", "x": "true", "n": 3}
+    assert encode_params({"expired": False, "x": True, "n": 3, "skip": None}) == {
+        "expired": "false",
+        "x": "true",
+        "n": 3,
+    }
 
 
 def test_the_recorded_rate_limit_error_is_transient():
@@ -70,7 +74,9 @@ def test_the_recorded_rate_limit_error_is_transient():
 
 @pytest.mark.parametrize("code", [-32602, -32601, 11050, 13020])
 def test_permanent_codes_are_never_transient_whatever_the_http_status(code):
-    body = json.dumps({"jsonrpc": "2.0", "error": {"code": code, "message": "nope", "data": {"reason": "r", "param": "p"}}})
+    body = json.dumps(
+        {"jsonrpc": "2.0", "error": {"code": code, "message": "nope", "data": {"reason": "r", "param": "p"}}}
+    )
     with pytest.raises(DeribitError) as err:
         parse_body("public/x", body.encode(), 503)
     assert not err.value.transient and err.value.reason == "r" and err.value.param == "p"

@@ -77,14 +77,19 @@ def test_the_deployments_have_pinned_names_utc_schedules_and_parameters(tmp_path
         "backfill-on-demand": ("backfill", None, "UTC"),
     }
     assert specs["snapshot-hourly"].parameters == {
-        "currencies": ["BTC", "ETH"], "data_dir": str(tmp_path.resolve()), "api_url": "https://www.deribit.com/api/v2",
-        "source": "live", "compute": True,
+        "currencies": ["BTC", "ETH"],
+        "data_dir": str(tmp_path.resolve()),
+        "api_url": "https://www.deribit.com/api/v2",
+        "source": "live",
+        "compute": True,
     }
     built = {d.name: d for d in deployments(deployment_specs(settings))}
     assert set(built) == set(specs)
     for name, spec in specs.items():
         schedules = built[name].schedules or []
-        assert [(s.schedule.cron, s.schedule.timezone) for s in schedules] == ([(spec.cron, "UTC")] if spec.cron else [])
+        assert [(s.schedule.cron, s.schedule.timezone) for s in schedules] == (
+            [(spec.cron, "UTC")] if spec.cron else []
+        )
         assert built[name].parameters == spec.parameters
 
 
@@ -93,5 +98,26 @@ def test_serve_list_prints_every_deployment_without_starting_anything(tmp_path, 
 
     assert main(["serve", "--list", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for name in ("snapshot-hourly", "trades-every-10-minutes", "forecast-daily", "0 * * * *", "*/10 * * * *", "5 8 * * *"):
+    for name in (
+        "snapshot-hourly",
+        "trades-every-10-minutes",
+        "forecast-daily",
+        "0 * * * *",
+        "*/10 * * * *",
+        "5 8 * * *",
+    ):
         assert name in out
+
+
+def test_the_backfill_flow_fans_tardis_days_out_and_computes_them(prefect_harness, tmp_path):
+    from pipelines.flows import backfill_flow
+    from tests.fake_deribit import SHARED
+
+    state = backfill_flow(["BTC"], str(tmp_path), str(SHARED / "tardis"), None, "2026-07-30", "2026-07-31",
+                          return_state=True)
+    assert state.is_completed() and state.result()["exit_code"] == 0
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    snaps = con.execute("select count(distinct snapshot_ts) from option_snapshots where source = 'tardis'").fetchone()[0]
+    levels = con.execute("select count(distinct snapshot_ts) from key_levels").fetchone()[0]
+    con.close()
+    assert snaps >= 6 and levels == snaps

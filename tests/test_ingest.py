@@ -17,7 +17,9 @@ from tests.fake_deribit import SNAPSHOTS, STAMPS
 RECORDED = {  # stamp -> {currency: (options, open interest)} straight from the recordings
     stamp: {
         c: (
-            len(rows := json.loads((SNAPSHOTS / f"get_book_summary_by_currency.{c}.{stamp}.json").read_text())["result"]),
+            len(
+                rows := json.loads((SNAPSHOTS / f"get_book_summary_by_currency.{c}.{stamp}.json").read_text())["result"]
+            ),
             sum(r["open_interest"] for r in rows),
         )
         for c in ("BTC", "ETH")
@@ -28,15 +30,21 @@ RECORDED = {  # stamp -> {currency: (options, open interest)} straight from the 
 
 def lake_state(data_dir):
     """Every published lake file with its content hash (temp files excluded), plus the view counts."""
-    files = {
-        str(p.relative_to(data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((data_dir / "lake").rglob("*.parquet"))
-        if "_state" not in p.parts
-    } if (data_dir / "lake").exists() else {}
+    files = (
+        {
+            str(p.relative_to(data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((data_dir / "lake").rglob("*.parquet"))
+            if "_state" not in p.parts
+        }
+        if (data_dir / "lake").exists()
+        else {}
+    )
     counts = None
     if (data_dir / "warehouse.duckdb").exists():
         con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
-        counts = con.execute("select currency, count(*), sum(open_interest) from option_snapshots group by 1 order by 1").fetchall()
+        counts = con.execute(
+            "select currency, count(*), sum(open_interest) from option_snapshots group by 1 order by 1"
+        ).fetchall()
         con.close()
     return files, counts
 
@@ -82,7 +90,8 @@ def test_rerunning_a_snapshot_leaves_one_copy_of_each_row(fake_deribit, fast_env
     assert lake_state(tmp_path) == first
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     dupes = con.execute(
-        "select count(*) from (select currency, snapshot_ts, instrument_name from option_snapshots group by all having count(*) > 1)"
+        "select count(*) from (select currency, snapshot_ts, instrument_name from option_snapshots "
+        "group by all having count(*) > 1)"
     ).fetchone()[0]
     instruments = con.execute("select count(*) from instruments").fetchone()[0]
     runs = con.execute("select count(distinct run_id) from ingest_runs").fetchone()[0]
@@ -99,15 +108,24 @@ def test_the_views_store_instrument_attributes_and_nullable_prices(fake_deribit,
         "select strike, option_type, contract_size, expiration_ts, snapshot_ts, underlying_price, mark_iv "
         "from option_snapshots where instrument_name = 'BTC-14AUG26-50000-C'"
     ).fetchone()
-    null_bids = con.execute("select count(*) from option_snapshots where bid_price is null and currency = 'BTC'").fetchone()[0]
-    types = dict(con.execute("select column_name, data_type from information_schema.columns where table_name = 'option_snapshots'").fetchall())
+    null_bids = con.execute(
+        "select count(*) from option_snapshots where bid_price is null and currency = 'BTC'"
+    ).fetchone()[0]
+    types = dict(
+        con.execute(
+            "select column_name, data_type from information_schema.columns where table_name = 'option_snapshots'"
+        ).fetchall()
+    )
     con.close()
     assert row[0] == 50000.0 and row[1] == "call" and row[2] == 1.0
     assert row[3].isoformat().startswith("2026-08-14T08:00:00")
     assert row[4].isoformat().startswith("2026-07-31T11:33:22.630")
     assert row[5] == 63921.11 and row[6] == 57.62
     recorded_null_bids = sum(
-        1 for r in json.loads((SNAPSHOTS / "get_book_summary_by_currency.BTC.20260731T113322Z.json").read_text())["result"]
+        1
+        for r in json.loads((SNAPSHOTS / "get_book_summary_by_currency.BTC.20260731T113322Z.json").read_text())[
+            "result"
+        ]
         if r["bid_price"] is None
     )
     assert null_bids == recorded_null_bids == 60
@@ -167,7 +185,12 @@ def test_a_failed_run_leaves_the_lake_and_views_as_they_were_and_keeps_arrived_r
     assert not list((tmp_path / "lake").rglob("*.tmp"))
     # ETH was fetched completely before BTC failed: its bodies are kept, as is BTC's instruments list
     arrived = {p.name.split(".")[0] + "." + p.name.split(".")[1]: p for p in set(raw.rglob("*.json.gz")) - raw_before}
-    assert {"get_instruments.ETH", "get_book_summary_by_currency.ETH", "get_index_price.eth_usd", "get_instruments.BTC"} <= set(arrived)
+    assert {
+        "get_instruments.ETH",
+        "get_book_summary_by_currency.ETH",
+        "get_index_price.eth_usd",
+        "get_instruments.BTC",
+    } <= set(arrived)
     recorded = (SNAPSHOTS / "get_book_summary_by_currency.ETH.20260731T113322Z.json").read_bytes()
     assert gzip.decompress(arrived["get_book_summary_by_currency.ETH"].read_bytes()) == recorded
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
@@ -208,27 +231,68 @@ def test_a_second_writer_is_told_another_one_holds_the_lock(fake_deribit, fast_e
 def test_usdc_options_are_split_by_base_coin_with_their_own_contract_size(fake_deribit, fast_env, tmp_path):
     expiry = 1786694400000  # 2026-08-14 08:00 UTC
     instruments = [
-        {"instrument_name": f"SOL_USDC-14AUG26-{s}-{cp}", "kind": "option", "option_type": t, "strike": k,
-         "expiration_timestamp": expiry, "contract_size": 1.0, "base_currency": "SOL", "quote_currency": "USDC",
-         "settlement_currency": "USDC", "counter_currency": "USDC", "instrument_type": "linear", "price_index": "sol_usdc",
-         "settlement_period": "week", "is_active": True, "creation_timestamp": 1785000000000}
-        for s, k in (("150", 150.0), ("162d5", 162.5)) for cp, t in (("C", "call"), ("P", "put"))
+        {
+            "instrument_name": f"SOL_USDC-14AUG26-{s}-{cp}",
+            "kind": "option",
+            "option_type": t,
+            "strike": k,
+            "expiration_timestamp": expiry,
+            "contract_size": 1.0,
+            "base_currency": "SOL",
+            "quote_currency": "USDC",
+            "settlement_currency": "USDC",
+            "counter_currency": "USDC",
+            "instrument_type": "linear",
+            "price_index": "sol_usdc",
+            "settlement_period": "week",
+            "is_active": True,
+            "creation_timestamp": 1785000000000,
+        }
+        for s, k in (("150", 150.0), ("162d5", 162.5))
+        for cp, t in (("C", "call"), ("P", "put"))
     ] + [
-        {"instrument_name": "XRP_USDC-14AUG26-2d5-C", "kind": "option", "option_type": "call", "strike": 2.5,
-         "expiration_timestamp": expiry, "contract_size": 1000.0, "base_currency": "XRP", "quote_currency": "USDC",
-         "settlement_currency": "USDC", "counter_currency": "USDC", "instrument_type": "linear", "price_index": "xrp_usdc",
-         "settlement_period": "week", "is_active": True, "creation_timestamp": 1785000000000}
+        {
+            "instrument_name": "XRP_USDC-14AUG26-2d5-C",
+            "kind": "option",
+            "option_type": "call",
+            "strike": 2.5,
+            "expiration_timestamp": expiry,
+            "contract_size": 1000.0,
+            "base_currency": "XRP",
+            "quote_currency": "USDC",
+            "settlement_currency": "USDC",
+            "counter_currency": "USDC",
+            "instrument_type": "linear",
+            "price_index": "xrp_usdc",
+            "settlement_period": "week",
+            "is_active": True,
+            "creation_timestamp": 1785000000000,
+        }
     ]
     book = [
-        {"instrument_name": i["instrument_name"], "base_currency": i["base_currency"], "quote_currency": "USDC",
-         "open_interest": 10.0 + n, "mark_iv": 70.0, "mark_price": 5.0, "underlying_price": 2.6 if "XRP" in i["instrument_name"] else 160.0,
-         "underlying_index": "index_price", "bid_price": None, "ask_price": 6.0, "creation_timestamp": 1785497602630}
+        {
+            "instrument_name": i["instrument_name"],
+            "base_currency": i["base_currency"],
+            "quote_currency": "USDC",
+            "open_interest": 10.0 + n,
+            "mark_iv": 70.0,
+            "mark_price": 5.0,
+            "underlying_price": 2.6 if "XRP" in i["instrument_name"] else 160.0,
+            "underlying_index": "index_price",
+            "bid_price": None,
+            "ask_price": 6.0,
+            "creation_timestamp": 1785497602630,
+        }
         for n, i in enumerate(instruments)
     ]
     fake_deribit.bodies[("get_instruments", "USDC")] = json.dumps({"jsonrpc": "2.0", "result": instruments}).encode()
-    fake_deribit.bodies[("get_book_summary_by_currency", "USDC")] = json.dumps({"jsonrpc": "2.0", "result": book}).encode()
+    fake_deribit.bodies[("get_book_summary_by_currency", "USDC")] = json.dumps(
+        {"jsonrpc": "2.0", "result": book}
+    ).encode()
     for idx, px in (("sol_usdc", 158.0), ("xrp_usdc", 2.55)):
-        fake_deribit.bodies[("get_index_price", idx)] = json.dumps({"jsonrpc": "2.0", "result": {"index_price": px}}).encode()
+        fake_deribit.bodies[("get_index_price", idx)] = json.dumps(
+            {"jsonrpc": "2.0", "result": {"index_price": px}}
+        ).encode()
     assert run(fake_deribit, tmp_path, "--currency", "USDC") == 0
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     rows = con.execute(
@@ -294,7 +358,9 @@ def test_landed_raw_bodies_replay_to_the_same_lake(fake_deribit, fast_env, tmp_p
 def test_the_installed_command_fails_without_a_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "ingest", "--currency", "XYZ", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "gexflow: error: unknown currency 'XYZ' (Deribit options: BTC, ETH, USDC, USDT)"

@@ -24,8 +24,12 @@ U = UTC
 S1 = datetime(2026, 6, 1, 8, tzinfo=U)
 S2 = datetime(2026, 6, 1, 9, tzinfo=U)
 C60, P60, C70, P50 = "BTC-26JUN26-60000-C", "BTC-26JUN26-60000-P", "BTC-26JUN26-70000-C", "BTC-26JUN26-50000-P"
-LISTED = {C60: datetime(2026, 5, 1, tzinfo=U), P60: datetime(2026, 5, 1, tzinfo=U),
-          C70: datetime(2026, 5, 20, tzinfo=U), P50: datetime(2026, 5, 1, tzinfo=U)}
+LISTED = {
+    C60: datetime(2026, 5, 1, tzinfo=U),
+    P60: datetime(2026, 5, 1, tzinfo=U),
+    C70: datetime(2026, 5, 20, tzinfo=U),
+    P50: datetime(2026, 5, 1, tzinfo=U),
+}
 OI = {S1: {C60: 10.0, P60: 8.0, C70: 3.0, P50: 4.0}, S2: {C60: 12.0, P60: 8.0, C70: 3.0, P50: 6.0}}
 
 
@@ -35,9 +39,21 @@ def ms(ts: datetime) -> int:
 
 def deribit_trade(trade_id, ts, instrument, direction, amount, **extra) -> dict:
     """A trade in the field layout of get_last_trades_by_currency_and_time (see combos/ in shared data)."""
-    return {"timestamp": ms(ts), "price": 0.05, "amount": amount, "direction": direction, "index_price": 70000.0,
-            "instrument_name": instrument, "trade_seq": 1, "mark_price": 0.05, "tick_direction": 1, "iv": 50.0,
-            "contracts": amount, "trade_id": trade_id, **extra}
+    return {
+        "timestamp": ms(ts),
+        "price": 0.05,
+        "amount": amount,
+        "direction": direction,
+        "index_price": 70000.0,
+        "instrument_name": instrument,
+        "trade_seq": 1,
+        "mark_price": 0.05,
+        "tick_direction": 1,
+        "iv": 50.0,
+        "contracts": amount,
+        "trade_id": trade_id,
+        **extra,
+    }
 
 
 def at(hour, minute=0, second=0, millisecond=0) -> datetime:
@@ -69,14 +85,27 @@ def chain(listed=True) -> pl.DataFrame:
     rows = []
     for snap, book in OI.items():
         for name, oi in book.items():
-            rows.append({
-                "currency": "BTC", "snapshot_ts": snap, "instrument_name": name,
-                "option_type": "call" if name.endswith("C") else "put", "strike": float(name.split("-")[2]),
-                "expiration_ts": datetime(2026, 6, 26, 8, tzinfo=U), "contract_size": 1.0, "is_linear": False,
-                "open_interest": oi, "mark_iv": 50.0, "mark_price": 0.05, "bid_price": None, "ask_price": None,
-                "underlying_price": 70000.0, "underlying_index": "BTC-26JUN26", "index_price": 70000.0,
-                "source": "test",
-            })
+            rows.append(
+                {
+                    "currency": "BTC",
+                    "snapshot_ts": snap,
+                    "instrument_name": name,
+                    "option_type": "call" if name.endswith("C") else "put",
+                    "strike": float(name.split("-")[2]),
+                    "expiration_ts": datetime(2026, 6, 26, 8, tzinfo=U),
+                    "contract_size": 1.0,
+                    "is_linear": False,
+                    "open_interest": oi,
+                    "mark_iv": 50.0,
+                    "mark_price": 0.05,
+                    "bid_price": None,
+                    "ask_price": None,
+                    "underlying_price": 70000.0,
+                    "underlying_index": "BTC-26JUN26",
+                    "index_price": 70000.0,
+                    "source": "test",
+                }
+            )
     frame = pl.DataFrame(rows, schema=OPTION_SNAPSHOT)
     if listed:
         listed_ts = pl.col("instrument_name").replace_strict(LISTED, return_dtype=UTC_TS)
@@ -94,10 +123,17 @@ def table(frame: pl.DataFrame, *cols) -> list[tuple]:
 def test_block_trades_combo_legs_and_liquidations_land_in_their_own_buckets():
     flags = {r["trade_id"]: (r["is_block"], r["is_combo"], r["is_liquidation"]) for r in tape().to_dicts()}
     assert flags == {
-        "1001": (False, False, False), "1002": (False, False, False), "1003": (True, False, False),
-        "1004": (True, False, False), "1005": (False, True, False), "1006": (False, True, False),
-        "1007": (False, False, True), "1008": (False, False, False), "1009": (False, False, False),
-        "1011": (False, False, False), "1012": (False, False, False),
+        "1001": (False, False, False),
+        "1002": (False, False, False),
+        "1003": (True, False, False),
+        "1004": (True, False, False),
+        "1005": (False, True, False),
+        "1006": (False, True, False),
+        "1007": (False, False, True),
+        "1008": (False, False, False),
+        "1009": (False, False, False),
+        "1011": (False, False, False),
+        "1012": (False, False, False),
     }
 
 
@@ -127,8 +163,18 @@ EXPECTED = [  # sorted like the output: snapshot, then instrument_name
     (S2, P60, 8.0, "tape_partial", False, 1, 2, 1, -3.0, 3.0, -3.0, False),
     (S2, C70, -3.0, "tape_full", False, 2, 0, 0, 5.0, 7.0, 0.0, True),
 ]
-COLUMNS = ("dealer_contracts", "method", "is_fallback", "trades_used", "block_trades_excluded", "liquidations",
-           "net_taker_contracts", "gross_taker_contracts", "block_net_taker_contracts", "is_capped")
+COLUMNS = (
+    "dealer_contracts",
+    "method",
+    "is_fallback",
+    "trades_used",
+    "block_trades_excluded",
+    "liquidations",
+    "net_taker_contracts",
+    "gross_taker_contracts",
+    "block_net_taker_contracts",
+    "is_capped",
+)
 
 
 def test_positions_equal_the_hand_computed_table():
@@ -173,8 +219,10 @@ def test_an_unknown_listing_time_or_no_tape_start_means_a_partial_tape(tape_star
 
 def test_a_trade_after_a_snapshot_does_not_change_that_snapshot():
     base = taker_flow_positions(chain(), tape(), tape_start=datetime(2026, 5, 10, tzinfo=U))
-    later = [deribit_trade("2001", at(8, 0, 0, 1), P50, "buy", 2.0),  # the fallback instrument trades after S1
-             deribit_trade("2002", at(8, 0, 0, 1), C70, "sell", 50.0)]
+    later = [
+        deribit_trade("2001", at(8, 0, 0, 1), P50, "buy", 2.0),  # the fallback instrument trades after S1
+        deribit_trade("2002", at(8, 0, 0, 1), C70, "sell", 50.0),
+    ]
     more = taker_flow_positions(chain(), tape(TAPE + later), tape_start=datetime(2026, 5, 10, tzinfo=U))
     assert more.filter(snapshot_ts=S1).equals(base.filter(snapshot_ts=S1))
     assert not more.filter(snapshot_ts=S2).equals(base.filter(snapshot_ts=S2))
@@ -186,8 +234,16 @@ def test_trades_on_instruments_outside_the_chain_and_an_empty_tape_are_harmless(
     other = tape(TAPE + [deribit_trade("3001", at(7), "BTC-26JUN26-90000-C", "buy", 1.0)])
     assert taker_flow_positions(chain(), other).equals(taker_flow_positions(chain(), tape()))
     empty = taker_flow_positions(chain(), tape([]))
-    assert empty["is_fallback"].all() and empty["dealer_contracts"].to_list() == [-4.0, 10.0, -8.0, 3.0,
-                                                                                 -6.0, 12.0, -8.0, 3.0]
+    assert empty["is_fallback"].all() and empty["dealer_contracts"].to_list() == [
+        -4.0,
+        10.0,
+        -8.0,
+        3.0,
+        -6.0,
+        12.0,
+        -8.0,
+        3.0,
+    ]
 
 
 # ---------------------------------------------------------------- reconciliation and coverage
@@ -210,8 +266,10 @@ def test_tape_coverage_is_the_share_of_open_interest_the_tape_can_account_for():
     # S1: V = C60 13, P60 8, C70 6, P50 0 -> min with OI: 10 + 8 + 3 + 0 = 21 of 25
     #     taker-only V = C60 8, P60 3, C70 6 -> 8 + 3 + 3 = 14;  traded instruments hold 21 of 25
     # S2: V = C60 22, P60 8, C70 7 -> 12 + 8 + 3 = 23 of 29; taker-only C60 17 -> 12 + 3 + 3 = 18
-    assert [(r["snapshot_ts"], r["instruments"], r["instruments_traded"], r["open_interest"], r["oi_explained"])
-            for r in rows] == [(S1, 4, 3, 25.0, 21.0), (S2, 4, 3, 29.0, 23.0)]
+    assert [
+        (r["snapshot_ts"], r["instruments"], r["instruments_traded"], r["open_interest"], r["oi_explained"])
+        for r in rows
+    ] == [(S1, 4, 3, 25.0, 21.0), (S2, 4, 3, 29.0, 23.0)]
     assert [r["coverage"] for r in rows] == pytest.approx([21 / 25, 23 / 29])
     assert [r["coverage_taker"] for r in rows] == pytest.approx([14 / 25, 18 / 29])
     assert [r["oi_traded_share"] for r in rows] == pytest.approx([21 / 25, 23 / 29])
@@ -254,24 +312,34 @@ def test_positions_match_a_scalar_reference_on_random_tapes(seed):
     rows = []
     for snap in snaps:
         for name in rng.sample(names, 6):
-            rows.append({**chain().row(0, named=True), "snapshot_ts": snap, "instrument_name": name,
-                         "option_type": "call" if name.endswith("C") else "put",
-                         "open_interest": float(rng.choice((0, 1, 5, 20))),
-                         "listed_ts": rng.choice((None, LISTED[C60], LISTED[C70]))})
+            rows.append(
+                {
+                    **chain().row(0, named=True),
+                    "snapshot_ts": snap,
+                    "instrument_name": name,
+                    "option_type": "call" if name.endswith("C") else "put",
+                    "open_interest": float(rng.choice((0, 1, 5, 20))),
+                    "listed_ts": rng.choice((None, LISTED[C60], LISTED[C70])),
+                }
+            )
     frame = pl.DataFrame(rows, schema={**OPTION_SNAPSHOT, "listed_ts": UTC_TS})
     trades = []
     for i in range(300):
         extra = rng.choice(({}, {}, {}, BLOCK, COMBO, {"liquidation": "M"}))
         ts = at(5) + timedelta(milliseconds=rng.randrange(0, 5 * 3600 * 1000, 60_000))
-        trades.append(deribit_trade(str(i), ts, rng.choice(names), rng.choice(("buy", "sell")),
-                                    rng.choice((0.1, 1.0, 3.0)), **extra))
+        trades.append(
+            deribit_trade(
+                str(i), ts, rng.choice(names), rng.choice(("buy", "sell")), rng.choice((0.1, 1.0, 3.0)), **extra
+            )
+        )
     trade_frame = tape(trades)
     for tape_start in (None, datetime(2026, 5, 10, tzinfo=U)):
         for include_blocks in (False, True):
             out = taker_flow_positions(frame, trade_frame, tape_start=tape_start, include_blocks=include_blocks)
             want = reference_positions(frame.to_dicts(), trade_frame.to_dicts(), tape_start, include_blocks)
-            got = {(r["snapshot_ts"], r["instrument_name"]): (r["dealer_contracts"], r["method"])
-                   for r in out.to_dicts()}
+            got = {
+                (r["snapshot_ts"], r["instrument_name"]): (r["dealer_contracts"], r["method"]) for r in out.to_dicts()
+            }
             assert got.keys() == want.keys()
             for key, (value, method) in want.items():
                 assert got[key][1] == method and got[key][0] == pytest.approx(value, abs=1e-9)

@@ -34,8 +34,12 @@ def recording(shared_data) -> list[dict]:
 
 
 def settings(fake, data_dir, currencies=("BTC",), **extra):
-    env = {"GEXFLOW_BACKOFF_BASE_S": "0.01", "GEXFLOW_BACKOFF_CAP_S": "0.05", "GEXFLOW_READ_TIMEOUT_S": "1",
-           "GEXFLOW_MAX_RETRIES": "3"}
+    env = {
+        "GEXFLOW_BACKOFF_BASE_S": "0.01",
+        "GEXFLOW_BACKOFF_CAP_S": "0.05",
+        "GEXFLOW_READ_TIMEOUT_S": "1",
+        "GEXFLOW_MAX_RETRIES": "3",
+    }
     return load_settings({"data_dir": str(data_dir), "api_url": fake.url, "currencies": currencies, **extra}, env=env)
 
 
@@ -84,8 +88,18 @@ def bounded(fn, seconds=30.0):
 
 
 def new_trade(trade_id: str, ts_ms: int, **fields) -> dict:
-    base = {"trade_seq": 1, "trade_id": trade_id, "timestamp": ts_ms, "tick_direction": 0, "price": 0.01, "iv": 55.0,
-            "instrument_name": "BTC-27MAR20-10000-C", "index_price": 9700.0, "direction": "buy", "amount": 1.0}
+    base = {
+        "trade_seq": 1,
+        "trade_id": trade_id,
+        "timestamp": ts_ms,
+        "tick_direction": 0,
+        "price": 0.01,
+        "iv": 55.0,
+        "instrument_name": "BTC-27MAR20-10000-C",
+        "index_price": 9700.0,
+        "direction": "buy",
+        "amount": 1.0,
+    }
     return {**base, **fields}
 
 
@@ -103,8 +117,11 @@ def test_the_recorded_tape_pages_with_overlaps_and_stores_each_trade_id_once(fak
     assert {r[0] for r in query(tmp_path, "select trade_id from trades")} == {t["trade_id"] for t in recording}
     starts = [int(p["start_timestamp"]) for m, p in fake_deribit.requests if m == METHOD]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
-    assert all(p["count"] == "50" and p["sorting"] == "asc" and p["kind"] == "option"
-               for m, p in fake_deribit.requests if m == METHOD)
+    assert all(
+        p["count"] == "50" and p["sorting"] == "asc" and p["kind"] == "option"
+        for m, p in fake_deribit.requests
+        if m == METHOD
+    )
 
 
 def test_stored_trades_keep_the_recorded_values_and_optional_fields_are_null(fake_deribit, tmp_path, recording):
@@ -119,8 +136,9 @@ def test_stored_trades_keep_the_recorded_values_and_optional_fields_are_null(fak
     assert got[0] == "BTC" and got[1].isoformat().startswith("2020-02-21T14:56:18.501")
     assert got[2:10] == ("BTC-28FEB20-9750-C", "sell", 0.2, 0.0255, 49.69, 9688.27, 60, 2)
     assert got[10:] == (None, None, None, None, None, False, False, False)
-    types = dict(query(tmp_path, "select column_name, data_type from information_schema.columns "
-                                 "where table_name = 'trades'"))
+    types = dict(
+        query(tmp_path, "select column_name, data_type from information_schema.columns where table_name = 'trades'")
+    )
     assert types["ts"] == "TIMESTAMP WITH TIME ZONE" and types["trade_id"] == "VARCHAR"
     partitions = sorted(p.parent.name for p in (tmp_path / "lake" / "trades").rglob("trades.parquet"))
     assert partitions == ["date=2020-02-21", "date=2020-02-22"]
@@ -141,8 +159,9 @@ def test_a_second_run_adds_nothing_and_leaves_the_lake_files_as_they_were(fake_d
 def test_the_watermark_is_the_latest_trade_and_the_next_run_starts_there(fake_deribit, tmp_path, recording):
     fake_deribit.trades["BTC"] = recording
     cycle(fake_deribit, tmp_path)
-    (currency, watermark, last_id, until), = query(
-        tmp_path, "select currency, epoch_ms(watermark_ts), last_trade_id, fetched_until_ts from trade_watermarks")
+    ((currency, watermark, last_id, until),) = query(
+        tmp_path, "select currency, epoch_ms(watermark_ts), last_trade_id, fetched_until_ts from trade_watermarks"
+    )
     assert (currency, watermark, last_id) == ("BTC", LAST_MS, LAST_ID) and until == NOW
     fake_deribit.requests.clear()
     result = cycle(fake_deribit, tmp_path, since=None)
@@ -181,23 +200,51 @@ def test_every_page_lands_raw_and_pages_never_overwrite_each_other(fake_deribit,
 
 def test_block_combo_and_liquidation_fields_are_stored_with_their_flags(fake_deribit, tmp_path, shared_data):
     combo = json.loads(COMBO.read_text())["result"]["trades"][0]  # a recorded combo trade with its two legs
-    block = [new_trade(f"9100{i}", 1582300000000, block_trade_id="BLOCK-154", block_trade_leg_count=2,
-                       block_rfq_id=4321, mark_price=0.011, contracts=1.0, direction=d)
-             for i, d in enumerate(("buy", "sell"))]
+    block = [
+        new_trade(
+            f"9100{i}",
+            1582300000000,
+            block_trade_id="BLOCK-154",
+            block_trade_leg_count=2,
+            block_rfq_id=4321,
+            mark_price=0.011,
+            contracts=1.0,
+            direction=d,
+        )
+        for i, d in enumerate(("buy", "sell"))
+    ]
     liquidation = new_trade("91100", 1582300001000, liquidation="T")
     leg = copy.deepcopy(combo["legs"][0])  # kind=option pages list legs on their own too
     fake_deribit.trades["BTC"] = [*block, liquidation, leg, combo]
-    s = row(cycle(fake_deribit, tmp_path, since=datetime(2020, 1, 1, tzinfo=UTC),
-                  now=datetime(2026, 6, 1, tzinfo=UTC)).summary())
+    s = row(
+        cycle(
+            fake_deribit, tmp_path, since=datetime(2020, 1, 1, tzinfo=UTC), now=datetime(2026, 6, 1, tzinfo=UTC)
+        ).summary()
+    )
     assert s["new"] == 5  # 2 block legs, 1 liquidation, 2 combo legs (the combo itself is not an option)
-    got = {r[0]: r[1:] for r in query(
-        tmp_path,
-        "select trade_id, is_block, is_combo, is_liquidation, block_trade_id, block_trade_leg_count, block_rfq_id, "
-        "combo_id, combo_trade_id, liquidation, contracts, mark_price from trades")}
+    got = {
+        r[0]: r[1:]
+        for r in query(
+            tmp_path,
+            "select trade_id, is_block, is_combo, is_liquidation, block_trade_id, block_trade_leg_count, block_rfq_id, "
+            "combo_id, combo_trade_id, liquidation, contracts, mark_price from trades",
+        )
+    }
     assert got["91000"] == (True, False, False, "BLOCK-154", 2, "4321", None, None, None, 1.0, 0.011)
     assert got["91100"] == (False, False, True, None, None, None, None, None, "T", None, None)
-    assert got["244365195"] == (False, True, False, None, None, None, "BTC-CS-19MAY26-70000_75000", "244365193", None,
-                                0.1, 0.01733488)
+    assert got["244365195"] == (
+        False,
+        True,
+        False,
+        None,
+        None,
+        None,
+        "BTC-CS-19MAY26-70000_75000",
+        "244365193",
+        None,
+        0.1,
+        0.01733488,
+    )
     assert set(got) == {"91000", "91001", "91100", "244365194", "244365195"}
 
 

@@ -17,7 +17,9 @@ def test_a_commit_interrupted_after_its_journal_is_rolled_forward_by_the_next_wr
         staged.append(files.Staged(tmp, final))
     # simulate a crash after the journal and the first rename
     journal = tmp_path / files.JOURNAL_DIR / "x.json"
-    files.write_atomic(journal, json.dumps({"renames": [[str(s.tmp), str(s.final)] for s in staged], "deletes": []}).encode())
+    files.write_atomic(
+        journal, json.dumps({"renames": [[str(s.tmp), str(s.final)] for s in staged], "deletes": []}).encode()
+    )
     staged[0].tmp.replace(a)
     assert a.exists() and not b.exists()
     with files.writer_lock(tmp_path):

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 
@@ -87,7 +87,10 @@ def parse_body(method: str, body: bytes, http_status: int):
         transient = http_status == 429 or http_status >= 500 or http_status == 200
         snippet = body[:60].decode("utf-8", "replace").replace("\n", " ")
         raise DeribitError(
-            method, f"malformed JSON body ({len(body)} bytes: {snippet!r})", http_status=http_status, transient=transient
+            method,
+            f"malformed JSON body ({len(body)} bytes: {snippet!r})",
+            http_status=http_status,
+            transient=transient,
         ) from None
     if not isinstance(doc, dict):
         raise DeribitError(method, "JSON body is not an object", http_status=http_status)
@@ -96,7 +99,9 @@ def parse_body(method: str, body: bytes, http_status: int):
         code = error.get("code") if isinstance(error, dict) else None
         data = (error.get("data") if isinstance(error, dict) else None) or {}
         data = data if isinstance(data, dict) else {"reason": str(data)}
-        transient = code in TRANSIENT_CODES or (code not in PERMANENT_CODES and (http_status == 429 or http_status >= 500))
+        transient = code in TRANSIENT_CODES or (
+            code not in PERMANENT_CODES and (http_status == 429 or http_status >= 500)
+        )
         raise DeribitError(
             method,
             str(error.get("message", "error") if isinstance(error, dict) else error),
@@ -157,7 +162,9 @@ class HttpTransport:
         except requests.exceptions.Timeout:
             raise DeribitError(method, f"timed out after {self.timeout[1]:g} s", transient=True) from None
         except requests.exceptions.ConnectionError as exc:
-            raise DeribitError(method, f"cannot connect to {self.api_url} ({_root_cause(exc)})", transient=True) from None
+            raise DeribitError(
+                method, f"cannot connect to {self.api_url} ({_root_cause(exc)})", transient=True
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise DeribitError(method, f"request failed ({type(exc).__name__})") from None
 
@@ -187,7 +194,7 @@ class DeribitClient:
         backoff_cap: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
-        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         instruments_ttl_s: float = 3600.0,
         on_retry: Callable[[DeribitError, int, float], None] | None = None,
     ):

@@ -13,19 +13,21 @@ from __future__ import annotations
 import gzip
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 from pipelines.errors import SourceError
 
-_FILE = re.compile(r"^(?P<method>get_[a-z_]+)\.(?P<key>[A-Za-z0-9_]+)\.(?P<stamp>\d{8}T\d{6}(?:\d{3})?Z)\.json(?:\.gz)?$")
+_FILE = re.compile(
+    r"^(?P<method>get_[a-z_]+)\.(?P<key>[A-Za-z0-9_]+)\.(?P<stamp>\d{8}T\d{6}(?:\d{3})?Z)\.json(?:\.gz)?$"
+)
 
 
 def parse_stamp(stamp: str) -> datetime:
     fmt = "%Y%m%dT%H%M%S%fZ" if len(stamp) == 19 else "%Y%m%dT%H%M%SZ"
     value = stamp[:-4] + stamp[-4:-1] + "000Z" if len(stamp) == 19 else stamp
-    return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, fmt).replace(tzinfo=UTC)
 
 
 @dataclass
