@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backfill", help="backfill snapshots from Tardis CSV files or a replay directory", epilog=EPILOG)
     _common(p, source=False, api=False)
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--tardis", type=Path, metavar="DIR", help="Tardis.dev options_chain + derivative_ticker CSV.gz files")
+    g.add_argument(
+        "--tardis", type=Path, metavar="DIR", help="Tardis.dev options_chain + derivative_ticker CSV.gz files"
+    )
     g.add_argument("--replay", type=Path, metavar="DIR", help="recorded API responses (e.g. <data-dir>/raw/deribit)")
     p.add_argument("--since", help="first UTC day YYYY-MM-DD (Tardis only; default: the first file)")
     p.add_argument("--until", help="last UTC day YYYY-MM-DD (Tardis only; default: the last file)")
@@ -165,10 +167,7 @@ def settings_from(args) -> Settings:
 
 
 def _ingest(settings: Settings):
-    engine = settings.engine
-    if engine == "auto":
-        engine = "prefect" if settings.prefect_api_url else "direct"
-    if engine == "prefect":
+    if settings.uses_prefect:
         from pipelines.flows import snapshot_flow
 
         return snapshot_flow(list(settings.currencies), settings.source, str(settings.data_dir), settings.api_url)
@@ -352,10 +351,7 @@ def parse_when(value: str | None, flag: str):
 
 
 def _trades(settings: Settings, since):
-    engine = settings.engine
-    if engine == "auto":
-        engine = "prefect" if settings.prefect_api_url else "direct"
-    if engine == "prefect":
+    if settings.uses_prefect:
         from pipelines.flows import trades_flow
 
         return trades_flow(
@@ -399,24 +395,37 @@ def cmd_backfill(args) -> int:
 
     settings = settings_from(args)
     since, until = _day(args.since, "--since"), _day(args.until, "--until")
-    engine = settings.engine if settings.engine != "auto" else ("prefect" if settings.prefect_api_url else "direct")
-    if engine == "prefect":
+    if settings.uses_prefect:
         from pipelines.flows import backfill_flow
 
-        out = backfill_flow(list(settings.currencies), str(settings.data_dir),
-                            str(args.tardis) if args.tardis else None, str(args.replay) if args.replay else None,
-                            args.since, args.until, compute=not args.no_compute)
+        out = backfill_flow(
+            list(settings.currencies),
+            str(settings.data_dir),
+            str(args.tardis) if args.tardis else None,
+            str(args.replay) if args.replay else None,
+            args.since,
+            args.until,
+            compute=not args.no_compute,
+        )
         print(out)
         return int(out.get("exit_code", 0))
-    result = backfill_cycle(settings, tardis_dir=args.tardis, replay_dir=args.replay, since=since, until=until,
-                            progress=_progress("backfilling"))
+    result = backfill_cycle(
+        settings,
+        tardis_dir=args.tardis,
+        replay_dir=args.replay,
+        since=since,
+        until=until,
+        progress=_progress("backfilling"),
+    )
     for line in result.lines():
         print(line)
     if not args.no_compute:
         from pipelines.compute import compute_cycle
 
         if result.snapshots:
-            done = compute_cycle(settings.data_dir, _coins(settings), only_missing=True, progress=_progress("computing"))
+            done = compute_cycle(
+                settings.data_dir, _coins(settings), only_missing=True, progress=_progress("computing")
+            )
             print(f"computed {len(done.snapshots)} snapshot(s)")
     return result.exit_code
 
@@ -435,8 +444,7 @@ def cmd_forecast(args) -> int:
     for h in args.horizons or ():
         if not 0 < h <= 24 * 90:
             raise ConfigError(f"--horizon must be between 0 and 2160 hours, got {h:g}")
-    engine = settings.engine if settings.engine != "auto" else ("prefect" if settings.prefect_api_url else "direct")
-    if engine == "prefect":
+    if settings.uses_prefect:
         from pipelines.flows import forecast_flow
 
         out = forecast_flow(list(_coins(settings)), str(settings.data_dir), args.date, args.models, args.horizons)

@@ -45,6 +45,11 @@ class Settings:
     def replay_dir(self) -> Path | None:
         return Path(self.source.split(":", 1)[1]) if self.source.startswith("replay:") else None
 
+    @property
+    def uses_prefect(self) -> bool:
+        """Run as a Prefect flow run: asked for, or 'auto' with a Prefect server configured (PREFECT_API_URL)."""
+        return self.engine == "prefect" or (self.engine == "auto" and bool(self.prefect_api_url))
+
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
 

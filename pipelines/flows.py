@@ -156,11 +156,14 @@ def backfill_flow(
 
     settings = _settings(currencies, None, data_dir, None)
     if replay_dir:
-        result = backfill.backfill_cycle(settings, replay_dir=Path(replay_dir))
+        backfill.backfill_cycle(settings, replay_dir=Path(replay_dir))
         failed = 0
     else:
-        days = backfill.plan_backfill(Path(tardis_dir), since=date.fromisoformat(since) if since else None,
-                                      until=date.fromisoformat(until) if until else None)
+        days = backfill.plan_backfill(
+            Path(tardis_dir),
+            since=date.fromisoformat(since) if since else None,
+            until=date.fromisoformat(until) if until else None,
+        )
         backfill.refresh_warehouse(settings)
         futures = _task(backfill.backfill_day, "backfill-day").map(settings, days)
         results = [f.result() for f in futures]
@@ -171,7 +174,13 @@ def backfill_flow(
     return {"failed_snapshots": failed, "exit_code": 1 if failed else 0}
 
 
-FLOWS = {"backfill": backfill_flow, "snapshot": snapshot_flow, "trades": trades_flow, "compute": compute_flow, "forecast": forecast_flow}
+FLOWS = {
+    "backfill": backfill_flow,
+    "snapshot": snapshot_flow,
+    "trades": trades_flow,
+    "compute": compute_flow,
+    "forecast": forecast_flow,
+}
 
 
 def deployments(specs):

@@ -113,11 +113,14 @@ def test_the_backfill_flow_fans_tardis_days_out_and_computes_them(prefect_harnes
     from pipelines.flows import backfill_flow
     from tests.fake_deribit import SHARED
 
-    state = backfill_flow(["BTC"], str(tmp_path), str(SHARED / "tardis"), None, "2026-07-30", "2026-07-31",
-                          return_state=True)
+    state = backfill_flow(
+        ["BTC"], str(tmp_path), str(SHARED / "tardis"), None, "2026-07-30", "2026-07-31", return_state=True
+    )
     assert state.is_completed() and state.result()["exit_code"] == 0
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
-    snaps = con.execute("select count(distinct snapshot_ts) from option_snapshots where source = 'tardis'").fetchone()[0]
+    snaps = con.execute("select count(distinct snapshot_ts) from option_snapshots where source = 'tardis'").fetchone()[
+        0
+    ]
     levels = con.execute("select count(distinct snapshot_ts) from key_levels").fetchone()[0]
     con.close()
     assert snaps >= 6 and levels == snaps
