@@ -35,7 +35,9 @@ def chains(draw, *, calls_only: bool = False, same_forward: bool = False, max_si
                 strike=spot * draw(st.sampled_from([0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.4])),
                 expiry_days=days,
                 option_type="call" if calls_only else draw(st.sampled_from(["call", "put"])),
-                open_interest=draw(st.floats(0.0, 5_000.0)),
+                # Deribit open interest moves in steps of 0.1 contract; unconstrained floats reach 5e-324,
+                # where a whole book's GEX is a denormal the kernel (rightly) flushes to 0
+                open_interest=draw(st.integers(0, 50_000)) / 10.0,
                 mark_iv=draw(st.floats(20.0, 150.0)),
                 forward=forward,
                 spot=spot,
