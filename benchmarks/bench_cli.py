@@ -54,7 +54,9 @@ def main() -> None:
         for _ in range(args.repeats):
             tmp = Path(tempfile.mkdtemp(prefix="gexflow-bench-"))
             try:
-                elapsed, rc = wall([*gexflow, "run", "--source", "sample", "--engine", engine, "--data-dir", str(tmp)], env)
+                elapsed, rc = wall(
+                    [*gexflow, "run", "--source", "sample", "--engine", engine, "--data-dir", str(tmp)], env
+                )
                 if rc != 0:
                     raise SystemExit(f"gexflow run --engine {engine} failed (exit {rc})")
                 times.append(elapsed)
@@ -65,11 +67,14 @@ def main() -> None:
     print(f"{'what':<{width}}  median s    min s")
     for label, med, best in rows:
         print(f"{label:<{width}}  {med:8.2f}  {best:7.2f}")
-    direct = next(r[1] for r in rows if r[0].endswith("direct"))
-    prefect = next(r[1] for r in rows if r[0].endswith("prefect"))
+    medians = {label: med for label, med, _ in rows}
+    direct = medians["gexflow run --source sample --engine direct"]
+    prefect = medians["gexflow run --source sample --engine prefect"]
     print(f"Prefect engine with its temporary server adds {prefect - direct:.1f} s ({prefect / direct:.1f}x)")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_cli.json").write_text(json.dumps([dict(zip(["what", "median_s", "min_s"], r)) for r in rows], indent=1))
+    (RESULTS / "bench_cli.json").write_text(
+        json.dumps([dict(zip(["what", "median_s", "min_s"], r, strict=True)) for r in rows], indent=1)
+    )
 
 
 if __name__ == "__main__":
