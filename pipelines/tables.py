@@ -15,7 +15,7 @@ def _cell(value) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
-        if abs(value) >= 1e5:
+        if abs(value) >= 1e6:
             return f"{value:,.0f}"
         if value != 0 and abs(value) < 1e-3:
             return f"{value:.4g}"
