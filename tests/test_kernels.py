@@ -183,3 +183,80 @@ def test_unsorted_or_non_positive_levels_are_rejected_with_a_one_line_error():
         kernels.profile_at_levels(*arrays, np.array([1.1, 1.0]))
     with pytest.raises(ValueError, match="positive"):
         kernels.profile_at_levels(*arrays, np.array([0.0, 1.0]))
+
+
+# --- the fused kernel's own exp and N() (kernels.fast_gauss_terms runs the kernel's per-element code) ---------
+
+
+def test_the_fused_kernels_exponential_matches_math_exp_down_to_the_smallest_subnormal():
+    d = np.concatenate([np.linspace(-40.0, 40.0, 400_001), [0.0, -0.0, 38.6, -38.6, 38.61, 1e3, -1e8, 1e300]])
+    e, _ = kernels.fast_gauss_terms(d)
+    want = np.array([math.exp(-0.5 * v * v) for v in d.tolist()])
+    near = np.abs(d) <= 8.0  # where phi is not negligible next to its peak
+    assert np.max(np.abs(e[near] / want[near] - 1.0)) < 2e-15
+    normal = want >= np.finfo(float).tiny
+    assert np.max(np.abs(e[normal] / want[normal] - 1.0)) < 3e-14  # ln 2 rounding in the reduction at |d| ~ 37
+    assert np.max(np.abs(e[~normal] - want[~normal])) < 1e-320  # subnormal results round once
+    assert np.all(e[np.abs(d) >= 38.61] == 0.0)
+
+
+def test_the_fused_kernels_normal_cdf_matches_erfc_to_1e_15_absolute():
+    d = np.concatenate([np.linspace(-40.0, 40.0, 400_001), np.linspace(-1e-3, 1e-3, 2_001), [-1e8, 1e8, 1e300]])
+    _, n = kernels.fast_gauss_terms(d)
+    want = np.array([ref.norm_cdf(v) for v in d])
+    assert np.max(np.abs(n - want)) < 1e-15
+    lower = (d <= 0.0) & (want > 1e-12)  # relative in the lower tail (erfc's argument rounding dominates)
+    assert np.max(np.abs(n[lower] / want[lower] - 1.0)) < 2e-14
+    assert np.all(n[d <= -38.61] == 0.0)
+    assert np.all(n[d >= 38.61] == 1.0)
+
+
+def _extreme_chain() -> list[ref.Option]:
+    """Minutes to a year to expiry, strikes from 0.2x to 5x: whole blocks of levels in the tails (|d1| > 38.6),
+    blocks that cross into them (the clamped code path) and ordinary ones, calls and puts."""
+    out = []
+    for k, (minutes, moneyness) in enumerate(
+        [(5, 0.2), (5, 0.97), (5, 1.0), (5, 1.03), (5, 5.0), (30, 0.9), (30, 1.12), (240, 0.8), (240, 1.3),
+         (1440, 0.5), (1440, 1.02), (43200, 0.3), (43200, 2.5), (525600, 1.0)]
+    ):  # fmt: skip
+        out.append(
+            ref.Option(
+                forward=60_000.0,
+                strike=60_000.0 * moneyness,
+                sigma=0.3 + 0.05 * (k % 5),
+                tau=minutes / 525_600.0,
+                weight=1.0 + k,
+                is_call=k % 2 == 0,
+            )
+        )
+    return out
+
+
+def test_options_in_and_around_the_tails_give_the_same_profile_for_any_split_into_blocks():
+    forward, strike, sigma, tau, weight, put_weight = _arrays(_extreme_chain())
+    ratio = 1.0 + np.arange(-100, 101) * 0.0025
+    one = kernels.gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, ratio, 1)
+    for blocks in (2, 3, 5, 7, 40, 201):
+        many = kernels.gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, ratio, blocks)
+        np.testing.assert_array_equal(many[0], one[0])
+        np.testing.assert_array_equal(many[1], one[1])
+
+
+def test_options_in_and_around_the_tails_match_the_reference():
+    chain = _extreme_chain()
+    ratio = 1.0 + np.arange(-100, 101) * 0.0025
+    gex, delta = kernels.profile_at_levels(*_arrays(chain), ratio)
+    ref_gex, ref_delta = ref.profile(chain, ratio)
+    _assert_close(gex, ref_gex, scale=max(map(abs, ref_gex)) * 1e2)
+    _assert_close(delta, ref_delta, scale=sum(o.weight for o in chain) * 1e2)
+
+
+def test_gex_keeps_its_precision_where_gamma_is_subnormal():
+    """A 7-hour call 30 % in the money: d1 ~ 23..38 over the grid, gamma down to 1e-311 (a case hypothesis found
+    in tests/test_exposure.py). Each level matches the reference to 1e-12 relative, or 1e-311 absolute."""
+    o = ref.Option(forward=150.018, strike=105.0, sigma=0.2, tau=0.3 / 365.0, weight=1.0, is_call=True)
+    ratio = 1.0 + np.arange(-20, 21) * 0.01
+    gex, _ = kernels.profile_at_levels([o.forward], [o.strike], [o.sigma], [o.tau], [o.weight], [0.0], ratio)
+    ref_gex, _ = ref.profile([o], ratio)
+    assert any(0.0 < v < 1e-300 for v in ref_gex)
+    _assert_close(gex, ref_gex, scale=1e-299)
