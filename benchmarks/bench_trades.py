@@ -40,8 +40,18 @@ N_OPTIONS, N_TRADES = 1000, 1_000_000
 
 
 def option_names(n: int) -> list[str]:
-    expiries = ["31JUL26", "7AUG26", "14AUG26", "28AUG26", "25SEP26", "25DEC26", "26MAR27", "25JUN27", "24SEP27",
-                "31DEC27"]
+    expiries = [
+        "31JUL26",
+        "7AUG26",
+        "14AUG26",
+        "28AUG26",
+        "25SEP26",
+        "25DEC26",
+        "26MAR27",
+        "25JUN27",
+        "24SEP27",
+        "31DEC27",
+    ]
     strikes = [20000 + 2000 * i for i in range(n // (2 * len(expiries)))]
     return [f"BTC-{e}-{k}-{cp}" for e in expiries for k in strikes for cp in "CP"][:n]
 
@@ -75,7 +85,7 @@ def synthetic_pages(rng: random.Random) -> list[dict]:
             t["liquidation"] = "T"
         stream.append(t)
     step = PAGE - OVERLAP
-    return [{"trades": stream[p * step: p * step + PAGE], "has_more": p < PAGES - 1} for p in range(PAGES)]
+    return [{"trades": stream[p * step : p * step + PAGE], "has_more": p < PAGES - 1} for p in range(PAGES)]
 
 
 def bench_ingest(pages: list[dict]) -> dict:
@@ -91,15 +101,20 @@ def bench_ingest(pages: list[dict]) -> dict:
     staged, new = stage_trades(frame, lake_dir)
     files.commit(lake_dir, staged)
     t_total = time.perf_counter() - t
-    out.update(rows_unique=frame.height, new=new["BTC"], partitions=len(staged), normalise_dedupe_s=t_norm,
-               ingest_s=t_total)
+    out.update(
+        rows_unique=frame.height, new=new["BTC"], partitions=len(staged), normalise_dedupe_s=t_norm, ingest_s=t_total
+    )
     t = time.perf_counter()
     frame = normalise([fetched])
     staged, new = stage_trades(frame, lake_dir)
     files.commit(lake_dir, staged)
     out.update(rerun_new=new["BTC"], rerun_s=time.perf_counter() - t)
-    stored = pl.scan_parquet(str(lake_dir / "lake" / "trades" / "**" / "*.parquet")).select(
-        pl.len(), pl.col("trade_id").n_unique()).collect().row(0)
+    stored = (
+        pl.scan_parquet(str(lake_dir / "lake" / "trades" / "**" / "*.parquet"))
+        .select(pl.len(), pl.col("trade_id").n_unique())
+        .collect()
+        .row(0)
+    )
     out.update(stored_rows=stored[0], stored_unique=stored[1])
     shutil.rmtree(lake_dir, ignore_errors=True)
     return out
@@ -109,17 +124,23 @@ def chain_frame(names: list[str], snapshots: list[datetime]) -> pl.DataFrame:
     n = len(names)
     rows = pl.DataFrame({"instrument_name": names}).with_columns(
         pl.lit("BTC").alias("currency"),
-        pl.when(pl.col("instrument_name").str.ends_with("C")).then(pl.lit("call")).otherwise(pl.lit("put"))
+        pl.when(pl.col("instrument_name").str.ends_with("C"))
+        .then(pl.lit("call"))
+        .otherwise(pl.lit("put"))
         .alias("option_type"),
         pl.col("instrument_name").str.split("-").list.get(2).cast(pl.Float64).alias("strike"),
         pl.lit(T0 + timedelta(days=30)).dt.cast_time_unit("ms").alias("expiration_ts"),
         pl.lit(1.0).alias("contract_size"),
         pl.lit(False).alias("is_linear"),
         pl.Series("open_interest", np.linspace(0.0, 900.0, n)),
-        pl.lit(55.0).alias("mark_iv"), pl.lit(0.02).alias("mark_price"),
-        pl.lit(None, pl.Float64).alias("bid_price"), pl.lit(None, pl.Float64).alias("ask_price"),
-        pl.lit(64000.0).alias("underlying_price"), pl.lit("SYN").alias("underlying_index"),
-        pl.lit(64000.0).alias("index_price"), pl.lit("bench").alias("source"),
+        pl.lit(55.0).alias("mark_iv"),
+        pl.lit(0.02).alias("mark_price"),
+        pl.lit(None, pl.Float64).alias("bid_price"),
+        pl.lit(None, pl.Float64).alias("ask_price"),
+        pl.lit(64000.0).alias("underlying_price"),
+        pl.lit("SYN").alias("underlying_index"),
+        pl.lit(64000.0).alias("index_price"),
+        pl.lit("bench").alias("source"),
     )
     snaps = pl.DataFrame({"snapshot_ts": pl.Series(snapshots, dtype=OPTION_SNAPSHOT["snapshot_ts"])})
     return snaps.join(rows, how="cross").select(list(OPTION_SNAPSHOT)).cast(OPTION_SNAPSHOT)
@@ -129,15 +150,17 @@ def trade_frame(names: list[str], n: int, seed: int = 7) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     kind = rng.random(n)
     ts = np.sort(rng.integers(T0_MS - 30 * 86_400_000, T0_MS + 86_400_000, n))
-    frame = pl.DataFrame({
-        "currency": "BTC",
-        "trade_id": pl.Series(np.arange(n)).cast(pl.String),
-        "ts": pl.Series(ts).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
-        "instrument_name": pl.Series(names).gather(rng.integers(0, len(names), n)),
-        "direction": np.where(rng.random(n) < 0.5, "buy", "sell"),
-        "amount": rng.choice([0.1, 0.5, 1.0, 2.0, 10.0], n),
-        "_kind": kind,
-    }).with_columns(
+    frame = pl.DataFrame(
+        {
+            "currency": "BTC",
+            "trade_id": pl.Series(np.arange(n)).cast(pl.String),
+            "ts": pl.Series(ts).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
+            "instrument_name": pl.Series(names).gather(rng.integers(0, len(names), n)),
+            "direction": np.where(rng.random(n) < 0.5, "buy", "sell"),
+            "amount": rng.choice([0.1, 0.5, 1.0, 2.0, 10.0], n),
+            "_kind": kind,
+        }
+    ).with_columns(
         pl.when(pl.col("_kind") < 0.02).then(pl.lit("b")).alias("block_trade_id"),
         pl.when(pl.col("_kind").is_between(0.02, 0.03, closed="left")).then(pl.lit("BTC-CS")).alias("combo_id"),
         pl.when(pl.col("_kind").is_between(0.03, 0.04, closed="left")).then(pl.lit("T")).alias("liquidation"),
@@ -163,8 +186,15 @@ def bench_taker_flow() -> dict:
     first, best = best_of(lambda: taker_flow_positions(one, trades, tape_start=T0 - timedelta(days=60)), 5)
     first24, best24 = best_of(lambda: taker_flow_positions(hourly, trades), 3)
     rows = taker_flow_positions(one, trades).height
-    return {"options": N_OPTIONS, "trades": N_TRADES, "rows": rows, "first_s": first, "best_s": best,
-            "hourly24_first_s": first24, "hourly24_best_s": best24}
+    return {
+        "options": N_OPTIONS,
+        "trades": N_TRADES,
+        "rows": rows,
+        "first_s": first,
+        "best_s": best,
+        "hourly24_first_s": first24,
+        "hourly24_best_s": best24,
+    }
 
 
 def main() -> None:
@@ -176,8 +206,11 @@ def main() -> None:
     table = [
         ("ingest: normalise + dedupe (1 M rows)", f"{ingest['normalise_dedupe_s']:.2f} s", ""),
         ("ingest: normalise + dedupe + write (empty lake)", f"{ingest['ingest_s']:.2f} s", "<= 10 s"),
-        ("  rows fetched / unique / stored", f"{ingest['rows_fetched']:,} / {ingest['rows_unique']:,} / "
-         f"{ingest['stored_unique']:,}", f"{ingest['partitions']} partitions"),
+        (
+            "  rows fetched / unique / stored",
+            f"{ingest['rows_fetched']:,} / {ingest['rows_unique']:,} / {ingest['stored_unique']:,}",
+            f"{ingest['partitions']} partitions",
+        ),
         ("ingest: same batch again (all duplicates)", f"{ingest['rerun_s']:.2f} s", f"new = {ingest['rerun_new']}"),
         ("taker_flow: 1,000 options x 1 M trades, first", f"{flow['first_s']:.3f} s", "<= 1 s"),
         ("taker_flow: same, best of 5", f"{flow['best_s']:.3f} s", ""),

@@ -6,7 +6,7 @@ Pure: takes the already-parsed ``result`` payloads and returns frames.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -14,7 +14,9 @@ from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT, UTC_TS, check
 
 _MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
 # BTC-14AUG26-50000-C, SOL_USDC-10JUN22-28d5-P (USDC strikes write the decimal point as 'd')
-_NAME = re.compile(r"^(?P<base>[A-Z0-9]+)(?:_(?P<settle>[A-Z]+))?-(?P<day>\d{1,2})(?P<mon>[A-Z]{3})(?P<yy>\d{2})-(?P<strike>[0-9d.]+)-(?P<cp>[CP])$")
+_NAME = re.compile(
+    r"^(?P<base>[A-Z0-9]+)(?:_(?P<settle>[A-Z]+))?-(?P<day>\d{1,2})(?P<mon>[A-Z]{3})(?P<yy>\d{2})-(?P<strike>[0-9d.]+)-(?P<cp>[CP])$"
+)
 
 
 class NormaliseError(ValueError):
@@ -29,7 +31,7 @@ def parse_option_name(name: str) -> dict:
     month = _MONTHS.get(m["mon"])
     if month is None:
         raise NormaliseError(f"bad month in instrument name: {name!r}")
-    expiry = datetime(2000 + int(m["yy"]), month, int(m["day"]), 8, tzinfo=timezone.utc)
+    expiry = datetime(2000 + int(m["yy"]), month, int(m["day"]), 8, tzinfo=UTC)
     return {
         "base": m["base"],
         "settlement_currency": m["settle"] or m["base"],
@@ -40,7 +42,7 @@ def parse_option_name(name: str) -> dict:
 
 
 def _ms(value) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    return None if value is None else datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def instruments_frame(instruments: list[dict], seen_ts: datetime) -> pl.DataFrame:

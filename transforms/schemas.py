@@ -63,6 +63,7 @@ INGEST_RUN = {
     "message": pl.String,
 }
 
+
 class SchemaError(ValueError):
     """A frame does not match its declared contract."""
 
@@ -83,6 +84,7 @@ def check(frame: pl.DataFrame | pl.LazyFrame, schema: dict, name: str) -> None:
 def empty(schema: dict) -> pl.DataFrame:
     """An empty frame with exactly the declared columns and dtypes."""
     return pl.DataFrame(schema=schema)
+
 
 # One row per (currency, trade_id): an option trade from ``public/get_last_trades_by_currency_and_time``.
 # ``currency`` is the currency the tape was queried for (BTC, ETH, USDC): Deribit's trade_id is unique
@@ -304,7 +306,8 @@ EXPIRY_ROLLOFF = {
     "dealer_gex_usd": pl.Float64,  # sum q c gamma F^2 0.01: USD per 1 % move leaving the book
     "dealer_delta_coins": pl.Float64,  # sum q c delta, coins; the dealers' hedge is -dealer_delta_coins
     "dealer_charm_coins_per_day": pl.Float64,  # sum q c charm_per_day: change of dealer delta per day passing
-    "unwind_flow_coins": pl.Float64,  # +dealer_delta_coins: coins dealers buy (> 0) unwinding the hedge, at today's deltas
+    # +dealer_delta_coins: coins dealers buy (> 0) unwinding the hedge, at today's deltas
+    "unwind_flow_coins": pl.Float64,
     "unwind_flow_usd": pl.Float64,  # unwind_flow_coins * spot, USD
 }
 

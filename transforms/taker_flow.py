@@ -37,8 +37,16 @@ TAKER_FLOW_EXTRA = {
     "is_capped": pl.Boolean,  # tape_full and |net| exceeded open interest
 }
 
-_TRADE_COLUMNS = ("instrument_name", "ts", "direction", "amount", "block_trade_id", "combo_id", "combo_trade_id",
-                  "liquidation")
+_TRADE_COLUMNS = (
+    "instrument_name",
+    "ts",
+    "direction",
+    "amount",
+    "block_trade_id",
+    "combo_id",
+    "combo_trade_id",
+    "liquidation",
+)
 _CHAIN_COLUMNS = ("currency", "snapshot_ts", "instrument_name", "option_type", "open_interest")
 _RUNNING = ("net", "gross", "used", "excluded", "liquidations", "block_net", "traded", "taker_traded", "trades")
 
@@ -91,13 +99,16 @@ def _as_of_tape(chain: pl.DataFrame, trades: pl.DataFrame, columns, *, include_b
         .sort("_bucket")
         .with_columns(pl.col(list(_RUNNING)).cum_sum().over("instrument_name"))
     )
-    rows = chain.lazy().select(columns).with_columns(
-        pl.Series("_bucket", times.search_sorted(chain["snapshot_ts"].cast(UTC_TS), side="left"))
+    rows = (
+        chain.lazy()
+        .select(columns)
+        .with_columns(pl.Series("_bucket", times.search_sorted(chain["snapshot_ts"].cast(UTC_TS), side="left")))
     )
     return (
         rows.sort("_bucket")
-        .join_asof(running, on="_bucket", by="instrument_name", strategy="backward",
-                   check_sortedness=False)  # both sides sorted on _bucket; polars cannot verify it per group
+        .join_asof(
+            running, on="_bucket", by="instrument_name", strategy="backward", check_sortedness=False
+        )  # both sides sorted on _bucket; polars cannot verify it per group
         .with_columns(pl.col(list(_RUNNING)).fill_null(0))
         .drop("_bucket")
     )
@@ -154,16 +165,23 @@ def taker_flow_positions(
             .then(-oi * net / gross)
             .otherwise(0.0)
             .alias("dealer_contracts"),
-            pl.when(pl.col("is_fallback")).then(pl.lit("naive_fallback"))
-            .when(pl.col("_full")).then(pl.lit("tape_full"))
+            pl.when(pl.col("is_fallback"))
+            .then(pl.lit("naive_fallback"))
+            .when(pl.col("_full"))
+            .then(pl.lit("tape_full"))
             .otherwise(pl.lit("tape_partial"))
             .alias("method"),
             (pl.col("_full") & ~pl.col("is_fallback") & (net.abs() > oi)).alias("is_capped"),
             pl.lit(MODEL).alias("model"),
         )
         .select(
-            pl.col("currency"), pl.col("snapshot_ts"), pl.col("model"), pl.col("instrument_name"),
-            pl.col("dealer_contracts").cast(pl.Float64), pl.col("method"), pl.col("is_fallback"),
+            pl.col("currency"),
+            pl.col("snapshot_ts"),
+            pl.col("model"),
+            pl.col("instrument_name"),
+            pl.col("dealer_contracts").cast(pl.Float64),
+            pl.col("method"),
+            pl.col("is_fallback"),
             pl.col("used").alias("trades_used"),
             pl.col("excluded").alias("block_trades_excluded"),
             pl.col("liquidations"),
@@ -210,8 +228,16 @@ def oi_reconciliation(chain: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame
         .with_columns((pl.col("open_interest") - pl.col("prev_open_interest")).alias("delta_oi"))
         .with_columns((pl.col("delta_oi").abs() > pl.col("traded_amount") + VIOLATION_TOLERANCE).alias("is_violation"))
         .select(
-            "currency", "snapshot_ts", "instrument_name", "prev_snapshot_ts", "open_interest", "prev_open_interest",
-            "delta_oi", "traded_amount", pl.col("trades_between").alias("trades"), "is_violation",
+            "currency",
+            "snapshot_ts",
+            "instrument_name",
+            "prev_snapshot_ts",
+            "open_interest",
+            "prev_open_interest",
+            "delta_oi",
+            "traded_amount",
+            pl.col("trades_between").alias("trades"),
+            "is_violation",
         )
         .sort("currency", "snapshot_ts", "instrument_name")
         .collect()
@@ -281,8 +307,11 @@ def tape_coverage(chain: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
         .with_columns(
             *(
                 pl.when(pl.col("open_interest") > 0).then(pl.col(num) / pl.col("open_interest")).alias(name)
-                for num, name in (("oi_explained", "coverage"), ("_taker_explained", "coverage_taker"),
-                                  ("_oi_traded", "oi_traded_share"))
+                for num, name in (
+                    ("oi_explained", "coverage"),
+                    ("_taker_explained", "coverage_taker"),
+                    ("_oi_traded", "oi_traded_share"),
+                )
             )
         )
         .select(list(_COVERAGE))

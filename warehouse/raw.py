@@ -21,7 +21,12 @@ def stamp_of(ts: datetime) -> str:
 def raw_path(data_dir: Path, method: str, currency: str, key: str, stamp_ts: datetime) -> Path:
     short = method.split("/", 1)[-1]
     return (
-        data_dir / "raw" / "deribit" / short / f"currency={currency}" / f"date={stamp_ts:%Y-%m-%d}"
+        data_dir
+        / "raw"
+        / "deribit"
+        / short
+        / f"currency={currency}"
+        / f"date={stamp_ts:%Y-%m-%d}"
         / f"{short}.{key}.{stamp_of(stamp_ts)}.json.gz"
     )
 
