@@ -19,7 +19,7 @@ from pipelines.lake_tables import prepare_warehouse
 from transforms.exposure import gex_by_strike, gex_profile, key_levels
 from transforms.positioning import dealer_positions, validated_book
 from transforms.schemas import DEALER_POSITION_STORED, KEY_LEVELS_STORED, UTC_TS, check
-from transforms.taker_flow import taker_flow_positions
+from transforms.taker_flow import oi_reconciliation, taker_flow_positions, tape_coverage
 from warehouse import files, lake, raw
 
 BASE_MODELS = ("naive", "customer_long")
@@ -134,6 +134,21 @@ def analytics(
     }
 
 
+def tape_checks(data_dir: Path, tapes: dict) -> dict[str, dict[str, pl.DataFrame]]:
+    """Per currency with a tape: tape_coverage and oi_reconciliation over every stored snapshot (so the
+    first snapshot of a recomputed range still finds its predecessor)."""
+    out = {}
+    for currency, (tape, _start) in tapes.items():
+        if tape is None:
+            continue
+        chain = load_chain(data_dir, [currency])
+        out[currency] = {
+            "tape_coverage": tape_coverage(chain, tape),
+            "oi_reconciliation": oi_reconciliation(chain, tape),
+        }
+    return out
+
+
 def computed_snapshots(data_dir: Path) -> set[tuple[str, str]]:
     """(currency, stamp) pairs that already have key levels stored."""
     return {(p.parent.parent.name.split("=", 1)[1], p.stem) for p in lake.data_files(data_dir, "key_levels")}
@@ -168,6 +183,7 @@ def compute_cycle(
         try:
             groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
             tapes = {c: load_tape(data_dir, c) for c in {k[0] for k in groups}}
+            checks = tape_checks(data_dir, tapes)
             for i, ((currency, snapshot_ts), snap) in enumerate(
                 sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))
             ):
@@ -178,7 +194,10 @@ def compute_cycle(
                 positions = positions_for(
                     snap, tape=tape, tape_start=tape_start, listed=listed, book=book, include_blocks=include_blocks
                 )
-                for table, frame in analytics(snap, positions).items():
+                tables = analytics(snap, positions)
+                for table, frame in checks.get(currency, {}).items():
+                    tables[table] = frame.filter(pl.col("snapshot_ts") == snapshot_ts)
+                for table, frame in tables.items():
                     staged += lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts")
                     result.rows[table] = result.rows.get(table, 0) + frame.height
                 result.snapshots.append((currency, snapshot_ts))

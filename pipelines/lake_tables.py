@@ -14,7 +14,9 @@ from transforms.schemas import (
     INGEST_RUN,
     INSTRUMENT,
     KEY_LEVELS_STORED,
+    OI_RECONCILIATION,
     OPTION_SNAPSHOT,
+    TAPE_COVERAGE,
     TRADE,
     TRADE_RUN,
     TRADE_WATERMARK,
@@ -36,6 +38,8 @@ LAKE_TABLES: dict[str, dict] = {
     "flow_forecast": FLOW_FORECAST,
     "forecast_summary": FORECAST_SUMMARY,
     "expiry_rolloff": EXPIRY_ROLLOFF,
+    "tape_coverage": TAPE_COVERAGE,
+    "oi_reconciliation": OI_RECONCILIATION,
 }
 
 

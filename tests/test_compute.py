@@ -306,13 +306,27 @@ def test_the_query_library_runs_with_bound_parameters(sample_warehouse, capsys, 
 def test_backfill_from_tardis_lands_and_computes_the_days(tmp_path, capsys):
     from tests.fake_deribit import SHARED
 
-    args = ["backfill", "--tardis", str(SHARED / "tardis"), "--since", "2026-07-31", "--until", "2026-07-31",
-            "--currency", "BTC", "--data-dir", str(tmp_path)]
+    args = [
+        "backfill",
+        "--tardis",
+        str(SHARED / "tardis"),
+        "--since",
+        "2026-07-31",
+        "--until",
+        "2026-07-31",
+        "--currency",
+        "BTC",
+        "--data-dir",
+        str(tmp_path),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "backfilled" in out and "computed" in out
-    (n_snap, n_levels) = query(tmp_path, "select count(distinct o.snapshot_ts), (select count(distinct snapshot_ts) "
-                                         "from key_levels) from option_snapshots o")[0]
+    (n_snap, n_levels) = query(
+        tmp_path,
+        "select count(distinct o.snapshot_ts), (select count(distinct snapshot_ts) "
+        "from key_levels) from option_snapshots o",
+    )[0]
     assert n_snap >= 2 and n_levels == n_snap
     assert main(["backfill", "--tardis", str(SHARED / "tardis"), "--since", "bad", "--data-dir", str(tmp_path)]) == 2
     assert "--since must be YYYY-MM-DD" in capsys.readouterr().err

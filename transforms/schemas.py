@@ -330,3 +330,31 @@ KEY_LEVELS_STORED = {
     "total_gex_vs_naive_usd": pl.Float64,  # total_gex_usd - naive's; 0 for naive
     "zero_gamma_vs_naive": pl.Float64,  # zero_gamma - naive's, USD; NULL when either is NULL
 }
+
+
+# One row per (currency, snapshot_ts, instrument_name) with an earlier snapshot: |delta_oi| > traded = a tape gap.
+OI_RECONCILIATION = {
+    "currency": pl.String,
+    "snapshot_ts": UTC_TS,
+    "instrument_name": pl.String,
+    "prev_snapshot_ts": UTC_TS,
+    "open_interest": pl.Float64,
+    "prev_open_interest": pl.Float64,
+    "delta_oi": pl.Float64,  # contracts
+    "traded_amount": pl.Float64,  # contracts traded in (prev_snapshot_ts, snapshot_ts]
+    "trades": pl.Int64,
+    "is_violation": pl.Boolean,
+}
+
+# One row per (currency, snapshot_ts): the share of open interest the trade tape can account for (0..1).
+TAPE_COVERAGE = {
+    "currency": pl.String,
+    "snapshot_ts": UTC_TS,
+    "instruments": pl.Int64,
+    "instruments_traded": pl.Int64,
+    "open_interest": pl.Float64,
+    "oi_explained": pl.Float64,
+    "coverage": pl.Float64,
+    "coverage_taker": pl.Float64,
+    "oi_traded_share": pl.Float64,
+}

@@ -20,7 +20,7 @@ from datetime import datetime
 
 import polars as pl
 
-from transforms.schemas import DEALER_POSITION, UTC_TS, check
+from transforms.schemas import DEALER_POSITION, OI_RECONCILIATION, TAPE_COVERAGE, UTC_TS, check
 
 MODEL = "taker_flow"
 VIOLATION_TOLERANCE = 1e-9
@@ -213,7 +213,7 @@ def oi_reconciliation(chain: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame
     """
     _check_inputs(chain, trades)
     if chain.is_empty():
-        return pl.DataFrame(schema=_RECONCILIATION)
+        return pl.DataFrame(schema=OI_RECONCILIATION)
     by = ["currency", "instrument_name"]
     out = (
         _as_of_tape(chain, trades, _chain_columns(chain), include_blocks=True)
@@ -242,33 +242,7 @@ def oi_reconciliation(chain: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame
         .sort("currency", "snapshot_ts", "instrument_name")
         .collect()
     )
-    return out.cast(_RECONCILIATION)
-
-
-_RECONCILIATION = {
-    "currency": pl.String,
-    "snapshot_ts": UTC_TS,
-    "instrument_name": pl.String,
-    "prev_snapshot_ts": UTC_TS,
-    "open_interest": pl.Float64,
-    "prev_open_interest": pl.Float64,
-    "delta_oi": pl.Float64,  # contracts
-    "traded_amount": pl.Float64,  # contracts traded in (prev_snapshot_ts, snapshot_ts]
-    "trades": pl.Int64,
-    "is_violation": pl.Boolean,
-}
-
-_COVERAGE = {
-    "currency": pl.String,
-    "snapshot_ts": UTC_TS,
-    "instruments": pl.Int64,
-    "instruments_traded": pl.Int64,
-    "open_interest": pl.Float64,
-    "oi_explained": pl.Float64,
-    "coverage": pl.Float64,
-    "coverage_taker": pl.Float64,
-    "oi_traded_share": pl.Float64,
-}
+    return out.cast(OI_RECONCILIATION)
 
 
 def tape_coverage(chain: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
@@ -290,7 +264,7 @@ def tape_coverage(chain: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
     """
     _check_inputs(chain, trades)
     if chain.is_empty():
-        return pl.DataFrame(schema=_COVERAGE)
+        return pl.DataFrame(schema=TAPE_COVERAGE)
     oi = pl.col("open_interest")
     total = oi.sum()
     out = (
@@ -314,8 +288,8 @@ def tape_coverage(chain: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
                 )
             )
         )
-        .select(list(_COVERAGE))
+        .select(list(TAPE_COVERAGE))
         .sort("currency", "snapshot_ts")
         .collect()
     )
-    return out.cast(_COVERAGE)
+    return out.cast(TAPE_COVERAGE)
