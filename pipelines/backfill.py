@@ -40,7 +40,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as time_of_day
@@ -54,7 +53,7 @@ from pipelines.lake_tables import prepare_warehouse
 from pipelines.sources import tardis
 from transforms.schemas import INGEST_RUN
 from transforms.tardis import instruments_frame, option_snapshot_frame, snapshot_index_prices
-from warehouse import WarehouseError, files, lake, raw
+from warehouse import files, lake, raw
 
 TARDIS_CURRENCIES = ("BTC", "ETH")  # inverse options: the CSV has no contract size for USDC-settled ones
 SOURCE = "tardis"
@@ -327,8 +326,12 @@ def validate_batches(batches: list[ingest.Batch], data_dir: Path, path: Path) ->
 
 
 _SUMMARY = {
-    "currency": pl.String, "snapshot_ts": INGEST_RUN["snapshot_ts"], "options": pl.UInt32,
-    "open_interest": pl.Float64, "index_price": pl.Float64, "expiries": pl.UInt32,
+    "currency": pl.String,
+    "snapshot_ts": INGEST_RUN["snapshot_ts"],
+    "options": pl.UInt32,
+    "open_interest": pl.Float64,
+    "index_price": pl.Float64,
+    "expiries": pl.UInt32,
 }
 
 
@@ -357,7 +360,8 @@ def _run_record(
                 frames.append(
                     pl.DataFrame(
                         [(run_id, started, finished, SOURCE, currency, f.snapshot_ts, 0, 0.0, "failed", f.reason)],
-                        schema=INGEST_RUN, orient="row",
+                        schema=INGEST_RUN,
+                        orient="row",
                     )
                 )
     return pl.concat(frames)
@@ -366,24 +370,11 @@ def _run_record(
 # ---------------------------------------------------------------- locking
 
 
-@contextmanager
 def waiting_writer_lock(data_dir: Path, wait_s: float):
-    """:func:`warehouse.files.writer_lock`, retried with backoff for up to ``wait_s`` while another writer holds it."""
-    files.check_writable(data_dir)  # a data dir we cannot write fails at once instead of after wait_s
-    deadline = time.monotonic() + wait_s
-    delay = 0.02
-    while True:
-        with ExitStack() as stack:
-            try:
-                stack.enter_context(files.writer_lock(data_dir))
-            except WarehouseError:
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            yield
-            return
+    """:func:`warehouse.files.writer_lock` waiting up to ``wait_s`` for another writer; an unwritable data dir
+    fails at once instead of after ``wait_s``."""
+    files.check_writable(data_dir)
+    return files.writer_lock(data_dir, wait_s)
 
 
 __all__ = [

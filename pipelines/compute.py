@@ -164,12 +164,13 @@ def compute_cycle(
     book: pl.DataFrame | None = None,
     include_blocks: bool = False,
     progress=None,
+    lock_wait_s: float = 0.0,
 ) -> ComputeResult:
     """Compute and publish the analytic tables for every stored snapshot in range (one commit)."""
     data_dir = Path(data_dir)
     files.check_writable(data_dir)
     result = ComputeResult()
-    with files.writer_lock(data_dir):
+    with files.writer_lock(data_dir, lock_wait_s):
         chain = load_chain(data_dir, currencies, since, until)
         if chain.is_empty():
             raise GexflowError(

@@ -39,6 +39,7 @@ class Settings:
     engine: str = "auto"  # 'auto' | 'direct' | 'prefect'
     prefect_api_url: str | None = None
     max_snapshot_age_s: float = 900.0  # freshness check of live snapshots; 0 turns it off
+    lock_wait_s: float = 0.0  # how long a writer waits for another one; 0 = fail at once (flows wait longer)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -68,6 +69,7 @@ _ENV = {
     "backoff_cap_s": "GEXFLOW_BACKOFF_CAP_S",
     "engine": "GEXFLOW_ENGINE",
     "max_snapshot_age_s": "GEXFLOW_MAX_SNAPSHOT_AGE_S",
+    "lock_wait_s": "GEXFLOW_LOCK_WAIT_S",
 }
 
 
@@ -112,6 +114,7 @@ def _validated(values: dict) -> Settings:
         elif name in (
             "rate_per_s",
             "max_snapshot_age_s",
+            "lock_wait_s",
             "connect_timeout_s",
             "read_timeout_s",
             "backoff_base_s",

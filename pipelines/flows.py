@@ -43,8 +43,14 @@ SNAPSHOT_STEPS = SimpleNamespace(
 )
 
 
+# Flow runs wait this long for another writer: deployments collide by design (snapshot at :00, trades
+# every 10 minutes, forecast at 08:05); the CLI fails at once instead (GEXFLOW_LOCK_WAIT_S overrides both).
+FLOW_LOCK_WAIT_S = 300.0
+
+
 def _settings(currencies, source, data_dir, api_url):
-    return load_settings({"currencies": currencies, "source": source, "data_dir": data_dir, "api_url": api_url})
+    settings = load_settings({"currencies": currencies, "source": source, "data_dir": data_dir, "api_url": api_url})
+    return settings if settings.lock_wait_s else settings.with_(lock_wait_s=FLOW_LOCK_WAIT_S)
 
 
 @flow(name="snapshot", description="Option-chain snapshot: fetch, land raw, validate, publish; then compute.")
@@ -79,6 +85,7 @@ def compute_flow(
     result = compute_cycle(
         settings.data_dir,
         coins,
+        lock_wait_s=settings.lock_wait_s,
         only_missing=only_missing,
         since=datetime.fromisoformat(since) if since else None,
         until=datetime.fromisoformat(until) if until else None,
@@ -128,6 +135,7 @@ def forecast_flow(
     settings = _settings(currencies, None, data_dir, None)
     result = forecast_cycle(
         settings.data_dir,
+        lock_wait_s=settings.lock_wait_s,
         forecast_date=date.fromisoformat(forecast_date) if forecast_date else None,
         currencies=list(settings.currencies),
         models=models,

@@ -238,6 +238,7 @@ def forecast_cycle(
     now: datetime,
     include_next_expiry: bool = True,
     export: bool = True,
+    lock_wait_s: float = 0.0,
 ) -> ForecastResult:
     """Forecast ``forecast_date`` (default: the UTC date of ``now``) for every currency and model, store it in
     the lake and (``export``) publish ``exports/flow_forecast/date=<D>/``.
@@ -259,7 +260,7 @@ def forecast_cycle(
     frames = compute(chain, positions, t0, horizons_hours, include_next_expiry)
     result = ForecastResult(forecast_date, picks, t0, frames)
     files.check_writable(data_dir)
-    with files.writer_lock(data_dir):
+    with files.writer_lock(data_dir, lock_wait_s):
         result.lake_files = publish(data_dir, stage(data_dir, forecast_date, frames, currencies))
         if export:
             from pipelines.exports import publish_forecast_exports

@@ -469,7 +469,7 @@ def trades_cycle(
     data_dir = settings.data_dir
     files.check_writable(data_dir)
     result = TradesResult(run_id=f"{raw.stamp_of(started)}-{uuid.uuid4().hex[:6]}")
-    with files.writer_lock(data_dir):
+    with files.writer_lock(data_dir, settings.lock_wait_s):
         windows = steps.plan_windows(data_dir, settings.currencies, now, trades_since)
         if settings.source != "live":
             label = settings.source.split(":")[0]

@@ -42,3 +42,31 @@ def test_write_atomic_replaces_the_whole_file_or_nothing(tmp_path):
     files.write_atomic(target, b"new contents")
     assert target.read_bytes() == b"new contents"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_a_waiting_writer_gets_the_lock_once_the_first_one_releases_it(tmp_path):
+    import threading
+    import time
+
+    import pytest
+
+    from warehouse import WarehouseError
+
+    released = threading.Event()
+
+    def hold():
+        with files.writer_lock(tmp_path):
+            time.sleep(0.5)
+        released.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.1)
+    with pytest.raises(WarehouseError, match="another gexflow writer"):
+        with files.writer_lock(tmp_path):
+            pass
+    t0 = time.monotonic()
+    with files.writer_lock(tmp_path, wait_s=10):
+        assert released.is_set()
+    assert time.monotonic() - t0 < 5
+    holder.join()

@@ -6,6 +6,7 @@ import errno
 import fcntl
 import json
 import os
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,8 +109,13 @@ def discard(staged: list[Staged]) -> None:
 
 
 @contextmanager
-def writer_lock(data_dir: Path):
-    """Hold the single-writer lock of ``data_dir``; a second writer gets a one-line WarehouseError."""
+def writer_lock(data_dir: Path, wait_s: float = 0.0):
+    """Hold the single-writer lock of ``data_dir``.
+
+    While another writer holds it, retry with backoff for up to ``wait_s`` seconds (scheduled flows
+    collide by design: the hourly snapshot and the 10-minute trades run both fire at :00), then raise
+    a one-line WarehouseError. ``wait_s=0`` fails at once (the CLI's default).
+    """
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / LOCK_NAME
@@ -117,15 +123,23 @@ def writer_lock(data_dir: Path):
     except OSError as exc:
         raise WarehouseError(f"cannot write to data dir {data_dir}: {exc.strerror or exc}") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-            raise WarehouseError(
-                f"another gexflow writer holds {path} ({holder}); wait for it to finish or stop it"
-            ) from None
+        deadline = time.monotonic() + wait_s
+        delay = 0.05
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                    waited = f" after waiting {wait_s:g} s" if wait_s else ""
+                    raise WarehouseError(
+                        f"another gexflow writer holds {path} ({holder}){waited}; wait for it to finish or stop it"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
         recover(data_dir)

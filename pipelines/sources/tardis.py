@@ -123,8 +123,15 @@ def _read_text_csv(path: Path) -> pl.DataFrame:
     except (OSError, EOFError, zlib.error) as exc:
         raise SourceError(f"{path}: cannot read gzip CSV ({_reason(exc)})") from None
     try:
-        lines = pl.read_csv(data, has_header=False, separator="\x1f", quote_char=None, infer_schema=False,
-                            new_columns=["line"], raise_if_empty=True)
+        lines = pl.read_csv(
+            data,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            infer_schema=False,
+            new_columns=["line"],
+            raise_if_empty=True,
+        )
         commas = lines.select(pl.col("line").str.count_matches(",", literal=True).alias("n"))["n"]
         short = commas != commas[0]
         if short.any():
@@ -157,5 +164,11 @@ def _reason(exc: BaseException) -> str:
 
 
 __all__ = [
-    "TardisDay", "check_header", "day_of", "find_days", "read_index_prices", "read_options_chain", "ticker_file_for",
+    "TardisDay",
+    "check_header",
+    "day_of",
+    "find_days",
+    "read_index_prices",
+    "read_options_chain",
+    "ticker_file_for",
 ]
