@@ -59,7 +59,6 @@ WATERMARK_TABLE = "_state/trade_watermarks"
 RUN_TABLE = "_state/trade_runs"
 PARTITION_FILE = "trades.parquet"
 WATERMARK_FILE = "watermark.parquet"
-LAKE_SCHEMAS = {TRADES_TABLE: TRADE, WATERMARK_TABLE: TRADE_WATERMARK, RUN_TABLE: TRADE_RUN}
 
 # The wire fields kept, with the dtype they are read as (ids are strings whatever JSON type they come in).
 _WIRE = {
