@@ -16,9 +16,13 @@ EPILOG = (
 )
 
 
+def _data_dir(parser) -> None:
+    parser.add_argument("--data-dir", help="data directory (default ./data; env GEXFLOW_DATA_DIR)")
+
+
 def _common(parser: argparse.ArgumentParser, *, source: bool = True, api: bool = True) -> None:
     g = parser.add_argument_group("common options")
-    g.add_argument("--data-dir", help="data directory (default ./data; env GEXFLOW_DATA_DIR)")
+    _data_dir(g)
     g.add_argument(
         "--currency",
         action="append",
@@ -88,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="naive, customer_long, taker_flow, custom"
             + (" (default naive)" if name == "profile" else " (default all)"),
         )
-        p.add_argument("--data-dir", help="data directory (default ./data; env GEXFLOW_DATA_DIR)")
+        _data_dir(p)
         p.add_argument("--format", choices=["table", "csv", "json"], default="table")
         if name == "profile":
             p.add_argument(
@@ -152,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="bind $NAME in the query (repeatable); values are bound, never formatted into the SQL",
     )
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    p.add_argument("--data-dir", help="data directory (default ./data; env GEXFLOW_DATA_DIR)")
+    _data_dir(p)
     p.set_defaults(func=cmd_sql)
     return parser
 

@@ -134,14 +134,23 @@ def analytics(
     }
 
 
-def tape_checks(data_dir: Path, tapes: dict) -> dict[str, dict[str, pl.DataFrame]]:
-    """Per currency with a tape: tape_coverage and oi_reconciliation over every stored snapshot (so the
-    first snapshot of a recomputed range still finds its predecessor)."""
+def tape_checks(data_dir: Path, tapes: dict, pending: dict[str, list[datetime]]) -> dict[str, dict[str, pl.DataFrame]]:
+    """Per currency with a tape: tape_coverage and oi_reconciliation for the ``pending`` snapshots, read
+    together with the stored snapshot just before the first of them (reconciliation needs a predecessor),
+    not the whole history."""
     out = {}
     for currency, (tape, _start) in tapes.items():
-        if tape is None:
+        if tape is None or not pending.get(currency):
             continue
-        chain = load_chain(data_dir, [currency])
+        first, last = min(pending[currency]), max(pending[currency])
+        before = (
+            lake.scan(data_dir, "option_snapshots")
+            .filter((pl.col("currency") == currency) & (pl.col("snapshot_ts") < first))
+            .select(pl.col("snapshot_ts").max())
+            .collect()
+            .item()
+        )
+        chain = load_chain(data_dir, [currency], before or first, last)
         out[currency] = {
             "tape_coverage": tape_coverage(chain, tape),
             "oi_reconciliation": oi_reconciliation(chain, tape),
@@ -183,14 +192,15 @@ def compute_cycle(
         staged: list[files.Staged] = []
         try:
             groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
-            tapes = {c: load_tape(data_dir, c) for c in {k[0] for k in groups}}
-            checks = tape_checks(data_dir, tapes)
-            for i, ((currency, snapshot_ts), snap) in enumerate(
-                sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0]))
-            ):
+            todo = sorted((k for k in groups if (k[0], raw.stamp_of(k[1])) not in done), key=lambda k: (k[1], k[0]))
+            pending: dict[str, list[datetime]] = {}
+            for currency, snapshot_ts in todo:
+                pending.setdefault(currency, []).append(snapshot_ts)
+            tapes = {c: load_tape(data_dir, c) for c in pending}
+            checks = tape_checks(data_dir, tapes, pending)
+            for i, (currency, snapshot_ts) in enumerate(todo):
+                snap = groups[(currency, snapshot_ts)]
                 stamp = raw.stamp_of(snapshot_ts)
-                if (currency, stamp) in done:
-                    continue
                 tape, tape_start = tapes[currency]
                 positions = positions_for(
                     snap, tape=tape, tape_start=tape_start, listed=listed, book=book, include_blocks=include_blocks
@@ -203,7 +213,7 @@ def compute_cycle(
                     result.rows[table] = result.rows.get(table, 0) + frame.height
                 result.snapshots.append((currency, snapshot_ts))
                 if progress:
-                    progress(i + 1, len(groups), currency, snapshot_ts)
+                    progress(i + 1, len(todo), currency, snapshot_ts)
             files.commit(data_dir, staged)
         except BaseException:
             files.discard(staged)

@@ -330,3 +330,42 @@ def test_backfill_from_tardis_lands_and_computes_the_days(tmp_path, capsys):
     assert n_snap >= 2 and n_levels == n_snap
     assert main(["backfill", "--tardis", str(SHARED / "tardis"), "--since", "bad", "--data-dir", str(tmp_path)]) == 2
     assert "--since must be YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_an_incremental_run_reconciles_the_new_snapshot_against_the_stored_one_before_it(
+    fake_deribit, fast_env, tmp_path
+):
+    # BTC-25DEC26-100000-C is listed in both recordings: OI 20.3 on 2026-01-05, 3662.3 on 2026-07-31
+    jan_ms = 1767627209748
+    fake_deribit.trades["BTC"] = [
+        {
+            "trade_id": str(800000 + i),
+            "trade_seq": i,
+            "timestamp": ts,
+            "instrument_name": "BTC-25DEC26-100000-C",
+            "direction": "buy",
+            "amount": amount,
+            "price": 0.05,
+            "iv": 50.0,
+            "index_price": 90000.0,
+            "tick_direction": 0,
+        }
+        for i, (ts, amount) in enumerate([(jan_ms - 1000, 20.3), (jan_ms + 86_400_000, 1000.0)])
+    ]
+    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "BTC"]
+    fake_deribit.stamp = "20260105T153329Z"
+    assert main(["ingest", *base]) == 0
+    assert main(["trades", *base, "--trades-since", "2026-01-01"]) == 0
+    assert main(["compute", "--data-dir", str(tmp_path), "--currency", "BTC"]) == 0
+    fake_deribit.stamp = "20260731T113322Z"
+    assert main(["run", *base]) == 0  # computes only the new snapshot
+    rows = query(
+        tmp_path,
+        "select prev_snapshot_ts, prev_open_interest, open_interest, traded_amount, is_violation "
+        "from oi_reconciliation where instrument_name = 'BTC-25DEC26-100000-C'",
+    )
+    assert len(rows) == 1
+    prev_ts, prev_oi, oi, traded, violation = rows[0]
+    assert prev_ts.isoformat().startswith("2026-01-05T15:33:29") and (prev_oi, oi) == (20.3, 3662.3)
+    assert traded == 1000.0 and violation  # OI grew by 3642 with only 1000 traded in between: a tape gap
+    assert query(tmp_path, "select count(distinct snapshot_ts) from tape_coverage") == [(2,)]
