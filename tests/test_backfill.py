@@ -120,7 +120,10 @@ def landed(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("backfill")
     calls = []
     result = backfill_cycle(
-        Settings(data_dir=data_dir), tardis_dir=TARDIS, since=DAYS[0], until=DAYS[-1],
+        Settings(data_dir=data_dir),
+        tardis_dir=TARDIS,
+        since=DAYS[0],
+        until=DAYS[-1],
         progress=lambda *args: calls.append(args),
     )
     return data_dir, result, calls

@@ -18,14 +18,31 @@ from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT, UTC_TS, check
 
 # Columns a file must have (others, e.g. delta/vega/bid_iv, may be there and are ignored).
 OPTIONS_CHAIN_COLUMNS = (
-    "exchange", "symbol", "timestamp", "type", "strike_price", "expiration", "open_interest",
-    "bid_price", "ask_price", "mark_price", "mark_iv", "underlying_index", "underlying_price",
+    "exchange",
+    "symbol",
+    "timestamp",
+    "type",
+    "strike_price",
+    "expiration",
+    "open_interest",
+    "bid_price",
+    "ask_price",
+    "mark_price",
+    "mark_iv",
+    "underlying_index",
+    "underlying_price",
 )
 DERIVATIVE_TICKER_COLUMNS = ("exchange", "symbol", "timestamp", "index_price")
 
 _INT_COLUMNS = ("timestamp", "expiration")  # microseconds since the epoch
 _FLOAT_COLUMNS = (
-    "strike_price", "open_interest", "bid_price", "ask_price", "mark_price", "mark_iv", "underlying_price",
+    "strike_price",
+    "open_interest",
+    "bid_price",
+    "ask_price",
+    "mark_price",
+    "mark_iv",
+    "underlying_price",
 )
 _REQUIRED_VALUES = ("exchange", "symbol", "timestamp")  # a row without these cannot be placed in a snapshot
 
@@ -139,7 +156,11 @@ def snapshot_index_prices(
     keys = chain.select("currency", "timestamp").unique().sort("currency", "timestamp")
     joined = keys.join_asof(
         index.sort("currency", "index_ts_us"),
-        left_on="timestamp", right_on="index_ts_us", by="currency", strategy="nearest", coalesce=False,
+        left_on="timestamp",
+        right_on="index_ts_us",
+        by="currency",
+        strategy="nearest",
+        coalesce=False,
         check_sortedness=False,  # sorted by (currency, ts) above: sorted within each `by` group
     )
     gap = (pl.col("timestamp") - pl.col("index_ts_us")).abs()
