@@ -31,6 +31,7 @@ import html
 import math
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -215,9 +216,21 @@ def index_html(
 # ---------------------------------------------------------------- publishing
 
 
-def _clean_leftovers(root: Path, name: str) -> None:
+# A build folder younger than this may belong to another forecast still rendering (builds run outside the
+# writer lock); older ones are leftovers of a killed run.
+LEFTOVER_AGE_S = 3600.0
+
+
+def _clean_leftovers(root: Path, name: str, keep: Path) -> None:
+    now = time.time()
     for stale in root.glob(f".{name}.*"):
-        if stale.is_dir() and stale.suffix in (".tmp", ".old"):
+        if stale == keep or not stale.is_dir() or stale.suffix not in (".tmp", ".old"):
+            continue
+        try:
+            young = stale.suffix == ".tmp" and now - stale.stat().st_mtime < LEFTOVER_AGE_S
+        except FileNotFoundError:
+            continue
+        if not young:
             shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -239,7 +252,36 @@ def _swap_in(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def publish_forecast_exports(
+@dataclass
+class BuiltExport:
+    """A complete export folder built under a hidden temporary name, not yet visible."""
+
+    tmp: Path
+    final: Path
+    data: dict[str, list[Path]]
+    pictures: dict[str, list[Path]]
+
+    def swap_in(self) -> ForecastExport:
+        """Replace ``exports/flow_forecast/date=<D>/`` by this build (two renames; run under the writer lock)."""
+        try:
+            _clean_leftovers(self.final.parent, self.final.name, keep=self.tmp)
+            _swap_in(self.tmp, self.final)
+        except BaseException:
+            self.discard()
+            raise
+        moved = lambda p: self.final / p.name  # noqa: E731 - the built files now live in the final folder
+        return ForecastExport(
+            folder=self.final,
+            index_html=self.final / "index.html",
+            data_files=[moved(p) for paths in self.data.values() for p in paths],
+            charts=[moved(p) for paths in self.pictures.values() for p in paths],
+        )
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def build_forecast_exports(
     data_dir: Path,
     forecast_date: date,
     forecast: pl.DataFrame,
@@ -248,11 +290,12 @@ def publish_forecast_exports(
     rolloff: pl.DataFrame | None = None,
     profiles: pl.DataFrame | None = None,
     levels: pl.DataFrame | None = None,
-) -> ForecastExport:
-    """Build ``exports/flow_forecast/date=<D>/`` for every currency of ``forecast`` and swap it in.
+) -> BuiltExport:
+    """Build the files of ``exports/flow_forecast/date=<D>/`` for every currency of ``forecast`` in a hidden
+    temporary folder beside it (charts take seconds, so this runs before the writer lock is taken).
 
     ``forecast``/``summary``/``rolloff`` are FLOW_FORECAST / FORECAST_SUMMARY / EXPIRY_ROLLOFF frames;
-    ``profiles`` (GEX_PROFILE) and ``levels`` (KEY_LEVELS) add the GEX chart. Returns the published paths.
+    ``profiles`` (GEX_PROFILE) and ``levels`` (KEY_LEVELS) add the GEX chart.
     """
     from pipelines import charts as charting
 
@@ -263,7 +306,6 @@ def publish_forecast_exports(
     final = export_folder(data_dir, forecast_date)
     root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    _clean_leftovers(root, final.name)
     tmp = root / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
     tmp.mkdir()
     try:
@@ -292,17 +334,23 @@ def publish_forecast_exports(
                 )
         page = index_html(forecast_date, summary, rolloff, pictures, data)
         (tmp / "index.html").write_text(page, encoding="utf-8")
-        _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    moved = lambda p: final / p.name  # noqa: E731 - the built files now live in the final folder
-    return ForecastExport(
-        folder=final,
-        index_html=final / "index.html",
-        data_files=[moved(p) for paths in data.values() for p in paths],
-        charts=[moved(p) for paths in pictures.values() for p in paths],
-    )
+    return BuiltExport(tmp, final, data, pictures)
 
 
-__all__ = ["ForecastExport", "export_folder", "index_html", "publish_forecast_exports", "write_table"]
+def publish_forecast_exports(data_dir: Path, forecast_date: date, forecast: pl.DataFrame, summary: pl.DataFrame, **kw):
+    """Build ``exports/flow_forecast/date=<D>/`` (see :func:`build_forecast_exports`) and swap it in."""
+    return build_forecast_exports(data_dir, forecast_date, forecast, summary, **kw).swap_in()
+
+
+__all__ = [
+    "BuiltExport",
+    "ForecastExport",
+    "build_forecast_exports",
+    "export_folder",
+    "index_html",
+    "publish_forecast_exports",
+    "write_table",
+]

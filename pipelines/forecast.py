@@ -260,20 +260,29 @@ def forecast_cycle(
     frames = compute(chain, positions, t0, horizons_hours, include_next_expiry)
     result = ForecastResult(forecast_date, picks, t0, frames)
     files.check_writable(data_dir)
-    with files.writer_lock(data_dir, lock_wait_s):
-        result.lake_files = publish(data_dir, stage(data_dir, forecast_date, frames, currencies))
-        if export:
-            from pipelines.exports import publish_forecast_exports
+    built = None
+    if export:
+        # charts take seconds: render them before taking the writer lock, so a concurrent ingest is not shut out
+        from pipelines.exports import build_forecast_exports
 
-            result.exports = publish_forecast_exports(
-                data_dir,
-                forecast_date,
-                frames.forecast,
-                frames.summary,
-                rolloff=frames.rolloff,
-                profiles=frames.profiles,
-                levels=frames.levels,
-            )
+        built = build_forecast_exports(
+            data_dir,
+            forecast_date,
+            frames.forecast,
+            frames.summary,
+            rolloff=frames.rolloff,
+            profiles=frames.profiles,
+            levels=frames.levels,
+        )
+    try:
+        with files.writer_lock(data_dir, lock_wait_s):
+            result.lake_files = publish(data_dir, stage(data_dir, forecast_date, frames, currencies))
+            if built is not None:
+                result.exports = built.swap_in()
+    except BaseException:
+        if built is not None:
+            built.discard()
+        raise
     return result
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,7 +25,7 @@ from transforms.exposure import gex_by_strike, key_levels
 from transforms.forecast import forecast_start
 from transforms.positioning import dealer_positions
 from transforms.schemas import EXPIRY_ROLLOFF, FLOW_FORECAST, FORECAST_SUMMARY
-from warehouse import files, lake, raw
+from warehouse import WarehouseError, files, lake, raw
 from warehouse.catalog import connect_readonly, read_sql, refresh_views, view_sql
 
 DAY = date(2026, 7, 31)
@@ -217,6 +219,56 @@ def test_republishing_a_date_leaves_exactly_one_folder_with_the_new_content(publ
     assert second.folder == first.folder and "stale-marker.txt" not in names
     assert not any(n.startswith("BTC_") for n in names) and "ETH_forecast.parquet" in names
     assert pl.read_parquet(second.folder / "ETH_summary.parquet")["currency"].unique().to_list() == ["ETH"]
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {k: v for k, v in tree(root).items() if (root / k).is_file()}
+
+
+def test_charts_render_before_the_writer_lock_is_taken(tmp_path, chains):
+    """While another writer holds the lock, the export folder is already built (hidden); the forecast then only
+    waits to commit. After the release: the lake files and the export folder, no build folder left over."""
+    data_dir = tmp_path / "data"
+    land_snapshots(data_dir, chains.filter(pl.col("currency") == "BTC"))
+    root = export_folder(data_dir, DAY).parent
+    outcome: dict = {}
+    with files.writer_lock(data_dir):
+
+        def run():
+            try:
+                outcome["result"] = forecast_cycle(
+                    data_dir, forecast_date=DAY, currencies=["BTC"], now=NOW, lock_wait_s=120
+                )
+            except BaseException as exc:  # surfaced by the assertion below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        deadline = time.monotonic() + 90
+        built: list[Path] = []
+        while not built and worker.is_alive() and time.monotonic() < deadline:
+            built = [p for p in root.glob(".date=*.tmp") if (p / "index.html").exists()] if root.exists() else []
+            time.sleep(0.05)
+        assert built, f"no finished build folder while the lock was held: {outcome}"
+        assert len(list(built[0].glob("*.png"))) >= 3  # flow charts for 1 h and 24 h, the GEX chart
+        assert not export_folder(data_dir, DAY).exists()  # nothing visible yet
+        assert worker.is_alive()  # still waiting for the lock
+    worker.join(120)
+    assert "error" not in outcome, outcome.get("error")
+    assert [p.name for p in root.iterdir()] == ["date=2026-07-31"]
+    assert (export_folder(data_dir, DAY) / "index.html").exists()
+    assert outcome["result"].lake_files
+
+
+def test_a_busy_writer_lock_fails_in_one_line_and_leaves_no_files(tmp_path, chains):
+    data_dir = tmp_path / "data"
+    land_snapshots(data_dir, chains.filter(pl.col("currency") == "BTC"))
+    with files.writer_lock(data_dir):
+        before = _files(data_dir)
+        with pytest.raises(WarehouseError, match="another gexflow writer") as err:
+            forecast_cycle(data_dir, forecast_date=DAY, currencies=["BTC"], now=NOW)
+        assert "\n" not in str(err.value)
+        assert _files(data_dir) == before  # the rendered build was discarded, no lake file was staged
 
 
 # ---------------------------------------------------------------- bad input: one line, nothing written
