@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC
 from types import SimpleNamespace
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipelines import ingest, trades
@@ -60,11 +60,24 @@ def snapshot_flow(
     data_dir: str | None = None,
     api_url: str | None = None,
     compute: bool = False,
+    refresh_tape: bool = False,
 ) -> dict:
+    """``refresh_tape`` (live source): bring the trade tape up to date before ``compute``, so the new snapshot's
+    taker_flow model sees every trade up to the snapshot rather than the last 10-minute run. A failed tape
+    fetch does not stop the compute (taker_flow then uses the tape it has); the run still ends failed."""
     settings = _settings(currencies, source, data_dir, api_url)
     result = ingest.snapshot_cycle(settings, steps=SNAPSHOT_STEPS)
+    tape_error = None
+    if compute and refresh_tape and settings.source == "live":
+        try:
+            trades_flow(list(settings.currencies), data_dir, api_url)
+        except Exception as exc:  # noqa: BLE001 - reported after the compute, which must still run
+            tape_error = exc
+            get_run_logger().warning("trade tape not updated (%s); computing with the stored tape", exc)
     if compute:
         compute_flow(sorted(result.summary()["currency"].unique().to_list()), data_dir, only_missing=True)
+    if tape_error is not None:
+        raise tape_error
     return {"run_id": result.run_id, "snapshots": result.summary().height, "raw_files": result.raw_files}
 
 

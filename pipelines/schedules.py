@@ -31,8 +31,8 @@ def deployment_specs(settings: Settings) -> list[DeploymentSpec]:
             "snapshot-hourly",
             "snapshot",
             "0 * * * *",
-            {**live, "source": "live", "compute": True},
-            "option-chain snapshot at :00, then compute for the new snapshot",
+            {**live, "source": "live", "compute": True, "refresh_tape": True},
+            "option-chain snapshot at :00, then the trade tape up to it, then compute for the new snapshot",
         ),
         DeploymentSpec("trades-every-10-minutes", "trades", "*/10 * * * *", live, "incremental option trade tape"),
         DeploymentSpec(

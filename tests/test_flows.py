@@ -24,6 +24,22 @@ def test_the_snapshot_flow_lands_the_chain_as_a_prefect_flow_run(prefect_harness
     con.close()
 
 
+def test_a_failed_tape_refresh_still_computes_the_snapshot_and_fails_the_run(
+    prefect_harness, fake_deribit, fast_env, tmp_path
+):
+    from pipelines.flows import snapshot_flow
+
+    fake_deribit.fail("get_last_trades_by_currency_and_time", "invalid_params")
+    state = snapshot_flow(
+        ["BTC"], "live", str(tmp_path), fake_deribit.url, compute=True, refresh_tape=True, return_state=True
+    )
+    assert state.is_failed()
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert con.execute("select count(*) from option_snapshots").fetchone()[0] == 854
+    assert con.execute("select count(*) from key_levels").fetchone()[0] == 2  # computed with the stored tape
+    con.close()
+
+
 def test_a_permanent_error_fails_the_flow_run_without_task_retries(prefect_harness, fake_deribit, fast_env, tmp_path):
     from pipelines.flows import snapshot_flow
 
@@ -52,10 +68,14 @@ def test_the_trades_flow_lands_the_recorded_tape_once(prefect_harness, fake_deri
 def test_the_compute_and_forecast_flows_run_on_stored_snapshots(prefect_harness, fake_deribit, fast_env, tmp_path):
     from pipelines.flows import forecast_flow, snapshot_flow
 
-    state = snapshot_flow(["BTC"], "live", str(tmp_path), fake_deribit.url, compute=True, return_state=True)
+    state = snapshot_flow(
+        ["BTC"], "live", str(tmp_path), fake_deribit.url, compute=True, refresh_tape=True, return_state=True
+    )
     assert state.is_completed()
+    assert fake_deribit.calls("get_last_trades_by_currency_and_time") >= 1  # the tape was brought up to date
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     assert con.execute("select count(*) from key_levels").fetchone()[0] == 2
+    assert con.execute("select count(*) from trade_runs").fetchone()[0] == 1
     con.close()
     state = forecast_flow(["BTC"], str(tmp_path), "2026-07-31", return_state=True)
     assert state.is_completed()
@@ -82,6 +102,7 @@ def test_the_deployments_have_pinned_names_utc_schedules_and_parameters(tmp_path
         "api_url": "https://www.deribit.com/api/v2",
         "source": "live",
         "compute": True,
+        "refresh_tape": True,
     }
     built = {d.name: d for d in deployments(deployment_specs(settings))}
     assert set(built) == set(specs)
