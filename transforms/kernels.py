@@ -32,11 +32,10 @@ approximation of the Mills ratio (one division), N(d1) = 1 - N(-d1) for d1 >= 0 
 bit. E is relative-accurate to 1.7e-15 for |d1| <= 8 (2.4e-14 at |d1| ~ 37, from rounding ln 2 in
 the reduction) and is carried as E 2^60 so that it keeps its precision into the subnormal range; N
 is accurate to 6e-16 absolute. Where |d1| >= 38.61 for every level of a block, E is 0 and N is 0 or 1
-exactly, so such an option only adds a constant delta there. The general kernel keeps the branchy
-scalar-friendly approximations below (Cody-Waite exp, a Taylor series of N(x) - 1/2 in terms of
-phi(x) for |x| < 0.5 and W. J. Cody's rational Mills ratio for y >= 0.5, as in R's ``pnorm``), which
-:func:`norm_cdf` also exposes. Summation over options is in input order for every level, whatever
-the number of threads, so results are reproducible bit for bit.
+exactly, so such an option only adds a constant delta there. The general kernel runs the same
+per-element code (:func:`fast_gauss_terms` exposes it for tests) on d1 computed per (option, level),
+so both kernels share one exp, one N() and one subnormal range. Summation over options is in input
+order for every level, whatever the number of threads, so results are reproducible bit for bit.
 """
 
 from __future__ import annotations
@@ -57,108 +56,7 @@ FASTMATH = {"contract"}
 
 INV_SQRT_2PI = 0.3989422804014327
 
-# --- the approximations of the general kernel and norm_cdf ------------------------------------------------
-# (the fused sticky-strike kernel has its own, further down)
-
-# |d1| at and beyond which the general kernel takes phi = 0 and N(d1) = 0 or 1 (_exp_nonpos has no
-# subnormal results: exp(-703) ~ 1e-305).
-TAIL_D1 = 37.5
-# |d1| below which N(d1) comes from the series around 0 rather than Cody's rational.
-CENTRE_D1 = 0.5
-
-# Chebyshev fit of exp(r) on [-ln2/2, ln2/2], monomial form, max relative error 4.4e-16.
-_E0 = 1.0
-_E1 = 1.0000000000000087
-_E2 = 0.5000000000000044
-_E3 = 0.16666666666537108
-_E4 = 0.041666666666475054
-_E5 = 0.008333333390677773
-_E6 = 0.0013888888932046604
-_E7 = 0.00019841164711784939
-_E8 = 2.480152032242095e-05
-_E9 = 2.7642262393277706e-06
-_E10 = 2.761660577181526e-07
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _exp_nonpos(x):
-    """exp(x) for -708 < x <= 0, branch-free so LLVM can vectorise it (no SVML on this machine)."""
-    n = np.floor(x * 1.4426950408889634 + 0.5)
-    r = x - n * 0.6931471805599453
-    p = _E10
-    p = p * r + _E9
-    p = p * r + _E8
-    p = p * r + _E7
-    p = p * r + _E6
-    p = p * r + _E5
-    p = p * r + _E4
-    p = p * r + _E3
-    p = p * r + _E2
-    p = p * r + _E1
-    p = p * r + _E0
-    # 2**n from the exponent bits: n + 2**52 + 1023 holds n + 1023 in its low mantissa bits.
-    k = np.float64(n + 4503599627371519.0).view(np.int64) - np.int64(0x4330000000000000)
-    return p * np.int64(k << 52).view(np.float64)
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _mills(y):
-    """N(-y) * exp(y^2/2) for y >= 0.5: W. J. Cody (1969/1993) rational, as in R's pnorm (relative error
-    < 2e-14 for 0.5 <= y <= 7; beyond that N(-y) < 1e-12 and the error grows slowly to 1e-7 at y = 37)."""
-    num = 1.0765576773720192317e-8
-    num = num * y + 0.39894151208813466764
-    num = num * y + 8.8831497943883759412
-    num = num * y + 93.506656132177855979
-    num = num * y + 597.27027639480026226
-    num = num * y + 2494.5375852903726711
-    num = num * y + 6848.1904505362823326
-    num = num * y + 11602.651437647350124
-    num = num * y + 9842.7148383839780218
-    den = y + 22.266688044328115691
-    den = den * y + 235.38790178262499861
-    den = den * y + 1519.377599407554805
-    den = den * y + 6485.558298266760755
-    den = den * y + 18615.571640885098091
-    den = den * y + 34900.952721145977266
-    den = den * y + 38912.003286093271411
-    den = den * y + 19685.429676859990727
-    return num / den
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _centre_series(x):
-    """(N(x) - 1/2) / phi(x) = sum_n x^(2n+1) / (2n+1)!!, to 1e-16 for |x| <= 0.5."""
-    z = x * x
-    t = 1.0 / 13749310575.0
-    t = t * z + 1.0 / 654729075.0
-    t = t * z + 1.0 / 34459425.0
-    t = t * z + 1.0 / 2027025.0
-    t = t * z + 1.0 / 135135.0
-    t = t * z + 1.0 / 10395.0
-    t = t * z + 1.0 / 945.0
-    t = t * z + 1.0 / 105.0
-    t = t * z + 1.0 / 15.0
-    t = t * z + 1.0 / 3.0
-    t = t * z + 1.0
-    return x * t
-
-
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _phi_and_cdf(d):
-    """(exp(-d^2/2), N(d)) with the same approximations as the fast kernel; scalar, with branches."""
-    if d <= -TAIL_D1:
-        return 0.0, 0.0
-    if d >= TAIL_D1:
-        return 0.0, 1.0
-    e = _exp_nonpos(-0.5 * d * d)
-    if d < -CENTRE_D1:
-        return e, e * _mills(-d)
-    if d > CENTRE_D1:
-        return e, 1.0 - e * _mills(d)
-    return e, 0.5 + INV_SQRT_2PI * e * _centre_series(d)
-
-
-# --- the fused sticky-strike kernel ------------------------------------------------------------------------
+# --- the per-element exp and N() of both kernels -------------------------------------------------------------
 #
 # Every (option, level) evaluation is the same straight-line code, vectorised by LLVM over contiguous levels
 # (4 float64 lanes of AVX2): d1 = a + b s from per-option a, b and per-level s = ln(m); one exponential
@@ -406,56 +304,53 @@ def gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, level_r
     return gex, delta
 
 
-@njit(inline="always", fastmath=FASTMATH, error_model="numpy")
-def _phi_and_cdf_branchless(d):
-    """(exp(-d^2/2), N(d)) as in _phi_and_cdf, computing every branch and selecting (vectorisable)."""
-    y = abs(d)
-    e = _exp_nonpos(max(-0.5 * d * d, -708.0))
-    e = e if y < TAIL_D1 else 0.0
-    outer = e * _mills(max(y, CENTRE_D1))
-    inner = 0.5 - (INV_SQRT_2PI * e) * _centre_series(min(y, CENTRE_D1))
-    lower = outer if y > CENTRE_D1 else inner  # N(-y)
-    return e, (1.0 - lower if d > 0.0 else lower)
-
-
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _accumulate_general(
-    s, m, gex_acc, delta_acc, forward, strike, sigma_grid, tau, weight, put_weight, premium_adjusted
+    s, m, gex_acc, delta_acc, forward, strike, sigma_grid, tau, weight, put_weight, premium_adjusted, k_arr
 ):
-    """As _accumulate with sigma per (option, level): ``sigma_grid`` holds this block's columns."""
+    """As _accumulate_block with sigma per (option, level) (``sigma_grid`` holds this block's columns): the
+    same per-element exp and N() (_terms on d1 itself: d1 = 2 (d1 * 1/2 + 0) exactly), gex scaled by 2^60."""
+    k = (
+        k_arr[0], k_arr[1], k_arr[2], k_arr[3], k_arr[4], k_arr[5], k_arr[6], k_arr[7], k_arr[8], k_arr[9],
+        k_arr[10], k_arr[11], k_arr[12], k_arr[13], k_arr[14], k_arr[15], k_arr[16], k_arr[17], k_arr[18],
+        k_arr[19], k_arr[20], k_arr[21], k_arr[22], k_arr[23], k_arr[24], k_arr[25], k_arr[26], k_arr[27],
+        k_arr[28], k_arr[29], k_arr[30], k_arr[31],
+    )  # fmt: skip
     for i in range(forward.size):
         w = weight[i]
         p = put_weight[i]
         t = tau[i]
         f = forward[i]
-        k = strike[i]
-        if not (t > 0.0 and f > 0.0 and k > 0.0 and (w != 0.0 or p != 0.0)):
+        kk = strike[i]
+        if not (t > 0.0 and f > 0.0 and kk > 0.0 and (w != 0.0 or p != 0.0)):
             continue
         sq = math.sqrt(t)
-        lfk = math.log(f / k)
+        lfk = math.log(f / kk)
         g = w * f * 0.01 * INV_SQRT_2PI
+        hw = 0.5 * w
+        hwm = 0.5 * w - p
         sig = sigma_grid[i]
         if premium_adjusted[i]:
-            kf = k / f
+            kf = kk / f
             for j in range(s.size):
                 ok = sig[j] > 0.0
                 vs = sig[j] * sq if ok else 1.0
                 on = 1.0 if ok else 0.0
                 d1 = (lfk + s[j]) / vs + 0.5 * vs
-                e, _n1 = _phi_and_cdf_branchless(d1)
-                _e2, n2 = _phi_and_cdf_branchless(d1 - vs)
-                gex_acc[j] += on * (g * m[j] / vs) * e
+                big, _t1 = _terms(d1, 0.0, 0.5, -w, hw, hwm, k, True)
+                _big2, t2 = _terms(d1 - vs, 0.0, 0.5, -w, hw, hwm, k, True)
+                gex_acc[j] += on * (g * m[j] / vs) * big
                 # Delta - V/F' = (K/F') N(d2) (call), -(K/F') N(-d2) = (K/F')(N(d2) - 1) (put)
-                delta_acc[j] += on * (kf / m[j]) * (w * n2 - p)
+                delta_acc[j] += on * (kf / m[j]) * t2
         else:
             for j in range(s.size):
                 ok = sig[j] > 0.0
                 vs = sig[j] * sq if ok else 1.0
                 on = 1.0 if ok else 0.0
                 d1 = (lfk + s[j]) / vs + 0.5 * vs
-                e, n1 = _phi_and_cdf_branchless(d1)
-                gex_acc[j] += on * (g * m[j] / vs) * e
-                delta_acc[j] += on * (w * n1 - p)
+                big, t1 = _terms(d1, 0.0, 0.5, -w, hw, hwm, k, True)
+                gex_acc[j] += on * (g * m[j] / vs) * big
+                delta_acc[j] += on * t1
 
 
 @njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -465,10 +360,12 @@ def gamma_delta_profile_general(
     """Like :func:`gamma_delta_profile` with sigma per (option, level) (``sigma_grid[i, j]``, C order) and,
     where ``premium_adjusted[i]`` is true, the coin-numeraire delta Delta - V(F')/F' of an inverse option.
 
-    Every (option, level) pays for both N() branches (no sorted-level runs: sigma moves d1 around), so
-    this path is a few times slower than the fused sticky-strike kernel.
+    Every (option, level) pays a division for d1 and the clamped code path (sigma moves d1 around, so no
+    block can be known to stay out of the tails), and a second N() for the premium-adjusted delta: this
+    path is slower than the fused sticky-strike kernel.
     """
     n_levels = level_ratio.size
+    k_arr = _FAST_CONSTANTS.copy()
     s = np.log(level_ratio)
     gex_acc = np.zeros(n_levels)
     delta_acc = np.zeros(n_levels)
@@ -489,17 +386,11 @@ def gamma_delta_profile_general(
             weight,
             put_weight,
             premium_adjusted,
+            k_arr,
         )
+    for j in range(n_levels):
+        gex_acc[j] = gex_acc[j] * _UNSCALE  # subnormal results round once, like the fast kernel's
     return gex_acc, delta_acc
-
-
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
-def norm_cdf(x):
-    """N(x) with the kernel's approximation (for tests and the per-option greeks' consistency checks)."""
-    out = np.empty_like(x)
-    for i in range(x.size):
-        out[i] = _phi_and_cdf(x[i])[1]
-    return out
 
 
 # --- Python-side helpers -----------------------------------------------------------------------------
@@ -598,12 +489,10 @@ def sticky_moneyness_sigma_grid(
 
 
 __all__ = [
-    "CENTRE_D1",
     "FASTMATH",
-    "TAIL_D1",
+    "fast_gauss_terms",
     "gamma_delta_profile",
     "gamma_delta_profile_general",
-    "norm_cdf",
     "profile_at_levels",
     "sticky_moneyness_sigma_grid",
 ]
