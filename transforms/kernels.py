@@ -132,6 +132,17 @@ def _fast_constants() -> np.ndarray:
 _FAST_CONSTANTS = _fast_constants()
 
 
+@njit(inline="always")
+def _unpack(k_arr):
+    """The constants of _terms as a tuple of scalars, read once before the loops (see _FAST_CONSTANTS)."""
+    return (
+        k_arr[0], k_arr[1], k_arr[2], k_arr[3], k_arr[4], k_arr[5], k_arr[6], k_arr[7], k_arr[8], k_arr[9],
+        k_arr[10], k_arr[11], k_arr[12], k_arr[13], k_arr[14], k_arr[15], k_arr[16], k_arr[17], k_arr[18],
+        k_arr[19], k_arr[20], k_arr[21], k_arr[22], k_arr[23], k_arr[24], k_arr[25], k_arr[26], k_arr[27],
+        k_arr[28], k_arr[29], k_arr[30], k_arr[31],
+    )  # fmt: skip
+
+
 @njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _terms(xj, ha, hb, ws_keep, hw, hwm, k, clamp):
     """(E 2^60, delta term) of one option at one level: d1 = 2 (xj hb + ha); the delta term is
@@ -191,12 +202,7 @@ def _accumulate_block(x, gacc, dacc, ha, hb, g, hw, hwm, live, k_arr):
     Per level the options are summed in input order, and an (option, level) term does not depend on which
     code path below produced it, so the result is the same for any split of the levels into blocks.
     """
-    k = (
-        k_arr[0], k_arr[1], k_arr[2], k_arr[3], k_arr[4], k_arr[5], k_arr[6], k_arr[7], k_arr[8], k_arr[9],
-        k_arr[10], k_arr[11], k_arr[12], k_arr[13], k_arr[14], k_arr[15], k_arr[16], k_arr[17], k_arr[18],
-        k_arr[19], k_arr[20], k_arr[21], k_arr[22], k_arr[23], k_arr[24], k_arr[25], k_arr[26], k_arr[27],
-        k_arr[28], k_arr[29], k_arr[30], k_arr[31],
-    )  # fmt: skip
+    k = _unpack(k_arr)
     sign_i = np.float64(k_arr[31]).view(np.int64)
     m = x.size
     if m == 0:
@@ -237,12 +243,7 @@ def fast_gauss_terms(d):
     """(exp(-d^2/2), N(d)) for each d exactly as the fused kernel computes them (its clamped code path), for
     tests: E is returned unscaled (it rounds once into the subnormal range below 2.2e-308)."""
     k_arr = _FAST_CONSTANTS.copy()
-    k = (
-        k_arr[0], k_arr[1], k_arr[2], k_arr[3], k_arr[4], k_arr[5], k_arr[6], k_arr[7], k_arr[8], k_arr[9],
-        k_arr[10], k_arr[11], k_arr[12], k_arr[13], k_arr[14], k_arr[15], k_arr[16], k_arr[17], k_arr[18],
-        k_arr[19], k_arr[20], k_arr[21], k_arr[22], k_arr[23], k_arr[24], k_arr[25], k_arr[26], k_arr[27],
-        k_arr[28], k_arr[29], k_arr[30], k_arr[31],
-    )  # fmt: skip
+    k = _unpack(k_arr)
     e = np.empty_like(d)
     n = np.empty_like(d)
     for j in range(d.size):
@@ -310,12 +311,7 @@ def _accumulate_general(
 ):
     """As _accumulate_block with sigma per (option, level) (``sigma_grid`` holds this block's columns): the
     same per-element exp and N() (_terms on d1 itself: d1 = 2 (d1 * 1/2 + 0) exactly), gex scaled by 2^60."""
-    k = (
-        k_arr[0], k_arr[1], k_arr[2], k_arr[3], k_arr[4], k_arr[5], k_arr[6], k_arr[7], k_arr[8], k_arr[9],
-        k_arr[10], k_arr[11], k_arr[12], k_arr[13], k_arr[14], k_arr[15], k_arr[16], k_arr[17], k_arr[18],
-        k_arr[19], k_arr[20], k_arr[21], k_arr[22], k_arr[23], k_arr[24], k_arr[25], k_arr[26], k_arr[27],
-        k_arr[28], k_arr[29], k_arr[30], k_arr[31],
-    )  # fmt: skip
+    k = _unpack(k_arr)
     for i in range(forward.size):
         w = weight[i]
         p = put_weight[i]
