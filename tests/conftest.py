@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.fake_deribit import SHARED, FakeDeribit
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property tests draw the same examples on every run by default, so CI never fails on a case drawn for the
+# first time; HYPOTHESIS_PROFILE=explore draws fresh ones (and prints a reproduction blob on failure).
+settings.register_profile("default", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture
