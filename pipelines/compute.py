@@ -177,16 +177,19 @@ def compute_cycle(
 ) -> ComputeResult:
     """Compute and publish the analytic tables for every stored snapshot in range (one commit)."""
     data_dir = Path(data_dir)
+    nothing = GexflowError(
+        f"no stored snapshots for {', '.join(currencies)}"
+        + (f" between {since or '-'} and {until or '-'}" if since or until else "")
+        + ": run `gexflow ingest` first"
+    )
+    if not data_dir.is_dir():
+        raise nothing  # and do not create it
     files.check_writable(data_dir)
     result = ComputeResult()
     with files.writer_lock(data_dir, lock_wait_s):
         chain = load_chain(data_dir, currencies, since, until)
         if chain.is_empty():
-            raise GexflowError(
-                f"no stored snapshots for {', '.join(currencies)}"
-                + (f" between {since or '-'} and {until or '-'}" if since or until else "")
-                + ": run `gexflow ingest` first"
-            )
+            raise nothing
         done = computed_snapshots(data_dir) if only_missing else set()
         listed = listed_times(data_dir)
         staged: list[files.Staged] = []

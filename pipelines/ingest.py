@@ -235,10 +235,11 @@ def snapshot_cycle(settings: Settings, steps=PLAIN_STEPS, now: datetime | None =
     """
     now = now or datetime.now(UTC)
     data_dir = settings.data_dir
+    cycles = steps.open_cycles(settings, now)  # a missing replay directory fails here, before the data dir is made
     files.check_writable(data_dir)
     result = IngestResult(run_id=f"{raw.stamp_of(now)}-{uuid.uuid4().hex[:6]}")
     with files.writer_lock(data_dir, settings.lock_wait_s):
-        for cycle in steps.open_cycles(settings, now):
+        for cycle in cycles:
             chains = [steps.fetch_chain(cycle, currency, data_dir) for currency in settings.currencies]
             result.raw_files += sum(len(c.raw_paths) for c in chains)
             batch = steps.normalise(cycle, chains)

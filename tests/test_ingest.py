@@ -304,20 +304,29 @@ def test_usdc_options_are_split_by_base_coin_with_their_own_contract_size(fake_d
 
 
 @pytest.mark.parametrize(
-    "args, needle",
+    "args, needle, starts",
     [
-        (["--currency", "DOGE"], "unknown currency 'DOGE'"),
-        (["--api-url", "http://127.0.0.1:9/api/v2"], "cannot connect"),
-        (["--api-url", "not a url"], "--api-url must be"),
-        (["--source", "replay:/nonexistent/dir"], "does not exist"),
-        (["--source", "bogus"], "--source must be"),
+        (["--currency", "DOGE"], "unknown currency 'DOGE'", False),
+        (["--api-url", "http://127.0.0.1:9/api/v2"], "cannot connect", True),
+        (["--api-url", "not a url"], "--api-url must be", False),
+        (["--source", "replay:/nonexistent/dir"], "does not exist", False),
+        (["--source", "bogus"], "--source must be", False),
     ],
 )
-def test_bad_input_gets_one_line_and_a_non_zero_exit(fast_env, tmp_path, args, needle, capsys):
+def test_bad_input_gets_one_line_and_a_non_zero_exit(fast_env, tmp_path, args, needle, starts, capsys):
     monkey_args = ["run", "--data-dir", str(tmp_path / "d"), *args]
     assert main(monkey_args) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    if not starts:  # rejected before the run starts: the data dir is not even created
+        assert not (tmp_path / "d").exists()
+
+
+def test_compute_on_a_missing_data_dir_is_one_line_and_does_not_create_it(tmp_path, capsys):
+    assert main(["compute", "--data-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "no stored snapshots" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
 
 
 def test_an_unwritable_data_dir_is_one_line(fake_deribit, fast_env, tmp_path, capsys):
