@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -72,17 +71,6 @@ def load_variant(name: str, source: str, folder: Path):
     return module
 
 
-def median_ms(fn, repeats=300, warmup=20) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
 @numba.njit(fastmath={"contract"})
 def _fma_chain(n, x):
     a = x
@@ -120,7 +108,7 @@ def division_cycles(hz: float) -> float:
 
 
 def main() -> int:
-    from benchmarks.bench_profile import synthetic_case
+    from benchmarks.bench_profile import median_seconds, synthetic_case
     from transforms import kernels
 
     case = synthetic_case()
@@ -142,7 +130,8 @@ def main() -> int:
                             blocks,
                         )  # fmt: skip
 
-                    ms = median_ms(run)  # blocks=1: one prange iteration, so one thread does all the work
+                    # blocks=1: one prange iteration, so one thread does all the work
+                    ms = median_seconds(run, repeats=300, warmup=20) * 1e3
                     best[name, blocks] = min(ms, best.get((name, blocks), ms))
         for name in modules:
             row = {"variant": name}
