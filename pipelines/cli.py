@@ -104,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--plot", type=Path, metavar="FILE.png", help="also draw GEX and hedge flow per level to a PNG"
             )
+            p.add_argument(
+                "--vol",
+                choices=["sticky-strike", "sticky-moneyness"],
+                default="sticky-strike",
+                help="how IVs move with spot (default sticky-strike, the stored profile); sticky-moneyness "
+                "re-prices the stored snapshot and positions along each expiry's smile",
+            )
+            p.add_argument(
+                "--delta",
+                choices=["forward", "premium-adjusted"],
+                default="forward",
+                help="dealer delta convention (default forward: Black-76, coins); premium-adjusted = delta minus "
+                "option value / forward for inverse options (re-priced, like --vol sticky-moneyness)",
+            )
         p.set_defaults(func=cmd_levels if name == "levels" else cmd_profile)
 
     p = sub.add_parser("backfill", help="backfill snapshots from Tardis CSV files or a replay directory", epilog=EPILOG)
@@ -306,6 +320,8 @@ def cmd_profile(args) -> int:
     from pipelines.tables import render_frame
 
     frame = _levels_frame(args, "gex_profile").sort("price_level")
+    if args.vol != "sticky-strike" or args.delta != "forward":
+        frame = _repriced_profile(args, frame["snapshot_ts"][0])
     if args.plot:
         from pipelines.charts import profile_chart
         from pipelines.compute import latest_at
@@ -326,8 +342,9 @@ def cmd_profile(args) -> int:
         shown = frame[keep].select(
             "price_level", "pct_from_spot", "dealer_gex_usd", "dealer_delta", "hedge_flow_coins", "hedge_flow_usd"
         )
+        how = f" ({args.vol} vol, {args.delta} delta)" if args.vol != "sticky-strike" or args.delta != "forward" else ""
         print(
-            f"{args.currency.upper()} {args.model} at {frame['snapshot_ts'][0]:%Y-%m-%d %H:%M:%SZ}: "
+            f"{args.currency.upper()} {args.model} at {frame['snapshot_ts'][0]:%Y-%m-%d %H:%M:%SZ}{how}: "
             "dealer_gex_usd per 1 % move; dealer_delta in coins; hedge_flow > 0 = dealers buy"
         )
     print(
@@ -339,6 +356,30 @@ def cmd_profile(args) -> int:
     if args.plot:
         print(f"chart written to {args.plot}")
     return 0
+
+
+def _repriced_profile(args, snapshot_ts):
+    """The profile of the stored snapshot and dealer positions with another vol model or delta convention
+    (computed on the fly, not stored: the warehouse holds the sticky-strike, forward-delta profile)."""
+    import polars as pl
+
+    from pipelines.compute import load_chain
+    from transforms.exposure import gex_profile
+    from transforms.schemas import DEALER_POSITION
+    from warehouse import lake
+
+    data_dir = load_settings({"data_dir": args.data_dir}).data_dir
+    currency = args.currency.upper()
+    chain = load_chain(data_dir, [currency], snapshot_ts, snapshot_ts)
+    positions = (
+        lake.scan(data_dir, "dealer_positions")
+        .filter(pl.col("currency") == currency, pl.col("snapshot_ts") == snapshot_ts, pl.col("model") == args.model)
+        .select(list(DEALER_POSITION))
+        .collect()
+    )
+    return gex_profile(
+        chain, positions, vol_model=args.vol.replace("-", "_"), delta_convention=args.delta.replace("-", "_")
+    ).sort("price_level")
 
 
 def parse_when(value: str | None, flag: str):

@@ -109,6 +109,33 @@ def test_levels_prints_each_model_and_profile_draws_a_chart(sample_warehouse, ca
     assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 201  # header, one line per level
 
 
+@pytest.mark.parametrize("flags", [["--vol", "sticky-moneyness"], ["--delta", "premium-adjusted"]])
+def test_profile_reprices_the_stored_snapshot_with_another_vol_model_or_delta(sample_warehouse, capsys, flags):
+    from tests.data_paths import snapshot_chain
+    from transforms.exposure import gex_profile
+    from transforms.positioning import dealer_positions
+
+    args = ["profile", "--currency", "BTC", "--model", "customer_long", "--data-dir", str(sample_warehouse)]
+    assert main([*args, "--format", "csv"]) == 0
+    stored = pl.read_csv(capsys.readouterr().out.encode())
+    assert main([*args, "--format", "csv", *flags]) == 0
+    repriced = pl.read_csv(capsys.readouterr().out.encode())
+    # the same numbers as the engine on the recorded chain, the latest sample snapshot (2026-07-31)
+    chain = snapshot_chain("BTC", "20260731T113322Z")
+    vol = flags[1].replace("-", "_") if flags[0] == "--vol" else "sticky_strike"
+    delta = flags[1].replace("-", "_") if flags[0] == "--delta" else "forward"
+    want = gex_profile(chain, dealer_positions(chain, "customer_long"), vol_model=vol, delta_convention=delta)
+    assert repriced["dealer_gex_usd"].to_list() == pytest.approx(want["dealer_gex_usd"].to_list(), rel=1e-12)
+    assert repriced["dealer_delta"].to_list() == pytest.approx(want["dealer_delta"].to_list(), rel=1e-12)
+    assert repriced["price_level"].to_list() == stored["price_level"].to_list()
+    spot = stored.filter(pl.col("pct_from_spot") == 0.0)
+    at_spot = repriced.filter(pl.col("pct_from_spot") == 0.0)
+    assert at_spot["dealer_gex_usd"][0] == pytest.approx(spot["dealer_gex_usd"][0], rel=1e-12)  # own IV at spot
+    assert repriced["dealer_delta"].to_list() != stored["dealer_delta"].to_list()  # it did re-price
+    assert main([*args, *flags]) == 0
+    assert f"({flags[1] if flags[0] == '--vol' else 'sticky-strike'} vol" in capsys.readouterr().out
+
+
 def test_levels_for_a_time_before_any_snapshot_is_one_line(sample_warehouse, capsys):
     assert main(["levels", "--currency", "BTC", "--at", "2020-01-01", "--data-dir", str(sample_warehouse)]) == 2
     err = capsys.readouterr().err
