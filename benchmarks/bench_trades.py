@@ -98,7 +98,7 @@ def bench_ingest(pages: list[dict]) -> dict:
     t = time.perf_counter()
     frame = normalise([fetched])
     t_norm = time.perf_counter() - t
-    staged, new = stage_trades(frame, lake_dir)
+    staged, new, _first = stage_trades(frame, lake_dir)
     files.commit(lake_dir, staged)
     t_total = time.perf_counter() - t
     out.update(
@@ -106,7 +106,7 @@ def bench_ingest(pages: list[dict]) -> dict:
     )
     t = time.perf_counter()
     frame = normalise([fetched])
-    staged, new = stage_trades(frame, lake_dir)
+    staged, new, _first = stage_trades(frame, lake_dir)
     files.commit(lake_dir, staged)
     out.update(rerun_new=new["BTC"], rerun_s=time.perf_counter() - t)
     stored = (

@@ -395,16 +395,21 @@ def parse_when(value: str | None, flag: str):
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def _trades(settings: Settings, since):
+def _trades(settings: Settings, since) -> int:
+    """Run the trades cycle (as a flow with Prefect), then re-compute the stored snapshots the new trades
+    reach; returns how many were re-computed."""
     if settings.uses_prefect:
         from pipelines.flows import trades_flow
 
-        return trades_flow(
+        out = trades_flow(
             list(settings.currencies), str(settings.data_dir), settings.api_url, since.isoformat() if since else None
         )
+        return out["recomputed"]
+    from pipelines.compute import refresh_taker_flow
     from pipelines.trades import trades_cycle
 
-    return trades_cycle(settings, trades_since=since)
+    result = trades_cycle(settings, trades_since=since)
+    return len(refresh_taker_flow(settings.data_dir, result.first_new, settings.lock_wait_s))
 
 
 def cmd_trades(args) -> int:
@@ -412,8 +417,10 @@ def cmd_trades(args) -> int:
     since = parse_when(args.trades_since, "--trades-since")
     from pipelines import report
 
-    _trades(settings, since)
+    recomputed = _trades(settings, since)
     print(report.trades_summary(settings.data_dir, settings.currencies))
+    if recomputed:
+        print(f"re-computed {recomputed} stored snapshot(s) the new trades reach (taker_flow now sees them)")
     return 0
 
 

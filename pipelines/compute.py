@@ -225,6 +225,35 @@ def compute_cycle(
     return result
 
 
+def stale_since(data_dir: Path, first_new: dict[str, datetime]) -> dict[str, datetime]:
+    """Per currency: the first already computed snapshot at or after the earliest trade a trades run just added
+    (:attr:`pipelines.trades.TradesResult.first_new`). That snapshot and every later one was computed on a tape
+    without the trade, so its taker_flow model is out of date. Currencies without such a snapshot are left out."""
+    scan = lake.scan(data_dir, "key_levels")
+    out: dict[str, datetime] = {}
+    if scan is None:
+        return out
+    for currency, first_trade in sorted(first_new.items()):
+        first = (
+            scan.filter((pl.col("currency") == currency) & (pl.col("snapshot_ts") >= first_trade))
+            .select(pl.col("snapshot_ts").min())
+            .collect()
+            .item()
+        )
+        if first is not None:
+            out[currency] = first
+    return out
+
+
+def refresh_taker_flow(data_dir: Path, first_new: dict[str, datetime], lock_wait_s: float = 0.0) -> list:
+    """Re-compute (every model, idempotently) the computed snapshots the trades a run added reach (see
+    :func:`stale_since`). Returns the (currency, snapshot_ts) re-computed."""
+    done: list[tuple[str, datetime]] = []
+    for currency, first in stale_since(data_dir, first_new).items():
+        done += compute_cycle(data_dir, [currency], since=first, lock_wait_s=lock_wait_s).snapshots
+    return done
+
+
 def load_book(path: Path) -> pl.DataFrame:
     """A user's dealer book (CSV or Parquet with instrument_name, contracts) for the ``custom`` model."""
     try:
@@ -250,4 +279,14 @@ def latest_at(data_dir: Path, table: str, currency: str, at: datetime | None, mo
     return scan.filter(pl.col("snapshot_ts") == pl.col("snapshot_ts").max()).collect()
 
 
-__all__ = ["compute_cycle", "positions_for", "analytics", "with_model_gaps", "load_book", "latest_at", "UTC_TS"]
+__all__ = [
+    "compute_cycle",
+    "refresh_taker_flow",
+    "stale_since",
+    "positions_for",
+    "analytics",
+    "with_model_gaps",
+    "load_book",
+    "latest_at",
+    "UTC_TS",
+]

@@ -127,10 +127,16 @@ def trades_flow(
 ) -> dict:
     from datetime import datetime
 
+    from pipelines.compute import stale_since
+
     settings = _settings(currencies, "live", data_dir, api_url)
     since = datetime.fromisoformat(trades_since) if trades_since else None
     result = trades.trades_cycle(settings, trades_since=since, steps=TRADES_STEPS)
-    return {"run_id": result.run_id, "new": int(result.summary()["new"].sum())}
+    # snapshots computed before these trades arrived: their taker_flow saw a tape that ended before them
+    recomputed = 0
+    for currency, first in stale_since(settings.data_dir, result.first_new).items():
+        recomputed += compute_flow([currency], str(settings.data_dir), first.isoformat())["snapshots"]
+    return {"run_id": result.run_id, "new": int(result.summary()["new"].sum()), "recomputed": recomputed}
 
 
 @flow(name="forecast", description="Daily hedge-flow forecast after the 08:00 UTC expiry, published to exports/.")

@@ -120,6 +120,9 @@ class TradesResult:
     run_id: str
     fetched: list[FetchedTrades] = field(default_factory=list)
     new: dict[str, int] = field(default_factory=dict)
+    # per currency that gained trades, the time of the earliest one added: a snapshot computed before this run
+    # at or after it had a tape without that trade (see pipelines.compute.refresh_taker_flow)
+    first_new: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def raw_files(self) -> int:
@@ -355,10 +358,18 @@ def _conform(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c) for c, t in TRADE.items())
 
 
-def stage_trades(frame: pl.DataFrame, data_dir: Path) -> tuple[list[files.Staged], dict[str, int]]:
-    """Merge ``frame`` into the partitions it touches; stage the changed ones. Returns (staged, new per currency)."""
+@dataclass
+class Published:
+    new: dict[str, int]  # trades added per currency (0 for a currency fetched without new trades)
+    first_new: dict[str, datetime]  # the earliest added trade's time, per currency that gained trades
+
+
+def stage_trades(frame: pl.DataFrame, data_dir: Path) -> tuple[list[files.Staged], dict[str, int], dict[str, datetime]]:
+    """Merge ``frame`` into the partitions it touches; stage the changed ones. Returns (staged, new per currency,
+    time of the earliest new trade per currency that gained any)."""
     staged: list[files.Staged] = []
     new: dict[str, int] = {}
+    first_new: dict[str, datetime] = {}
     keyed = frame.with_columns(pl.col("ts").dt.date().alias("__date"))
     for (currency, date), part in keyed.group_by(["currency", "__date"], maintain_order=True):
         part = part.drop("__date")
@@ -372,7 +383,9 @@ def stage_trades(frame: pl.DataFrame, data_dir: Path) -> tuple[list[files.Staged
         new[currency] = new.get(currency, 0) + fresh.height
         if fresh.height:
             staged.append(lake.stage_file(path, merged.sort("ts", maintain_order=True)))
-    return staged, new
+            first = fresh["ts"].min()
+            first_new[currency] = min(first, first_new.get(currency, first))
+    return staged, new, first_new
 
 
 def watermark_record(f: FetchedTrades, run_id: str, published: datetime) -> pl.DataFrame:
@@ -405,14 +418,14 @@ def run_record(fetched: list[FetchedTrades], new: dict[str, int], run_id: str, s
 
 def publish(
     frame: pl.DataFrame, fetched: list[FetchedTrades], data_dir: Path, run_id: str, started: datetime
-) -> dict[str, int]:
+) -> Published:
     """Changed partitions, new watermarks and the run record become visible together (one journaled commit).
 
-    Returns the number of trades added per currency.
+    Returns the number of trades added per currency and the time of the earliest one.
     """
     staged: list[files.Staged] = []
     try:
-        staged, new = stage_trades(frame, data_dir)
+        staged, new, first_new = stage_trades(frame, data_dir)
         published = datetime.now(UTC)
         for f in fetched:
             if f.watermark_ms is not None:
@@ -424,7 +437,7 @@ def publish(
     except BaseException:
         files.discard(staged)
         raise
-    return {f.currency: new.get(f.currency, 0) for f in fetched}
+    return Published({f.currency: new.get(f.currency, 0) for f in fetched}, first_new)
 
 
 def prepare_trades_warehouse(data_dir: Path) -> None:
@@ -481,6 +494,7 @@ def trades_cycle(
         result.fetched = [steps.fetch_trades(client, w, data_dir, count) for w in windows]
         frame = steps.normalise(result.fetched)
         steps.validate(frame, data_dir, result.run_id)
-        result.new = steps.publish(frame, result.fetched, data_dir, result.run_id, started)
+        published = steps.publish(frame, result.fetched, data_dir, result.run_id, started)
+        result.new, result.first_new = published.new, published.first_new
         prepare_trades_warehouse(data_dir)
     return result

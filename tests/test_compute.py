@@ -163,80 +163,79 @@ def test_a_custom_book_adds_the_custom_model(sample_warehouse, tmp_path, capsys)
     assert "book" in capsys.readouterr().err
 
 
-def test_taker_flow_sits_next_to_naive_once_trades_exist(fake_deribit, fast_env, tmp_path, capsys):
-    tape = [
-        # a taker buys 40 of the 60000 put, sells 10 back; a block trade and a liquidation on the 70000 call
-        {
-            "trade_id": "900001",
-            "trade_seq": 1,
-            "timestamp": SNAPSHOT_MS - 3_600_000,
-            "instrument_name": "BTC-14AUG26-60000-P",
-            "direction": "buy",
-            "amount": 40.0,
-            "price": 0.02,
-            "iv": 50.0,
-            "index_price": 63000.0,
-            "tick_direction": 0,
-        },
-        {
-            "trade_id": "900002",
-            "trade_seq": 2,
-            "timestamp": SNAPSHOT_MS - 1_800_000,
-            "instrument_name": "BTC-14AUG26-60000-P",
-            "direction": "sell",
-            "amount": 10.0,
-            "price": 0.02,
-            "iv": 50.0,
-            "index_price": 63000.0,
-            "tick_direction": 1,
-        },
-        {
-            "trade_id": "900003",
-            "trade_seq": 1,
-            "timestamp": SNAPSHOT_MS - 900_000,
-            "instrument_name": "BTC-14AUG26-70000-C",
-            "direction": "sell",
-            "amount": 25.0,
-            "price": 0.01,
-            "iv": 48.0,
-            "index_price": 63000.0,
-            "tick_direction": 2,
-            "block_trade_id": "BLOCK-1",
-            "block_trade_leg_count": 2,
-        },
-        {
-            "trade_id": "900004",
-            "trade_seq": 2,
-            "timestamp": SNAPSHOT_MS - 600_000,
-            "instrument_name": "BTC-14AUG26-70000-C",
-            "direction": "buy",
-            "amount": 5.0,
-            "price": 0.01,
-            "iv": 48.0,
-            "index_price": 63000.0,
-            "tick_direction": 0,
-            "liquidation": "T",
-        },
-        {
-            "trade_id": "900005",
-            "trade_seq": 3,
-            "timestamp": SNAPSHOT_MS + 60_000,
-            "instrument_name": "BTC-14AUG26-70000-C",
-            "direction": "buy",
-            "amount": 500.0,
-            "price": 0.01,
-            "iv": 48.0,
-            "index_price": 63000.0,
-            "tick_direction": 0,
-        },
-    ]
-    fake_deribit.trades["BTC"] = tape
-    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "BTC"]
-    assert main(["trades", *base, "--trades-since", "2026-07-31T00:00:00Z"]) == 0
-    assert main(["run", *base]) == 0
+TAPE = [
+    # a taker buys 40 of the 60000 put, sells 10 back; a block trade and a liquidation on the 70000 call
+    {
+        "trade_id": "900001",
+        "trade_seq": 1,
+        "timestamp": SNAPSHOT_MS - 3_600_000,
+        "instrument_name": "BTC-14AUG26-60000-P",
+        "direction": "buy",
+        "amount": 40.0,
+        "price": 0.02,
+        "iv": 50.0,
+        "index_price": 63000.0,
+        "tick_direction": 0,
+    },
+    {
+        "trade_id": "900002",
+        "trade_seq": 2,
+        "timestamp": SNAPSHOT_MS - 1_800_000,
+        "instrument_name": "BTC-14AUG26-60000-P",
+        "direction": "sell",
+        "amount": 10.0,
+        "price": 0.02,
+        "iv": 50.0,
+        "index_price": 63000.0,
+        "tick_direction": 1,
+    },
+    {
+        "trade_id": "900003",
+        "trade_seq": 1,
+        "timestamp": SNAPSHOT_MS - 900_000,
+        "instrument_name": "BTC-14AUG26-70000-C",
+        "direction": "sell",
+        "amount": 25.0,
+        "price": 0.01,
+        "iv": 48.0,
+        "index_price": 63000.0,
+        "tick_direction": 2,
+        "block_trade_id": "BLOCK-1",
+        "block_trade_leg_count": 2,
+    },
+    {
+        "trade_id": "900004",
+        "trade_seq": 2,
+        "timestamp": SNAPSHOT_MS - 600_000,
+        "instrument_name": "BTC-14AUG26-70000-C",
+        "direction": "buy",
+        "amount": 5.0,
+        "price": 0.01,
+        "iv": 48.0,
+        "index_price": 63000.0,
+        "tick_direction": 0,
+        "liquidation": "T",
+    },
+    {
+        "trade_id": "900005",
+        "trade_seq": 3,
+        "timestamp": SNAPSHOT_MS + 60_000,
+        "instrument_name": "BTC-14AUG26-70000-C",
+        "direction": "buy",
+        "amount": 500.0,
+        "price": 0.01,
+        "iv": 48.0,
+        "index_price": 63000.0,
+        "tick_direction": 0,
+    },
+]
+
+
+def _assert_taker_flow_from_tape(data_dir):
+    """The taker_flow model of the recorded BTC snapshot, as TAPE implies it, beside naive and customer_long."""
     positions = dict(
         query(
-            tmp_path,
+            data_dir,
             "select instrument_name, dealer_contracts from dealer_positions where model = 'taker_flow' "
             "and method <> 'naive_fallback'",
         )
@@ -252,17 +251,47 @@ def test_taker_flow_sits_next_to_naive_once_trades_exist(fake_deribit, fast_env,
     assert positions["BTC-14AUG26-60000-P"] == pytest.approx(-oi["BTC-14AUG26-60000-P"] * 30 / 50)
     assert positions["BTC-14AUG26-70000-C"] == pytest.approx(-oi["BTC-14AUG26-70000-C"] * 5 / 5)
     models = query(
-        tmp_path, "select model, total_gex_vs_naive_usd is not null, zero_gamma_vs_naive from key_levels order by model"
+        data_dir, "select model, total_gex_vs_naive_usd is not null, zero_gamma_vs_naive from key_levels order by model"
     )
     assert [m for m, *_ in models] == ["customer_long", "naive", "taker_flow"]
     assert all(has_gap for _, has_gap, _ in models)
-    assert "taker_flow" in capsys.readouterr().out
     flags = query(
-        tmp_path,
+        data_dir,
         "select liquidations, block_trades_excluded from dealer_positions where model = 'taker_flow' "
         "and instrument_name = 'BTC-14AUG26-70000-C'",
     )
     assert flags == [(1, 1)]
+
+
+def test_taker_flow_sits_next_to_naive_once_trades_exist(fake_deribit, fast_env, tmp_path, capsys):
+    fake_deribit.trades["BTC"] = TAPE
+    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "BTC"]
+    assert main(["trades", *base, "--trades-since", "2026-07-31T00:00:00Z"]) == 0
+    assert main(["run", *base]) == 0
+    _assert_taker_flow_from_tape(tmp_path)
+    assert "taker_flow" in capsys.readouterr().out
+
+
+def test_trades_that_arrive_after_a_snapshot_was_computed_recompute_it(fake_deribit, fast_env, tmp_path, capsys):
+    """The snapshot is computed before the tape reaches it (no taker_flow then); the trades run that fills the
+    tape up to it re-computes that snapshot, every model once, and a run with nothing new re-computes nothing."""
+    fake_deribit.trades["BTC"] = TAPE
+    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "BTC"]
+    assert main(["ingest", *base]) == 0
+    assert main(["compute", "--data-dir", str(tmp_path), "--currency", "BTC"]) == 0
+    naive_sql = "select total_gex_usd, zero_gamma, call_wall, put_wall from key_levels where model = 'naive'"
+    naive = query(tmp_path, naive_sql)
+    assert [m for (m,) in query(tmp_path, "select model from key_levels order by model")] == ["customer_long", "naive"]
+    capsys.readouterr()
+    assert main(["trades", *base, "--trades-since", "2026-07-31T00:00:00Z"]) == 0
+    assert "re-computed 1 stored snapshot" in capsys.readouterr().out
+    _assert_taker_flow_from_tape(tmp_path)
+    assert query(tmp_path, naive_sql) == naive
+    assert query(tmp_path, "select count(*), count(distinct model) from key_levels") == [(3, 3)]
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "lake" / "key_levels").rglob("*.parquet")}
+    assert main(["trades", *base]) == 0  # continues from the watermark: nothing new
+    assert "re-computed" not in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "lake" / "key_levels").rglob("*.parquet")} == files
 
 
 def test_stored_tables_match_their_contracts(sample_warehouse):
