@@ -76,6 +76,12 @@ def test_the_forecast_has_one_row_per_model_horizon_and_level(forecast):
     assert forecast["forecast_date"].unique().to_list() == [datetime(2026, 7, 31).date()]
 
 
+def test_a_repeated_horizon_is_one_horizon(chain, positions, t0, forecast):
+    """`--horizon 24 --horizon 24` once doubled the 24 h rows (probability weights summing to 2)."""
+    again = flow_forecast(chain, positions, t0=t0, horizons_hours=(1, 24, 24, 24.0, 1))
+    assert again.equals(forecast)
+
+
 def test_components_sum_to_the_total_at_every_level(forecast):
     parts = forecast.select(COMPONENTS).to_numpy()
     total = forecast["hedge_flow_coins"].to_numpy()

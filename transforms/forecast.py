@@ -166,13 +166,16 @@ def _grid(half_width: float, step: float) -> np.ndarray:
 
 
 def _horizons(horizons_hours, include_next_expiry: bool, t0_ms: int, expiries_ms: np.ndarray) -> list[tuple[str, int]]:
-    """[(label, horizon end in epoch ms)] in the order asked, 'next_expiry' last."""
+    """[(label, horizon end in epoch ms)] in the order asked, each label once (a repeated horizon is one
+    horizon, not two sets of rows), 'next_expiry' last."""
     out = []
     for h in horizons_hours:
         h = float(h)
         if not (math.isfinite(h) and h > 0.0):
             raise ValueError(f"horizons must be positive hours, got {h!r}")
-        out.append((horizon_label(h), t0_ms + round(h * MS_PER_HOUR)))
+        label = horizon_label(h)
+        if all(label != seen for seen, _ in out):
+            out.append((label, t0_ms + round(h * MS_PER_HOUR)))
     if include_next_expiry:
         later = expiries_ms[expiries_ms > t0_ms]
         end = int(later.min()) if later.size else _epoch_ms(next_settlement(_from_ms(t0_ms)))
