@@ -555,6 +555,13 @@ def _query_text(path: Path) -> str:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _read_statements():
+    import duckdb
+
+    kinds = duckdb.StatementType
+    return frozenset({kinds.SELECT, kinds.EXPLAIN, kinds.PRAGMA, kinds.CALL})
+
+
 def cmd_sql(args) -> int:
     from pipelines.tables import render
     from warehouse.catalog import connect_readonly
@@ -577,6 +584,14 @@ def cmd_sql(args) -> int:
         import duckdb
 
         try:
+            kinds = [st.type for st in con.extract_statements(query)]
+            # the connection is read-only, which stops writes to the database but not COPY ... TO, EXPORT or
+            # ATTACH, which write files anywhere (into the lake too): only statements that read are run
+            refused = sorted({k.name for k in kinds if k not in _read_statements()})
+            if refused:
+                raise ConfigError(
+                    f"gexflow sql is read-only (SELECT, EXPLAIN, PRAGMA, CALL); refused: {', '.join(refused)}"
+                )
             cur = con.execute(query, params or None)
         except duckdb.Error as exc:
             raise ConfigError(f"query failed: {str(exc).splitlines()[0]}") from None

@@ -216,6 +216,39 @@ def test_sql_binds_parameters_and_rejects_writes(fake_deribit, fast_env, tmp_pat
     assert json.loads(capsys.readouterr().out) == [{"n": 710}]
     assert main(["sql", "create table x as select 1", "--data-dir", str(tmp_path)]) == 2
     assert "read-only" in capsys.readouterr().err.lower()
+    # a read-only DuckDB connection still runs COPY ... TO / EXPORT / ATTACH, which write files (into the lake, too)
+    target = tmp_path / "lake" / "key_levels" / "x.parquet"
+    for statement in (
+        f"copy (select 1 as one) to '{target}' (format parquet)",
+        "select 1; copy (select 1) to 'out.csv'",
+        f"export database '{tmp_path / 'dump'}'",
+        f"attach '{tmp_path / 'other.duckdb'}' as other",
+    ):
+        assert main(["sql", statement, "--data-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "read-only" in err and len(err.strip().splitlines()) == 1
+    assert not target.exists() and not (tmp_path / "dump").exists() and not (tmp_path / "other.duckdb").exists()
+    assert main(["sql", "explain select 1", "--data-dir", str(tmp_path)]) == 0
+
+
+def test_a_copied_or_moved_data_dir_reads_its_own_lake(fake_deribit, fast_env, tmp_path, capsys):
+    import shutil
+
+    first, copy, moved = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert run(fake_deribit, first) == 0
+    shutil.copytree(first, copy)
+    for f in (first / "lake" / "option_snapshots" / "currency=ETH").rglob("*.parquet"):
+        f.unlink()  # the original's lake moves on; the copy must not see it
+    query = "select currency, count(*) from option_snapshots group by 1 order by 1"
+    capsys.readouterr()
+    assert main(["sql", query, "--data-dir", str(copy), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["BTC,854", "ETH,710"]
+    shutil.move(copy, moved)
+    assert main(["sql", query, "--data-dir", str(moved), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["BTC,854", "ETH,710"]
+    con = duckdb.connect(str(moved / "warehouse.duckdb"), read_only=True)  # any client: re-pointed in the file
+    assert con.execute(query).fetchall() == [("BTC", 854), ("ETH", 710)]
+    con.close()
 
 
 def test_a_second_writer_is_told_another_one_holds_the_lock(fake_deribit, fast_env, tmp_path, capsys):

@@ -100,11 +100,33 @@ def _connect_rw(db: Path, wait_s: float):
             time.sleep(0.2)
 
 
+def _stored_lake_root(data_dir: Path) -> str | None:
+    try:
+        return json.loads((data_dir / STATE_NAME).read_text()).get("lake_root")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def connect_readonly(data_dir: Path):
-    """A read-only connection to the warehouse (UTC session time zone)."""
+    """A read-only connection to the warehouse (UTC session time zone).
+
+    The views read the lake through an absolute path (``gexflow_lake()``). If the data dir was moved or
+    copied since they were written, they are re-pointed at this data dir's lake first (a short read-write
+    open of the database); if that is impossible the error says so rather than reading another lake.
+    """
     db = db_path(data_dir)
     if not db.exists():
         raise WarehouseError(f"no warehouse at {db}: run `gexflow ingest` (or `gexflow run`) first")
+    stored = _stored_lake_root(data_dir)
+    here = str(lake_root(data_dir).resolve())
+    if stored is not None and stored != here:
+        try:
+            refresh_views(data_dir, wait_s=2.0, force=True)
+        except (WarehouseError, duckdb.Error, OSError) as exc:
+            raise WarehouseError(
+                f"{db} reads the lake at {stored}, not {here} (data dir moved or copied?), and could not be "
+                f"re-pointed: {str(exc).splitlines()[0][:200]}"
+            ) from None
     try:
         con = duckdb.connect(str(db), read_only=True)
     except duckdb.Error as exc:
