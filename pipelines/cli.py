@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.config import ConfigError, Settings, load_settings
@@ -44,8 +44,35 @@ def _common(parser: argparse.ArgumentParser, *, source: bool = True, api: bool =
         )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (its default prints the whole usage block first)."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+MODEL_NAMES = ("naive", "customer_long", "taker_flow", "custom")
+
+
+def _model(text: str) -> str:
+    if text not in MODEL_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}; models: {', '.join(MODEL_NAMES)}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gexflow",
         description="Dealer gamma exposure and hedging-flow analytics for Deribit options.",
         epilog=EPILOG,
@@ -88,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--at", help="use the latest snapshot at or before this ISO time (default: the latest)")
         p.add_argument(
             "--model",
+            type=_model,
             default="naive" if name == "profile" else None,
             help="naive, customer_long, taker_flow, custom"
             + (" (default naive)" if name == "profile" else " (default all)"),
@@ -97,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "profile":
             p.add_argument(
                 "--every",
-                type=int,
+                type=_positive_int,
                 default=8,
                 help="print every Nth level (default 8 = 2 %% steps); csv/json print all",
             )
@@ -234,12 +262,15 @@ def cmd_compute(args) -> int:
     settings = settings_from(args)
     from pipelines.compute import compute_cycle, load_book
 
+    since, until = parse_when(args.since, "--since"), parse_when(args.until, "--until")
+    if since and until and since > until:
+        raise ConfigError(f"--since {args.since} is after --until {args.until}")
     book = load_book(args.book) if args.book else None
     result = compute_cycle(
         settings.data_dir,
         _coins(settings),
-        since=parse_when(args.since, "--since"),
-        until=parse_when(args.until, "--until"),
+        since=since,
+        until=until,
         book=book,
         include_blocks=args.include_blocks,
         progress=_progress("computing"),
@@ -338,7 +369,7 @@ def cmd_profile(args) -> int:
     if args.format == "table":
         n = frame.height
         mid = n // 2
-        keep = [i for i in range(n) if (i - mid) % max(args.every, 1) == 0]
+        keep = [i for i in range(n) if (i - mid) % args.every == 0]
         shown = frame[keep].select(
             "price_level", "pct_from_spot", "dealer_gex_usd", "dealer_delta", "hedge_flow_coins", "hedge_flow_usd"
         )
@@ -386,13 +417,19 @@ def parse_when(value: str | None, flag: str):
     """ISO date/time -> aware UTC datetime (naive means UTC); None stays None."""
     if value is None:
         return None
-    from datetime import datetime
-
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59-05:00 overflows in UTC
         raise ConfigError(f"{flag} must be an ISO date or time like 2026-07-31T08:00Z, got {value!r}") from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    _check_year(ts.year, flag, value)
+    return ts
+
+
+def _check_year(year: int, flag: str, value: str) -> None:
+    """Deribit lists options from 2016; a year outside 2000..2200 is a typo (and 9999 overflows date arithmetic)."""
+    if not 2000 <= year <= 2200:
+        raise ConfigError(f"{flag} must be between the years 2000 and 2200, got {value!r}")
 
 
 def _trades(settings: Settings, since) -> int:
@@ -415,6 +452,8 @@ def _trades(settings: Settings, since) -> int:
 def cmd_trades(args) -> int:
     settings = settings_from(args)
     since = parse_when(args.trades_since, "--trades-since")
+    if since is not None and since > datetime.now(UTC):  # checked before the data dir or its lock is made
+        raise ConfigError(f"--trades-since {args.trades_since} is in the future")
     from pipelines import report
 
     recomputed = _trades(settings, since)
@@ -437,9 +476,11 @@ def _day(value: str | None, flag: str):
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"{flag} must be YYYY-MM-DD, got {value!r}") from None
+    _check_year(day.year, flag, value)
+    return day
 
 
 def cmd_backfill(args) -> int:
@@ -483,16 +524,8 @@ def cmd_backfill(args) -> int:
 
 
 def cmd_forecast(args) -> int:
-    from datetime import date, datetime
-
     settings = settings_from(args)
-    if args.date:
-        try:
-            day = date.fromisoformat(args.date)
-        except ValueError:
-            raise ConfigError(f"--date must be YYYY-MM-DD, got {args.date!r}") from None
-    else:
-        day = None
+    day = _day(args.date, "--date")
     for h in args.horizons or ():
         if not 0 < h <= 24 * 90:
             raise ConfigError(f"--horizon must be between 0 and 2160 hours, got {h:g}")

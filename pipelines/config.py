@@ -96,6 +96,8 @@ def _validated(values: dict) -> Settings:
     out: dict = {}
     for name, value in values.items():
         if name == "data_dir":
+            if not str(value).strip():
+                raise ConfigError("--data-dir must not be empty (use . for the current directory)")
             out[name] = Path(value).expanduser()
         elif name == "api_url":
             if not re.match(r"^https?://[^\s/]+", str(value)):

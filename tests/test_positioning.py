@@ -82,6 +82,8 @@ def test_a_book_with_numbers_written_as_text_is_accepted():
             "without contracts",
         ),
         (pl.DataFrame({"instrument_name": ["A"], "contracts": [float("inf")]}), "finite"),
+        (pl.DataFrame({"instrument_name": ["A", "B"], "contracts": [1.0, 1e300]}), "more than 1e[+]09 contracts"),
+        (pl.DataFrame({"instrument_name": ["A", "A"], "contracts": [6e8, 6e8]}), "more than 1e[+]09 contracts"),
         (
             pl.DataFrame(
                 {"instrument_name": [None], "contracts": [1.0]},

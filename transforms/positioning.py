@@ -23,6 +23,9 @@ MODELS = ("naive", "customer_long", "custom")
 _KEYS = ["currency", "snapshot_ts", "instrument_name"]
 
 
+MAX_BOOK_CONTRACTS = 1e9
+
+
 def validated_book(book: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """A user book as a DEALER_BOOK frame, or ValueError with a one-line message.
 
@@ -61,6 +64,13 @@ def validated_book(book: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         .group_by("instrument_name", maintain_order=True)
         .agg(pl.col("contracts").sum())
     )
+    # finite but absurd sizes (1e300) overflow GEX to inf/NaN; 1e9 contracts is ~50x all bitcoin there is
+    huge = out.filter(pl.col("contracts").abs() > MAX_BOOK_CONTRACTS)
+    if huge.height:
+        raise ValueError(
+            f"dealer book holds more than {MAX_BOOK_CONTRACTS:.0e} contracts of {huge.height} instrument(s), "
+            f"e.g. {huge['instrument_name'][0]}: {huge['contracts'][0]:g}"
+        )
     check(out, DEALER_BOOK, "dealer book")
     return out
 
