@@ -662,6 +662,14 @@ def _expected_errors() -> tuple[type, ...]:
     return (GexflowError, WarehouseError, ConfigError, NormaliseError, SchemaError)
 
 
+def _is_unreadable_parquet(exc: BaseException) -> bool:
+    import duckdb
+    import polars as pl
+
+    readers = (pl.exceptions.ComputeError, duckdb.InvalidInputException, duckdb.IOException)
+    return isinstance(exc, readers) and "parquet" in str(exc).lower()
+
+
 def _fail(exc: BaseException) -> int:
     from pipelines.config import debug_enabled
 
@@ -677,6 +685,9 @@ def _fail(exc: BaseException) -> int:
         print(
             f"gexflow: error: {exc.strerror or message}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr
         )
+        return 2
+    if _is_unreadable_parquet(exc):  # a damaged lake file is a storage problem, not a bug
+        print(f"gexflow: error: a Parquet file under the data dir is unreadable: {message[:300]}", file=sys.stderr)
         return 2
     print(
         f"gexflow: internal error: {type(exc).__name__}: {message} (GEXFLOW_DEBUG=1 shows the traceback)",

@@ -78,3 +78,13 @@ def test_a_book_of_absurd_size_is_refused_before_anything_is_computed(sample_dir
     book.write_text("instrument_name,contracts\nBTC-14AUG26-60000-P,1e300\n")
     assert main(["compute", "--data-dir", str(sample_dir), "--book", str(book)]) == 2
     _one_line_error(capsys, "more than 1e+09 contracts")
+
+
+def test_a_damaged_lake_file_is_a_one_line_storage_error(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["run", "--source", "sample", "--data-dir", str(data), "--currency", "BTC"]) == 0
+    victim = sorted((data / "lake" / "option_snapshots").glob("currency=BTC/date=*/*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # cut in half, as a full disk would
+    capsys.readouterr()
+    assert main(["compute", "--data-dir", str(data), "--currency", "BTC"]) == 2
+    _one_line_error(capsys, "Parquet file under the data dir is unreadable")
