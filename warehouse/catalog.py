@@ -91,11 +91,17 @@ def _connect_rw(db: Path, wait_s: float):
     while True:
         try:
             return duckdb.connect(str(db))
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0][:160]
+            if "lock" not in str(exc).lower():  # not another process: a damaged or foreign file
+                raise WarehouseError(
+                    f"cannot open {db} ({first}); the lake is intact: move the file away and re-run to rebuild "
+                    f"the views"
+                ) from None
+            if time.monotonic() > deadline:
                 raise WarehouseError(
                     f"{db} is open in another process; the data landed but views were not refreshed "
-                    f"(close it and re-run): {str(exc).splitlines()[0][:160]}"
+                    f"(close it and re-run): {first}"
                 ) from None
             time.sleep(0.2)
 
