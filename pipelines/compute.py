@@ -2,8 +2,9 @@
 and key levels, written to the lake per snapshot (idempotent: one file per table, currency and snapshot).
 
 Models: ``naive`` and ``customer_long`` always; ``taker_flow`` once the trade tape has trades for the
-currency; ``custom`` when a book file is given. ``key_levels`` rows of non-naive models carry how far
-their total GEX and zero gamma sit from ``naive``.
+currency; ``custom`` when a book file is given, and on a recompute without one for every snapshot that
+already has it (its book is read back from the stored positions, see :func:`stored_books`). ``key_levels``
+rows of non-naive models carry how far their total GEX and zero gamma sit from ``naive``.
 """
 
 from __future__ import annotations
@@ -158,9 +159,52 @@ def tape_checks(data_dir: Path, tapes: dict, pending: dict[str, list[datetime]])
     return out
 
 
+def _snapshot_of(path: Path) -> tuple[str, str]:
+    """(currency, stamp) of an analytic file ``<table>/currency=C/date=D/<stamp>.parquet``."""
+    return path.parent.parent.name.split("=", 1)[1], path.stem
+
+
 def computed_snapshots(data_dir: Path) -> set[tuple[str, str]]:
     """(currency, stamp) pairs that already have key levels stored."""
-    return {(p.parent.parent.name.split("=", 1)[1], p.stem) for p in lake.data_files(data_dir, "key_levels")}
+    return {_snapshot_of(p) for p in lake.data_files(data_dir, "key_levels")}
+
+
+def stored_books(data_dir: Path, snapshots) -> dict[tuple[str, datetime], pl.DataFrame]:
+    """Per (currency, snapshot_ts) of ``snapshots`` whose stored dealer_positions hold a ``custom`` model: the
+    book (DEALER_BOOK) that model was computed from, so a recompute without a book keeps it.
+
+    ``dealer_positions(chain, "custom", book=...)`` writes each chain instrument's summed book contracts
+    with method ``user_book`` and 0 with ``not_in_book``; so the ``user_book`` rows (zero contracts
+    included) are the book restricted to the snapshot's chain, and recomputing with it gives the same rows
+    (book lines outside the chain were never stored and never counted). A snapshot whose book matched
+    nothing gets an empty book, which still yields its all-``not_in_book`` custom model. Reads only the
+    files of ``snapshots``, in one scan.
+    """
+    wanted = {(currency, raw.stamp_of(ts)) for currency, ts in snapshots}
+    paths = [str(p) for p in lake.data_files(data_dir, "dealer_positions") if _snapshot_of(p) in wanted]
+    if not paths:
+        return {}
+    custom = (
+        pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore")
+        .filter(pl.col("model") == "custom")
+        .select("currency", "snapshot_ts", "instrument_name", "dealer_contracts", "method")
+        .collect()
+    )
+    books = {}
+    for (currency, ts), rows in custom.partition_by(
+        "currency", "snapshot_ts", as_dict=True, maintain_order=True
+    ).items():
+        held = rows.filter(pl.col("method") == "user_book")
+        try:
+            books[(currency, ts)] = validated_book(
+                held.select("instrument_name", pl.col("dealer_contracts").alias("contracts"))
+            )
+        except ValueError as exc:  # stored under older, looser book checks
+            raise GexflowError(
+                f"the custom book stored for {currency} {ts:%Y-%m-%d %H:%M:%S} no longer validates ({exc}): "
+                "recompute with --book"
+            ) from None
+    return books
 
 
 def compute_cycle(
@@ -175,7 +219,11 @@ def compute_cycle(
     progress=None,
     lock_wait_s: float = 0.0,
 ) -> ComputeResult:
-    """Compute and publish the analytic tables for every stored snapshot in range (one commit)."""
+    """Compute and publish the analytic tables for every stored snapshot in range (one commit).
+
+    With ``book`` every snapshot gets (or has replaced) the ``custom`` model from it; without, a snapshot
+    that already has a stored ``custom`` model keeps it, recomputed from its stored book (:func:`stored_books`).
+    """
     data_dir = Path(data_dir)
     nothing = GexflowError(
         f"no stored snapshots for {', '.join(currencies)}"
@@ -201,12 +249,18 @@ def compute_cycle(
                 pending.setdefault(currency, []).append(snapshot_ts)
             tapes = {c: load_tape(data_dir, c) for c in pending}
             checks = tape_checks(data_dir, tapes, pending)
+            books = stored_books(data_dir, todo) if book is None else {}
             for i, (currency, snapshot_ts) in enumerate(todo):
                 snap = groups[(currency, snapshot_ts)]
                 stamp = raw.stamp_of(snapshot_ts)
                 tape, tape_start = tapes[currency]
                 positions = positions_for(
-                    snap, tape=tape, tape_start=tape_start, listed=listed, book=book, include_blocks=include_blocks
+                    snap,
+                    tape=tape,
+                    tape_start=tape_start,
+                    listed=listed,
+                    book=book if book is not None else books.get((currency, snapshot_ts)),
+                    include_blocks=include_blocks,
                 )
                 tables = analytics(snap, positions)
                 for table, frame in checks.get(currency, {}).items():
@@ -246,8 +300,8 @@ def stale_since(data_dir: Path, first_new: dict[str, datetime]) -> dict[str, dat
 
 
 def refresh_taker_flow(data_dir: Path, first_new: dict[str, datetime], lock_wait_s: float = 0.0) -> list:
-    """Re-compute (every model, idempotently) the computed snapshots the trades a run added reach (see
-    :func:`stale_since`). Returns the (currency, snapshot_ts) re-computed."""
+    """Re-compute (every model, idempotently; a stored custom model is kept) the computed snapshots the trades
+    a run added reach (see :func:`stale_since`). Returns the (currency, snapshot_ts) re-computed."""
     done: list[tuple[str, datetime]] = []
     for currency, first in stale_since(data_dir, first_new).items():
         done += compute_cycle(data_dir, [currency], since=first, lock_wait_s=lock_wait_s).snapshots
@@ -283,6 +337,7 @@ __all__ = [
     "compute_cycle",
     "refresh_taker_flow",
     "stale_since",
+    "stored_books",
     "positions_for",
     "analytics",
     "with_model_gaps",

@@ -163,6 +163,89 @@ def test_a_custom_book_adds_the_custom_model(sample_warehouse, tmp_path, capsys)
     assert "book" in capsys.readouterr().err
 
 
+def custom_rows(data_dir):
+    """Every stored row of the custom model, per analytic table, in a fixed order."""
+    return {
+        table: query(data_dir, f"select * from {table} where model = 'custom' order by all")
+        for table in ("dealer_positions", "gex_by_strike", "gex_profile", "key_levels")
+    }
+
+
+def write_book(path, lines):
+    path.write_text("instrument_name,contracts\n" + "".join(f"{name},{n}\n" for name, n in lines))
+    return path
+
+
+def test_a_recompute_without_a_book_keeps_the_stored_custom_model_unchanged(sample_warehouse, tmp_path, capsys):
+    # two lines summed into one; a zero line and a -0.0 line (stored as user_book rows, not dropped); a line
+    # outside every chain; nothing for ETH, whose custom model is then all not_in_book
+    book = write_book(
+        tmp_path / "book.csv",
+        [
+            ("BTC-14AUG26-60000-P", -400),
+            ("BTC-14AUG26-60000-P", -100),
+            ("BTC-14AUG26-70000-C", 250),
+            ("BTC-14AUG26-65000-C", 0),
+            ("BTC-25DEC26-100000-C", "-0.0"),
+            ("BTC-NOT-LISTED", 99),
+        ],
+    )
+    data = ["--data-dir", str(sample_warehouse)]
+    assert main(["compute", "--book", str(book), *data]) == 0
+    with_book = analytic_files(sample_warehouse)
+    custom = custom_rows(sample_warehouse)
+    assert main(["compute", *data]) == 0
+    assert analytic_files(sample_warehouse) == with_book  # every model, custom included, bit for bit
+    assert custom_rows(sample_warehouse) == custom
+    assert query(
+        sample_warehouse,
+        "select currency, count(*), count(distinct (snapshot_ts, instrument_name)), "
+        "count(*) filter (where method = 'user_book') from dealer_positions where model = 'custom' "
+        "group by 1 order by 1",
+    ) == [("BTC", 628 + 854, 628 + 854, 1 + 4), ("ETH", 660 + 710, 660 + 710, 0)]
+    assert query(
+        sample_warehouse, "select currency, count(*) from key_levels where model = 'custom' group by 1 order by 1"
+    ) == [("BTC", 2), ("ETH", 2)]
+    minus_zero = query(
+        sample_warehouse,
+        "select signbit(dealer_contracts) from dealer_positions where model = 'custom' "
+        "and instrument_name = 'BTC-25DEC26-100000-C'",
+    )
+    assert minus_zero == [(True,), (True,)]
+
+
+def test_a_new_book_replaces_the_stored_one(sample_warehouse, tmp_path):
+    from tests.data_paths import snapshot_chain
+    from transforms.exposure import key_levels
+    from transforms.positioning import dealer_positions
+
+    book_a = write_book(tmp_path / "a.csv", [("BTC-14AUG26-60000-P", -500), ("BTC-14AUG26-70000-C", 250)])
+    book_b = write_book(tmp_path / "b.csv", [("BTC-14AUG26-70000-C", 40), ("BTC-25DEC26-100000-C", -75)])
+    data = ["--data-dir", str(sample_warehouse), "--currency", "BTC"]
+    assert main(["compute", "--book", str(book_a), *data]) == 0
+    assert main(["compute", "--book", str(book_b), *data]) == 0
+    assert main(["compute", *data]) == 0  # and a recompute without a book keeps B
+    held = query(
+        sample_warehouse,
+        "select strftime(snapshot_ts, '%Y-%m'), instrument_name, dealer_contracts from dealer_positions "
+        "where model = 'custom' and method = 'user_book' order by all",
+    )
+    assert held == [
+        ("2026-01", "BTC-25DEC26-100000-C", -75.0),
+        ("2026-07", "BTC-14AUG26-70000-C", 40.0),
+        ("2026-07", "BTC-25DEC26-100000-C", -75.0),
+    ]
+    chain = snapshot_chain("BTC", "20260731T113322Z")
+    want = key_levels(chain, dealer_positions(chain, "custom", book=pl.read_csv(book_b))).row(0, named=True)
+    (total, zero_gamma) = query(
+        sample_warehouse,
+        "select total_gex_usd, zero_gamma from key_levels where model = 'custom' "
+        "and snapshot_ts = (select max(snapshot_ts) from key_levels)",
+    )[0]
+    assert total == pytest.approx(want["total_gex_usd"], rel=1e-12)
+    assert zero_gamma == pytest.approx(want["zero_gamma"], rel=1e-12)
+
+
 TAPE = [
     # a taker buys 40 of the 60000 put, sells 10 back; a block trade and a liquidation on the 70000 call
     {
@@ -292,6 +375,22 @@ def test_trades_that_arrive_after_a_snapshot_was_computed_recompute_it(fake_deri
     assert main(["trades", *base]) == 0  # continues from the watermark: nothing new
     assert "re-computed" not in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "lake" / "key_levels").rglob("*.parquet")} == files
+
+
+def test_trades_that_recompute_a_snapshot_keep_its_custom_model(fake_deribit, fast_env, tmp_path, capsys):
+    fake_deribit.trades["BTC"] = TAPE
+    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "BTC"]
+    book = write_book(tmp_path / "book.csv", [("BTC-14AUG26-60000-P", -500), ("BTC-14AUG26-70000-C", 250)])
+    assert main(["ingest", *base]) == 0
+    assert main(["compute", "--book", str(book), "--data-dir", str(tmp_path), "--currency", "BTC"]) == 0
+    custom = custom_rows(tmp_path)
+    assert len(custom["key_levels"]) == 1
+    capsys.readouterr()
+    assert main(["trades", *base, "--trades-since", "2026-07-31T00:00:00Z"]) == 0
+    assert "re-computed 1 stored snapshot" in capsys.readouterr().out
+    assert custom_rows(tmp_path) == custom
+    models = query(tmp_path, "select model from key_levels order by model")
+    assert [m for (m,) in models] == ["custom", "customer_long", "naive", "taker_flow"]
 
 
 def test_stored_tables_match_their_contracts(sample_warehouse):
