@@ -408,9 +408,13 @@ def _repriced_profile(args, snapshot_ts):
         .select(list(DEALER_POSITION))
         .collect()
     )
-    return gex_profile(
+    profile = gex_profile(
         chain, positions, vol_model=args.vol.replace("-", "_"), delta_convention=args.delta.replace("-", "_")
-    ).sort("price_level")
+    )
+    # csv/json readers have no header line: each row says which conventions produced it
+    return profile.sort("price_level").with_columns(
+        pl.lit(args.vol).alias("vol_model"), pl.lit(args.delta).alias("delta_convention")
+    )
 
 
 def parse_when(value: str | None, flag: str):

@@ -132,6 +132,8 @@ def test_profile_reprices_the_stored_snapshot_with_another_vol_model_or_delta(sa
     at_spot = repriced.filter(pl.col("pct_from_spot") == 0.0)
     assert at_spot["dealer_gex_usd"][0] == pytest.approx(spot["dealer_gex_usd"][0], rel=1e-12)  # own IV at spot
     assert repriced["dealer_delta"].to_list() != stored["dealer_delta"].to_list()  # it did re-price
+    conventions = repriced.select("vol_model", "delta_convention").unique().rows()
+    assert conventions == [(vol.replace("_", "-"), delta.replace("_", "-"))]  # csv rows say how they were made
     assert main([*args, *flags]) == 0
     assert f"({flags[1] if flags[0] == '--vol' else 'sticky-strike'} vol" in capsys.readouterr().out
 
