@@ -278,6 +278,13 @@ def cmd_compute(args) -> int:
     print(
         f"computed {len(result.snapshots)} snapshot(s): " + ", ".join(f"{t} {n} rows" for t, n in result.rows.items())
     )
+    if result.book_unmatched:
+        n, first = len(result.book_unmatched), result.book_unmatched[0]
+        print(
+            f"warning: {n} of {book.height} book instrument(s) are in none of these snapshots and count for nothing "
+            f"(e.g. {first})",
+            file=sys.stderr,
+        )
     return 0
 
 

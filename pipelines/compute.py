@@ -18,7 +18,7 @@ import polars as pl
 from pipelines.errors import GexflowError
 from pipelines.lake_tables import prepare_warehouse
 from transforms.exposure import gex_by_strike, gex_profile, key_levels
-from transforms.positioning import dealer_positions, validated_book
+from transforms.positioning import book_instruments_not_in_chain, dealer_positions, validated_book
 from transforms.schemas import DEALER_POSITION_STORED, KEY_LEVELS_STORED, UTC_TS, check
 from transforms.taker_flow import oi_reconciliation, taker_flow_positions, tape_coverage
 from warehouse import files, lake, raw
@@ -31,6 +31,8 @@ TABLES = ("dealer_positions", "gex_by_strike", "gex_profile", "key_levels")
 class ComputeResult:
     snapshots: list[tuple[str, datetime]] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
+    # instruments of a given book found in none of the computed snapshots (the custom model ignores them)
+    book_unmatched: list[str] = field(default_factory=list)
 
 
 def load_chain(
@@ -276,6 +278,9 @@ def compute_cycle(
             files.discard(staged)
             raise
         prepare_warehouse(data_dir)
+    if book is not None and todo:
+        computed = pl.concat([groups[k].select("instrument_name") for k in todo])
+        result.book_unmatched = book_instruments_not_in_chain(computed, book)["instrument_name"].to_list()
     return result
 
 

@@ -103,3 +103,10 @@ def test_a_damaged_warehouse_file_is_not_reported_as_open_in_another_process(tmp
     assert main(["compute", "--data-dir", str(data), "--currency", "BTC"]) == 0
     assert main(["sql", "select count(*) from key_levels", "--data-dir", str(data), "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "4"
+
+
+def test_book_instruments_in_no_snapshot_are_reported(sample_dir, tmp_path, capsys):
+    book = tmp_path / "book.csv"
+    book.write_text("instrument_name,contracts\nBTC-14AUG26-60000-P,10\nBTC-1JAN99-1-C,5\n")
+    assert main(["compute", "--data-dir", str(sample_dir), "--currency", "BTC", "--book", str(book)]) == 0
+    _one_line_error(capsys, "warning: 1 of 2 book instrument(s)", "BTC-1JAN99-1-C")
