@@ -6,15 +6,33 @@ transient failures (a permanent Deribit error such as -32602 is never retried).
 
 from __future__ import annotations
 
+import os
+from collections.abc import MutableMapping
 from datetime import UTC
 from types import SimpleNamespace
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.settings import get_current_settings
 
 from pipelines import ingest, trades
 from pipelines.config import load_settings
 from pipelines.sources.deribit import DeribitError
+
+
+def quiet_temporary_server(env: MutableMapping[str, str], settings) -> None:
+    """Turn off the usage heartbeat of the temporary Prefect server a flow run starts without PREFECT_API_URL
+    (and of ``prefect_test_harness``): offline, every run logs ``ERROR | prefect.server.services.telemetry -
+    Failed to send telemetry``. Prefect 3.8 starts that server as a subprocess with this process's environment
+    plus the settings set explicitly here, so an environment default reaches it; a value the user set
+    (``PREFECT_SERVER_ANALYTICS_ENABLED`` in the environment, a Prefect profile or .env) is left as it is.
+    A long-lived ``prefect server start`` is the user's and is not touched."""
+    if "analytics_enabled" not in settings.server.model_fields_set:
+        env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+# the one write to the environment: a default Prefect's server subprocess inherits (nothing is read here)
+quiet_temporary_server(os.environ, get_current_settings())  # noqa: TID251
 
 
 def _transient_only(task, task_run, state) -> bool:

@@ -7,10 +7,12 @@ the CLI runs it in-process when no Prefect API is configured (see README, "Prefe
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +21,7 @@ import polars as pl
 from pipelines.config import Settings
 from pipelines.errors import GexflowError
 from pipelines.lake_tables import prepare_warehouse
-from pipelines.sources.deribit import DeribitClient, RawResponse, TokenBucket
+from pipelines.sources.deribit import DeribitClient, RawResponse, TokenBucket, index_names
 from pipelines.sources.replay import ReplayDirectory, ReplayTransport, parse_stamp, sample_directory
 from transforms.normalise import NormaliseError, instruments_frame, option_snapshot_frame, snapshot_ts_of
 from transforms.schemas import INGEST_RUN, INSTRUMENT, OPTION_SNAPSHOT
@@ -84,23 +86,64 @@ class IngestResult:
 
 
 def open_cycles(settings: Settings, now: datetime) -> list[Cycle]:
-    """The snapshots this run takes: one live cycle, or one per recorded stamp of a replay/sample."""
+    """The snapshots this run takes: one live cycle, or one per recorded stamp of a replay/sample.
+
+    A replay is checked whole here, before the data dir is made: every file each snapshot needs must
+    be there (a missing one is named). A live client keeps malformed bodies under raw/_malformed/.
+    """
     if settings.source == "live":
-        return [Cycle(DeribitClient.from_settings(settings, now=lambda: now), now, "deribit")]
+        client = DeribitClient.from_settings(
+            settings, now=lambda: now, on_malformed=partial(land_malformed, settings.data_dir)
+        )
+        return [Cycle(client, now, "deribit")]
     directory = ReplayDirectory.open(sample_directory() if settings.source == "sample" else settings.replay_dir)
     label = "sample" if settings.source == "sample" else "replay"
+    stamps = directory.snapshots(settings.currencies)
+    directory.require(stamps, settings.currencies)
     cycles = []
-    for stamp in directory.snapshots(settings.currencies):
+    for stamp in stamps:
         ts = parse_stamp(stamp)
+        transport = ReplayTransport(directory, stamp)
         client = DeribitClient(
-            ReplayTransport(directory, stamp),
+            transport,
             bucket=TokenBucket(1e9, 10**9),
             instruments_bucket=TokenBucket(1e9, 10**9),
             max_retries=0,
             now=lambda ts=ts: ts,
+            parse=transport.parse,  # a bad file: one SourceError naming it, never retried
         )
         cycles.append(Cycle(client, ts, label))
     return cycles
+
+
+MALFORMED_DIR = "_malformed"  # raw/_malformed/deribit/...: beside raw/deribit, never read back as data
+
+
+def land_malformed(data_dir: Path, response: RawResponse, attempt: int) -> Path:
+    """Keep a body that arrived but is not a usable response (truncated JSON, a proxy's HTML page), as received.
+
+    ``raw/_malformed/deribit/<method>/currency=<C>/date=<D>/<method>.<KEY>.<STAMP>.attempt<N>.malformed.gz``,
+    STAMP the response's time as for good bodies, N the client's attempt. Outside ``raw/deribit`` and
+    not named ``*.json[.gz]``, so neither a replay of ``raw/deribit`` (or of ``raw/``) nor
+    ``backfill --replay`` ever reads one. Never overwrites: a taken name moves the stamp on by 1 ms.
+    """
+    params = response.params
+    if response.short_method == "get_index_price":
+        key = str(params.get("index_name", "unknown"))
+        currency = key.split("_", 1)[0].upper()
+    else:
+        key = currency = str(params.get("currency", "unknown"))
+    stamp = response.received_at.astimezone(UTC)
+    stamp = stamp.replace(microsecond=stamp.microsecond // 1000 * 1000)
+    while True:
+        good = raw.raw_path(data_dir, response.method, currency, key, stamp)
+        path = (data_dir / "raw" / MALFORMED_DIR / good.relative_to(data_dir / "raw")).with_name(
+            good.name.removesuffix(".json.gz") + f".attempt{attempt}.malformed.gz"
+        )
+        if not path.exists():
+            break
+        stamp += timedelta(milliseconds=1)
+    return files.write_atomic(path, gzip.compress(response.body, compresslevel=6, mtime=0))
 
 
 def fetch_chain(cycle: Cycle, currency: str, data_dir: Path) -> FetchedChain:
@@ -116,11 +159,8 @@ def fetch_chain(cycle: Cycle, currency: str, data_dir: Path) -> FetchedChain:
     keep(r, currency, currency)
     if not isinstance(instruments, list) or not isinstance(book, list):
         raise NormaliseError(f"{currency}: get_instruments/get_book_summary_by_currency result is not a list")
-    index_names = sorted({i.get("price_index") or f"{currency.lower()}_usd" for i in instruments}) or [
-        f"{currency.lower()}_usd"
-    ]
     prices = {}
-    for name in index_names:
+    for name in index_names(currency, instruments):
         result, r = cycle.client.get_index_price(name)
         keep(r, name, name.split("_", 1)[0].upper())
         try:

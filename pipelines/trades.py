@@ -25,6 +25,8 @@ as ``get_last_trades_by_currency_and_time.<C>.<STAMP>.json.gz`` where STAMP is t
 receipt time (UTC, ms); if a file of that name exists (two pages in one millisecond, or a re-run
 with a frozen clock) the stamp moves on by 1 ms until the name is free. Pages therefore never
 overwrite each other, and their names sort in fetch order (runs are serialised by the writer lock).
+A page that arrives malformed (truncated JSON) is kept as received under ``raw/_malformed/deribit/...``
+(one file per attempt, ``...<STAMP>.attempt<N>.malformed.gz``) before the client retries it.
 
 Lake: ``lake/trades/currency=<C>/date=<trade date>/trades.parquet``, one file per (currency, UTC
 trade date). A run reads the partitions its trades fall in, appends the trades not stored yet,
@@ -38,13 +40,14 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import polars as pl
 
 from pipelines.config import ConfigError, Settings
-from pipelines.ingest import QualityError
+from pipelines.ingest import QualityError, land_malformed
 from pipelines.lake_tables import prepare_warehouse
 from pipelines.sources.deribit import DeribitClient, RawResponse
 from transforms.normalise import NormaliseError
@@ -218,8 +221,9 @@ def plan_windows(data_dir: Path, currencies, now: datetime, trades_since: dateti
 
 
 def open_client(settings: Settings) -> DeribitClient:
-    """A live client. Its clock stamps raw pages with their receipt time."""
-    return DeribitClient.from_settings(settings)
+    """A live client. Its clock stamps raw pages with their receipt time; a page that arrives malformed
+    (truncated JSON) is kept under raw/_malformed/ (:func:`pipelines.ingest.land_malformed`) before any retry."""
+    return DeribitClient.from_settings(settings, on_malformed=partial(land_malformed, settings.data_dir))
 
 
 def land_page(data_dir: Path, currency: str, response: RawResponse) -> Path:

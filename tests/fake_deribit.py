@@ -44,6 +44,7 @@ class FakeDeribit:
         # for serving pathological pages (empty with has_more, the same page whatever the start, ...).
         self.trade_pager = None
         self.requests: list[tuple[str, dict]] = []
+        self.faults_served: list[tuple[str, dict, str]] = []  # (method, params, fault) of every faulted request
         self.delay_s = 2.0  # how long a 'timeout' fault stalls
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -143,6 +144,8 @@ class FakeDeribit:
                 key = f"{method}:{params.get('currency') or params.get('index_name', '')}"
                 queue = fake.faults[key] if fake.faults[key] else fake.faults[method]
                 fault = queue.popleft() if queue else None
+                if fault is not None:
+                    fake.faults_served.append((method, params, fault))
                 if fault == "429":
                     return self._send(429, json.dumps(envelope_error(10028, "too_many_requests")).encode())
                 if fault == "rpc10028":

@@ -140,3 +140,50 @@ def test_instruments_are_cached_so_a_second_call_sends_nothing():
     client.get_instruments("BTC")
     client.get_instruments("BTC")
     assert transport.calls == 1
+
+
+def test_every_malformed_body_goes_to_the_hook_before_its_retry_and_nothing_else_does():
+    clock = FakeClock()
+    kept = []
+    busy = (429, json.dumps({"error": {"code": 10028, "message": "too_many_requests"}}).encode())
+    cut, html, ok = (200, b'{"result": [1'), (502, b"<html>502 Bad Gateway</html>"), (200, b'{"result": [1]}')
+    transport = ScriptedTransport([cut, busy, html, ok])
+    client = make_client(
+        transport,
+        clock,
+        max_retries=5,
+        on_malformed=lambda response, attempt: kept.append(
+            (attempt, response.http_status, response.body, response.params, len(clock.sleeps))
+        ),
+    )
+    result, raw = client.call("get_book_summary_by_currency", {"currency": "BTC"})
+    assert result == [1] and raw.body == ok[1]
+    # attempts 1 and 3 were malformed, each handed over before the sleep that precedes its retry; the 429 was a
+    # well-formed JSON-RPC error and the good body is returned, not handed over
+    assert kept == [(1, 200, cut[1], {"currency": "BTC"}, 0), (3, 502, html[1], {"currency": "BTC"}, 2)]
+
+
+def test_a_bad_replay_file_is_a_source_error_naming_it_and_never_retried(tmp_path):
+    from pipelines.errors import SourceError
+    from pipelines.sources.replay import ReplayDirectory, ReplayTransport
+    from tests.fake_deribit import STAMPS, envelope_error
+
+    stamp = STAMPS[1]
+    book = tmp_path / f"get_book_summary_by_currency.BTC.{stamp}.json"
+    recorded = (SHARED / "deribit-api" / "snapshots" / book.name).read_bytes()
+    book.write_bytes(recorded[: len(recorded) // 2])
+    index = tmp_path / f"get_index_price.BTC.{stamp}.json"
+    index.write_text(json.dumps(envelope_error(10028, "too_many_requests")))  # transient on the wire, not on disk
+    transport = ReplayTransport(ReplayDirectory.open(tmp_path), stamp)
+    clock = FakeClock()
+    client = make_client(transport, clock, max_retries=3, parse=transport.parse)
+    with pytest.raises(SourceError) as err:
+        client.get_book_summary("BTC")
+    assert (
+        str(err.value)
+        == f"replay file {book} is truncated or not valid JSON ({book.stat().st_size} bytes); it cannot be replayed"
+    )
+    with pytest.raises(SourceError, match=r"get_index_price\.BTC\..* records a failed call \(code 10028"):
+        client.get_index_price("btc_usd")
+    assert clock.sleeps == []  # the client's backoff never ran
+    assert not isinstance(err.value, DeribitError)  # so the flows' retry condition (transient DeribitError) is False

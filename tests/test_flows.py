@@ -9,8 +9,60 @@ from prefect.testing.utilities import prefect_test_harness
 
 @pytest.fixture(scope="module")
 def prefect_harness():
+    import pipelines.flows  # noqa: F401 - configures Prefect (no telemetry) before the harness starts its server
+
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def test_the_temporary_prefect_server_runs_without_telemetry(prefect_harness):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        server = client.request("GET", "/admin/settings").json()["server"]
+    assert server["analytics_enabled"] is False
+
+
+def test_telemetry_is_turned_off_only_where_the_user_left_it_unset(monkeypatch):
+    from prefect.settings import Settings
+
+    from pipelines.flows import quiet_temporary_server
+
+    monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)  # importing pipelines.flows set it
+    unset = Settings()
+    env: dict[str, str] = {}
+    quiet_temporary_server(env, unset)
+    assert env == {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "true"}  # the user's environment
+    quiet_temporary_server(env, unset)
+    assert env == {"PREFECT_SERVER_ANALYTICS_ENABLED": "true"}
+    env = {}
+    quiet_temporary_server(env, Settings(server={"analytics_enabled": True}))  # e.g. from the user's Prefect profile
+    assert env == {}
+
+
+def test_a_truncated_replay_file_fails_the_flow_run_at_the_first_attempt(prefect_harness, fast_env, tmp_path):
+    import time
+
+    from pipelines.errors import SourceError
+    from pipelines.flows import snapshot_flow
+    from tests.fake_deribit import SNAPSHOTS, STAMPS
+
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    for method in ("get_instruments", "get_book_summary_by_currency", "get_index_price"):
+        body = (SNAPSHOTS / f"{method}.BTC.{STAMPS[1]}.json").read_bytes()
+        (replay / f"{method}.BTC.{STAMPS[1]}.json").write_bytes(
+            body[: len(body) // 2] if method == "get_book_summary_by_currency" else body
+        )
+    t0 = time.perf_counter()
+    state = snapshot_flow(["BTC"], f"replay:{replay}", str(tmp_path / "data"), None, return_state=True)
+    seconds = time.perf_counter() - t0
+    assert state.is_failed()
+    err = state.result(raise_on_failure=False)
+    assert isinstance(err, SourceError) and "get_book_summary_by_currency.BTC" in str(err)
+    assert fetch_chain_run_counts(state) == [1]  # no Prefect task retry
+    assert seconds < 5  # a retry would first wait 5 s
 
 
 def test_the_snapshot_flow_lands_the_chain_as_a_prefect_flow_run(prefect_harness, fake_deribit, fast_env, tmp_path):
@@ -176,3 +228,21 @@ def test_the_backfill_flow_fans_tardis_days_out_and_computes_them(prefect_harnes
     levels = con.execute("select count(distinct snapshot_ts) from key_levels").fetchone()[0]
     con.close()
     assert snaps >= 6 and levels == snaps
+
+
+def fetch_chain_run_counts(state, wait_s: float = 10.0) -> list[int]:
+    """run_count of each fetch-chain task run of a finished flow run, as the Prefect server recorded them
+    (task run states reach the server as events, so this waits until they have all arrived)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_runs = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    deadline = time.monotonic() + wait_s
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = [r for r in client.read_task_runs(flow_run_filter=flow_runs) if r.name.startswith("fetch-chain")]
+            if (runs and all(r.state and r.state.is_final() for r in runs)) or time.monotonic() > deadline:
+                return [r.run_count for r in runs]
+            time.sleep(0.2)

@@ -389,6 +389,100 @@ def test_a_malformed_replay_directory_is_one_line_and_writes_nothing(fast_env, t
     assert not list(data.rglob("lake/option_snapshots/currency=*/**/*.parquet"))
 
 
+def replay_dir(tmp_path, *, without=(), truncate=()):
+    """A replay directory holding every recorded file except ``without``; ``truncate``: files cut in half."""
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    for path in SNAPSHOTS.glob("get_*.json"):
+        if path.name not in without:
+            body = path.read_bytes()
+            (replay / path.name).write_bytes(body[: len(body) // 2] if path.name in truncate else body)
+    return replay
+
+
+def test_a_truncated_replay_file_is_one_line_naming_it(fast_env, tmp_path, capsys):
+    book = f"get_book_summary_by_currency.BTC.{STAMPS[1]}.json"
+    replay = replay_dir(tmp_path, truncate=[book])
+    args = ["ingest", "--source", f"replay:{replay}", "--engine", "direct", "--data-dir", str(tmp_path / "data")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"replay file {replay / book} is truncated or not valid JSON" in err
+    assert lake_state(tmp_path / "data") == ({}, None)
+
+
+@pytest.mark.parametrize(
+    "missing, named",
+    [
+        (
+            f"get_index_price.BTC.{STAMPS[1]}.json",
+            f"get_index_price.btc_usd.{STAMPS[1]}.json (or get_index_price.BTC.{STAMPS[1]}.json)",
+        ),
+        (f"get_instruments.ETH.{STAMPS[0]}.json", f"get_instruments.ETH.{STAMPS[0]}.json"),
+        (f"get_book_summary_by_currency.ETH.{STAMPS[1]}.json", f"get_book_summary_by_currency.ETH.{STAMPS[1]}.json"),
+    ],
+)
+def test_a_replay_missing_a_file_any_snapshot_needs_is_named_before_anything_is_written(
+    fast_env, tmp_path, missing, named, capsys
+):
+    replay = replay_dir(tmp_path, without=[missing])
+    data = tmp_path / "data"
+    assert main(["ingest", "--source", f"replay:{replay}", "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"gexflow: error: replay directory {replay} lacks {named}"
+    assert not data.exists()  # checked before the data dir, the lock or any raw body
+
+
+def test_a_replay_index_price_may_be_keyed_by_the_index_name(fast_env, tmp_path):
+    replay = replay_dir(tmp_path, without=[f"get_index_price.BTC.{s}.json" for s in STAMPS])
+    for stamp in STAMPS:
+        body = (SNAPSHOTS / f"get_index_price.BTC.{stamp}.json").read_bytes()
+        (replay / f"get_index_price.btc_usd.{stamp}.json").write_bytes(body)
+    assert main(["ingest", "--source", f"replay:{replay}", "--data-dir", str(tmp_path / "data")]) == 0
+    assert {c: n for c, (n, _) in view_counts(tmp_path / "data").items()} == {"BTC": 628 + 854, "ETH": 660 + 710}
+
+
+def malformed_files(data_dir):
+    return sorted((data_dir / "raw" / "_malformed").rglob("*"), key=str) if (data_dir / "raw").exists() else []
+
+
+def test_truncated_bodies_are_kept_under_raw_malformed_and_replays_ignore_them(fake_deribit, fast_env, tmp_path):
+    live = tmp_path / "live"
+    fake_deribit.fail("get_book_summary_by_currency:BTC", "truncated", "truncated")
+    assert run(fake_deribit, live) == 0
+    kept = [p for p in malformed_files(live) if p.is_file()]
+    folder = live / "raw" / "_malformed" / "deribit" / "get_book_summary_by_currency" / "currency=BTC"
+    assert [p.parent.parent for p in kept] == [folder, folder]
+    assert [p.name.rsplit(".", 3)[1:] for p in kept] == [
+        ["attempt1", "malformed", "gz"],
+        ["attempt2", "malformed", "gz"],
+    ]
+    recorded = (SNAPSHOTS / f"get_book_summary_by_currency.BTC.{STAMPS[1]}.json").read_bytes()
+    assert [gzip.decompress(p.read_bytes()) for p in kept] == [recorded[: len(recorded) // 2]] * 2
+    # the good body landed as usual; a replay of raw/deribit, or of all of raw/, reads only good bodies
+    for source in (live / "raw" / "deribit", live / "raw"):
+        replayed = tmp_path / f"replayed-{source.name}"
+        assert main(["ingest", "--source", f"replay:{source}", "--data-dir", str(replayed)]) == 0
+        assert view_counts(replayed) == view_counts(live)
+    replayed = tmp_path / "backfilled"
+    assert main(["backfill", "--replay", str(live / "raw"), "--no-compute", "--data-dir", str(replayed)]) == 0
+    assert view_counts(replayed) == view_counts(live)
+
+
+def test_a_body_still_truncated_after_the_last_retry_is_kept_every_attempt(fake_deribit, fast_env, tmp_path, capsys):
+    fake_deribit.fail("get_book_summary_by_currency:BTC", *["truncated"] * 4)  # GEXFLOW_MAX_RETRIES=3: 4 attempts
+    assert run(fake_deribit, tmp_path, "--currency", "BTC") == 2
+    assert "malformed JSON body" in capsys.readouterr().err
+    kept = [p for p in malformed_files(tmp_path) if p.is_file()]
+    assert [p.name.split(".")[3] for p in kept] == ["attempt1", "attempt2", "attempt3", "attempt4"]
+    recorded = (SNAPSHOTS / f"get_book_summary_by_currency.BTC.{STAMPS[1]}.json").read_bytes()
+    assert {gzip.decompress(p.read_bytes()) for p in kept} == {recorded[: len(recorded) // 2]}
+    # a re-run that fails the same way keeps the earlier bodies and adds its own
+    fake_deribit.fail("get_book_summary_by_currency:BTC", *["truncated"] * 4)
+    assert run(fake_deribit, tmp_path, "--currency", "BTC") == 2
+    assert len([p for p in malformed_files(tmp_path) if p.is_file()]) == 8
+
+
 def test_landed_raw_bodies_replay_to_the_same_lake(fake_deribit, fast_env, tmp_path):
     live = tmp_path / "live"
     assert run(fake_deribit, live) == 0

@@ -322,6 +322,48 @@ def test_a_failed_run_leaves_lake_and_watermark_unchanged_and_keeps_arrived_page
     assert len(set((tmp_path / "raw").rglob("*.json.gz")) - raw_before) == faults.count(None)
 
 
+def kept_malformed(data_dir) -> list:
+    """(attempt, body) of every page kept under raw/_malformed/, in the order they arrived."""
+    folder = data_dir / "raw" / "_malformed" / "deribit" / METHOD / "currency=BTC"
+    paths = sorted(folder.rglob(f"{METHOD}.BTC.*.malformed.gz")) if folder.exists() else []
+    return [(p.name.split(".")[3], gzip.decompress(p.read_bytes())) for p in paths]
+
+
+def truncated_pages(fake) -> list[bytes]:
+    """What the fake sent for each truncated request: the first half of the page it answers those params with."""
+    return [
+        (page := fake.trades_page(params))[: len(page) // 2]
+        for method, params, fault in fake.faults_served
+        if method == METHOD and fault == "truncated"
+    ]
+
+
+def test_a_truncated_page_is_kept_under_raw_malformed_and_the_retry_lands_the_good_one(
+    fake_deribit, tmp_path, recording
+):
+    fake_deribit.trades["BTC"] = recording
+    fake_deribit.fail(METHOD, None, "truncated", "truncated")
+    s = row(cycle(fake_deribit, tmp_path).summary())
+    assert s["new"] == 463 and fake_deribit.calls(METHOD) == s["pages"] + 2
+    kept = kept_malformed(tmp_path)
+    assert [attempt for attempt, _ in kept] == ["attempt1", "attempt2"]
+    assert [body for _, body in kept] == truncated_pages(fake_deribit)
+    assert len(list((tmp_path / "raw" / "deribit").rglob("*.json.gz"))) == s["pages"]  # good pages only
+
+
+def test_a_page_still_truncated_after_the_last_retry_fails_the_run_and_keeps_every_attempt(
+    fake_deribit, tmp_path, recording
+):
+    fake_deribit.trades["BTC"] = recording
+    fake_deribit.fail(METHOD, None, *["truncated"] * 4)  # max_retries 3: four attempts at page 2
+    with pytest.raises(DeribitError, match="malformed JSON body.*gave up after 4 attempts"):
+        cycle(fake_deribit, tmp_path)
+    kept = kept_malformed(tmp_path)
+    assert [attempt for attempt, _ in kept] == ["attempt1", "attempt2", "attempt3", "attempt4"]
+    assert [body for _, body in kept] == truncated_pages(fake_deribit)
+    assert len(list((tmp_path / "raw" / "deribit").rglob("*.json.gz"))) == 1  # page 1
+
+
 def test_a_batch_failing_validation_is_quarantined_and_nothing_is_published(fake_deribit, tmp_path):
     fake_deribit.trades["BTC"] = [new_trade("1", 1582300000000), new_trade("2", 1582300000001, direction="hold")]
     with pytest.raises(QualityError) as err:

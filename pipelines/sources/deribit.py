@@ -27,11 +27,27 @@ INSTRUMENTS_METHOD = "public/get_instruments"
 
 
 class DeribitError(GexflowError):
-    """A failed call. ``code`` is Deribit's JSON-RPC code (None for transport failures)."""
+    """A failed call. ``code`` is Deribit's JSON-RPC code (None for transport failures).
 
-    def __init__(self, method, message, *, code=None, reason=None, param=None, http_status=None, transient=False):
+    ``malformed``: a body arrived but is not a JSON-RPC response (truncated or cut-off JSON, a proxy's
+    HTML page, ...); the client hands such bodies to its ``on_malformed`` hook so they can be kept.
+    """
+
+    def __init__(
+        self,
+        method,
+        message,
+        *,
+        code=None,
+        reason=None,
+        param=None,
+        http_status=None,
+        transient=False,
+        malformed=False,
+    ):
         self.method, self.message, self.code = method, message, code
         self.reason, self.param, self.http_status, self.transient = reason, param, http_status, transient
+        self.malformed = malformed
         super().__init__(self.line())
 
     def line(self) -> str:
@@ -91,9 +107,10 @@ def parse_body(method: str, body: bytes, http_status: int):
             f"malformed JSON body ({len(body)} bytes: {snippet!r})",
             http_status=http_status,
             transient=transient,
+            malformed=True,
         ) from None
     if not isinstance(doc, dict):
-        raise DeribitError(method, "JSON body is not an object", http_status=http_status)
+        raise DeribitError(method, "JSON body is not an object", http_status=http_status, malformed=True)
     error = doc.get("error")
     if error is not None:
         code = error.get("code") if isinstance(error, dict) else None
@@ -113,8 +130,17 @@ def parse_body(method: str, body: bytes, http_status: int):
         )
     if "result" not in doc:
         transient = http_status == 429 or http_status >= 500
-        raise DeribitError(method, "body has neither result nor error", http_status=http_status, transient=transient)
+        raise DeribitError(
+            method, "body has neither result nor error", http_status=http_status, transient=transient, malformed=True
+        )
     return doc["result"]
+
+
+def index_names(currency: str, instruments: list) -> list[str]:
+    """The index names a currency's options are priced on (``btc_usd``; ``sol_usdc``, ... for USDC), sorted."""
+    default = f"{currency.lower()}_usd"
+    names = {(i.get("price_index") if isinstance(i, dict) else None) or default for i in instruments}
+    return sorted(names) if names else [default]
 
 
 class TokenBucket:
@@ -179,8 +205,11 @@ def _root_cause(exc: BaseException) -> str:
 class DeribitClient:
     """Calls public methods with limiting, retries and an instruments cache.
 
-    ``on_response`` is called with every successful :class:`RawResponse` before it is parsed further,
-    so the caller can land raw bodies as they arrive.
+    Successful calls return their :class:`RawResponse` so the caller can land raw bodies as they arrive.
+    ``on_malformed(response, attempt)`` is called with every body that arrived but could not be used
+    (a :class:`DeribitError` with ``malformed``), each attempt, before any retry: those bytes are kept too.
+    ``parse`` turns (method, body, HTTP status) into the result or raises; a replay transport supplies
+    its own so that a bad file is reported by name and never retried.
     """
 
     def __init__(
@@ -197,10 +226,13 @@ class DeribitClient:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         instruments_ttl_s: float = 3600.0,
         on_retry: Callable[[DeribitError, int, float], None] | None = None,
+        on_malformed: Callable[[RawResponse, int], None] | None = None,
+        parse: Callable[[str, bytes, int], object] = parse_body,
     ):
         self.transport, self.bucket, self.instruments_bucket = transport, bucket, instruments_bucket
         self.max_retries, self.backoff_base, self.backoff_cap = max_retries, backoff_base, backoff_cap
         self.sleep, self.rand, self.now, self.on_retry = sleep, rand, now, on_retry
+        self.on_malformed, self.parse = on_malformed, parse
         self.instruments_ttl_s = instruments_ttl_s
         self._instruments: dict[tuple, tuple[float, object, RawResponse]] = {}
         self.requests_sent = 0
@@ -228,7 +260,12 @@ class DeribitClient:
             try:
                 self.requests_sent += 1
                 status, body = self.transport.get(method, params)
-                result = parse_body(method, body, status)
+                try:
+                    result = self.parse(method, body, status)
+                except DeribitError as err:
+                    if err.malformed and body and self.on_malformed is not None:
+                        self.on_malformed(RawResponse(method, dict(params), body, status, self.now()), attempt + 1)
+                    raise
                 return result, RawResponse(method, dict(params), body, status, self.now())
             except DeribitError as err:
                 if not err.transient or attempt >= self.max_retries:
