@@ -370,11 +370,13 @@ def test_an_unwritable_data_dir_is_one_line(fake_deribit, fast_env, tmp_path, ca
     assert "cannot write to data dir" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("layout", ["empty", "bad_json", "no_index"])
+@pytest.mark.parametrize("layout", ["empty", "bad_json", "no_index", "bad_stamp", "a_file"])
 def test_a_malformed_replay_directory_is_one_line_and_writes_nothing(fast_env, tmp_path, layout, capsys):
     replay = tmp_path / "replay"
     replay.mkdir()
     stamp = STAMPS[1]
+    if layout == "bad_stamp":  # month 13, hour 99
+        (replay / "get_instruments.BTC.20261399T999999Z.json").write_text('{"result": []}')
     if layout != "empty":
         for method in ("get_instruments", "get_book_summary_by_currency", "get_index_price"):
             if layout == "no_index" and method == "get_index_price":
@@ -382,10 +384,14 @@ def test_a_malformed_replay_directory_is_one_line_and_writes_nothing(fast_env, t
             (replay / f"{method}.BTC.{stamp}.json").write_bytes((SNAPSHOTS / f"{method}.BTC.{stamp}.json").read_bytes())
     if layout == "bad_json":
         (replay / f"get_book_summary_by_currency.BTC.{stamp}.json").write_text('{"jsonrpc": "2.0", "result": [')
+    if layout == "a_file":
+        replay = tmp_path / "book.csv"
+        replay.write_text("instrument_name,contracts\n")
     data = tmp_path / "data"
     assert main(["run", "--source", f"replay:{replay}", "--currency", "BTC", "--data-dir", str(data)]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "internal error" not in err
+    assert {"bad_stamp": "impossible time", "a_file": "is a file"}.get(layout, "") in err
     assert not list(data.rglob("lake/option_snapshots/currency=*/**/*.parquet"))
 
 

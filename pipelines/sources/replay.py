@@ -47,12 +47,18 @@ class ReplayDirectory:
     @classmethod
     def open(cls, root: Path) -> ReplayDirectory:
         root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise SourceError(f"replay source {root} is a file; give the directory that holds the recorded bodies")
         if not root.is_dir():
             raise SourceError(f"replay directory {root} does not exist")
         found = {}
         for path in root.rglob("get_*.json*"):
             m = _FILE.match(path.name)
             if m:
+                try:
+                    parse_stamp(m["stamp"])
+                except ValueError:
+                    raise SourceError(f"replay file {path} has an impossible time in its name ({m['stamp']})") from None
                 found[(m["method"], m["key"].upper(), m["stamp"])] = path
         if not found:
             raise SourceError(f"replay directory {root} has no <method>.<KEY>.<STAMP>.json[.gz] files")
