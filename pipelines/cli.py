@@ -240,7 +240,7 @@ def cmd_run(args) -> int:
     from pipelines import report
     from pipelines.compute import compute_cycle
 
-    compute_cycle(settings.data_dir, _coins(settings), only_missing=True)
+    compute_cycle(settings.data_dir, _coins(settings), only_missing=True, include_blocks=settings.include_blocks)
     print(report.run_summary(settings.data_dir, _coins(settings)))
     print(f"data dir {settings.data_dir} ({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -272,7 +272,7 @@ def cmd_compute(args) -> int:
         since=since,
         until=until,
         book=book,
-        include_blocks=args.include_blocks,
+        include_blocks=args.include_blocks or settings.include_blocks,
         progress=_progress("computing"),
     )
     print(
@@ -457,7 +457,7 @@ def _trades(settings: Settings, since) -> int:
     from pipelines.trades import trades_cycle
 
     result = trades_cycle(settings, trades_since=since)
-    return len(refresh_taker_flow(settings.data_dir, result.first_new, settings.lock_wait_s))
+    return len(refresh_taker_flow(settings.data_dir, result.first_new, settings.lock_wait_s, settings.include_blocks))
 
 
 def cmd_trades(args) -> int:
@@ -528,7 +528,11 @@ def cmd_backfill(args) -> int:
 
         if result.snapshots:
             done = compute_cycle(
-                settings.data_dir, _coins(settings), only_missing=True, progress=_progress("computing")
+                settings.data_dir,
+                _coins(settings),
+                only_missing=True,
+                include_blocks=settings.include_blocks,
+                progress=_progress("computing"),
             )
             print(f"computed {len(done.snapshots)} snapshot(s)")
     return result.exit_code

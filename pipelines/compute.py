@@ -304,12 +304,16 @@ def stale_since(data_dir: Path, first_new: dict[str, datetime]) -> dict[str, dat
     return out
 
 
-def refresh_taker_flow(data_dir: Path, first_new: dict[str, datetime], lock_wait_s: float = 0.0) -> list:
+def refresh_taker_flow(
+    data_dir: Path, first_new: dict[str, datetime], lock_wait_s: float = 0.0, include_blocks: bool = False
+) -> list:
     """Re-compute (every model, idempotently; a stored custom model is kept) the computed snapshots the trades
     a run added reach (see :func:`stale_since`). Returns the (currency, snapshot_ts) re-computed."""
     done: list[tuple[str, datetime]] = []
     for currency, first in stale_since(data_dir, first_new).items():
-        done += compute_cycle(data_dir, [currency], since=first, lock_wait_s=lock_wait_s).snapshots
+        done += compute_cycle(
+            data_dir, [currency], since=first, lock_wait_s=lock_wait_s, include_blocks=include_blocks
+        ).snapshots
     return done
 
 

@@ -40,6 +40,9 @@ class Settings:
     prefect_api_url: str | None = None
     max_snapshot_age_s: float = 900.0  # freshness check of live snapshots; 0 turns it off
     lock_wait_s: float = 0.0  # how long a writer waits for another one; 0 = fail at once (flows wait longer)
+    # taker_flow counts block trades and combo legs too: the default of every compute, the automatic ones
+    # (run, the re-compute after new trades, flows) included; `compute --include-blocks` turns it on once
+    include_blocks: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
@@ -70,6 +73,7 @@ _ENV = {
     "engine": "GEXFLOW_ENGINE",
     "max_snapshot_age_s": "GEXFLOW_MAX_SNAPSHOT_AGE_S",
     "lock_wait_s": "GEXFLOW_LOCK_WAIT_S",
+    "include_blocks": "GEXFLOW_INCLUDE_BLOCKS",
 }
 
 
@@ -111,6 +115,8 @@ def _validated(values: dict) -> Settings:
             if value not in ("auto", "direct", "prefect"):
                 raise ConfigError(f"--engine must be auto, direct or prefect, got {value!r}")
             out[name] = value
+        elif name == "include_blocks":
+            out[name] = _flag(name, value)
         elif name in ("burst", "max_retries"):
             out[name] = _number(name, value, int, minimum=0)
         elif name in (
@@ -126,6 +132,17 @@ def _validated(values: dict) -> Settings:
         else:
             out[name] = value
     return Settings(**out)
+
+
+def _flag(name, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def _number(name, value, kind, minimum):

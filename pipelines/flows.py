@@ -106,7 +106,10 @@ def compute_flow(
     since: str | None = None,
     until: str | None = None,
     only_missing: bool = False,
+    include_blocks: bool | None = None,
 ) -> dict:
+    """``include_blocks`` None: GEXFLOW_INCLUDE_BLOCKS (default false) decides whether taker_flow counts block
+    trades and combo legs."""
     from datetime import datetime
 
     from pipelines.compute import compute_cycle
@@ -120,6 +123,7 @@ def compute_flow(
         only_missing=only_missing,
         since=datetime.fromisoformat(since) if since else None,
         until=datetime.fromisoformat(until) if until else None,
+        include_blocks=settings.include_blocks if include_blocks is None else include_blocks,
     )
     return {"snapshots": len(result.snapshots), "rows": result.rows}
 

@@ -357,6 +357,38 @@ def test_taker_flow_sits_next_to_naive_once_trades_exist(fake_deribit, fast_env,
     assert "taker_flow" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("setting", [None, "true"])
+def test_the_recompute_after_new_trades_keeps_the_configured_block_trade_choice(
+    fake_deribit, fast_env, tmp_path, monkeypatch, setting
+):
+    """GEXFLOW_INCLUDE_BLOCKS is the choice of every compute, the automatic re-compute a trades run starts too:
+    TAPE's block sale of 25 on the 70000 call counts with it (net -25 + 5 of 30 traded) and not without."""
+    if setting is not None:
+        monkeypatch.setenv("GEXFLOW_INCLUDE_BLOCKS", setting)
+    fake_deribit.trades["BTC"] = TAPE
+    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "BTC"]
+    assert main(["ingest", *base]) == 0
+    assert main(["compute", "--data-dir", str(tmp_path), "--currency", "BTC"]) == 0
+    assert main(["trades", *base, "--trades-since", "2026-07-31T00:00:00Z"]) == 0
+    [(contracts, excluded, oi)] = query(
+        tmp_path,
+        "select p.dealer_contracts, p.block_trades_excluded, s.open_interest from dealer_positions p "
+        "join option_snapshots s using (currency, snapshot_ts, instrument_name) "
+        "where p.model = 'taker_flow' and p.instrument_name = 'BTC-14AUG26-70000-C'",
+    )
+    if setting is None:
+        assert (excluded, contracts) == (1, pytest.approx(-oi * 5 / 5))
+    else:
+        assert (excluded, contracts) == (0, pytest.approx(-oi * -20 / 30))
+
+
+def test_a_bad_include_blocks_setting_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GEXFLOW_INCLUDE_BLOCKS", "maybe")
+    assert main(["compute", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "include_blocks must be true or false" in err and len(err.strip().splitlines()) == 1
+
+
 def test_trades_that_arrive_after_a_snapshot_was_computed_recompute_it(fake_deribit, fast_env, tmp_path, capsys):
     """The snapshot is computed before the tape reaches it (no taker_flow then); the trades run that fills the
     tape up to it re-computes that snapshot, every model once, and a run with nothing new re-computes nothing."""
