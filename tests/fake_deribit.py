@@ -183,3 +183,73 @@ class FakeDeribit:
                     pass
 
         return Handler
+
+
+SNAPSHOT_MS = 1785497602630  # 2026-07-31T11:33:22.630Z, the recorded book summaries' creation_timestamp
+# A hand-made BTC tape around the recorded snapshot (serve it as fake.trades['BTC']):
+TAPE = [
+    # a taker buys 40 of the 60000 put, sells 10 back; a block trade and a liquidation on the 70000 call
+    {
+        "trade_id": "900001",
+        "trade_seq": 1,
+        "timestamp": SNAPSHOT_MS - 3_600_000,
+        "instrument_name": "BTC-14AUG26-60000-P",
+        "direction": "buy",
+        "amount": 40.0,
+        "price": 0.02,
+        "iv": 50.0,
+        "index_price": 63000.0,
+        "tick_direction": 0,
+    },
+    {
+        "trade_id": "900002",
+        "trade_seq": 2,
+        "timestamp": SNAPSHOT_MS - 1_800_000,
+        "instrument_name": "BTC-14AUG26-60000-P",
+        "direction": "sell",
+        "amount": 10.0,
+        "price": 0.02,
+        "iv": 50.0,
+        "index_price": 63000.0,
+        "tick_direction": 1,
+    },
+    {
+        "trade_id": "900003",
+        "trade_seq": 1,
+        "timestamp": SNAPSHOT_MS - 900_000,
+        "instrument_name": "BTC-14AUG26-70000-C",
+        "direction": "sell",
+        "amount": 25.0,
+        "price": 0.01,
+        "iv": 48.0,
+        "index_price": 63000.0,
+        "tick_direction": 2,
+        "block_trade_id": "BLOCK-1",
+        "block_trade_leg_count": 2,
+    },
+    {
+        "trade_id": "900004",
+        "trade_seq": 2,
+        "timestamp": SNAPSHOT_MS - 600_000,
+        "instrument_name": "BTC-14AUG26-70000-C",
+        "direction": "buy",
+        "amount": 5.0,
+        "price": 0.01,
+        "iv": 48.0,
+        "index_price": 63000.0,
+        "tick_direction": 0,
+        "liquidation": "T",
+    },
+    {
+        "trade_id": "900005",
+        "trade_seq": 3,
+        "timestamp": SNAPSHOT_MS + 60_000,
+        "instrument_name": "BTC-14AUG26-70000-C",
+        "direction": "buy",
+        "amount": 500.0,
+        "price": 0.01,
+        "iv": 48.0,
+        "index_price": 63000.0,
+        "tick_direction": 0,
+    },
+]

@@ -121,24 +121,12 @@ def test_the_trades_flow_recomputes_the_computed_snapshots_its_trades_reach(
     prefect_harness, fake_deribit, fast_env, tmp_path
 ):
     from pipelines.flows import snapshot_flow, trades_flow
+    from tests.fake_deribit import TAPE
 
     assert snapshot_flow(
         ["BTC"], "live", str(tmp_path), fake_deribit.url, compute=True, return_state=True
     ).is_completed()
-    fake_deribit.trades["BTC"] = [
-        {
-            "trade_id": "900001",
-            "trade_seq": 1,
-            "timestamp": 1785497602630 - 60_000,  # a minute before the recorded snapshot
-            "instrument_name": "BTC-14AUG26-60000-P",
-            "direction": "buy",
-            "amount": 40.0,
-            "price": 0.02,
-            "iv": 50.0,
-            "index_price": 63000.0,
-            "tick_direction": 0,
-        }
-    ]
+    fake_deribit.trades["BTC"] = [TAPE[0]]  # a taker buys 40 of a put an hour before the recorded snapshot
     state = trades_flow(["BTC"], str(tmp_path), fake_deribit.url, "2026-07-31T00:00:00+00:00", return_state=True)
     assert state.is_completed()
     assert state.result()["recomputed"] == 1
