@@ -135,7 +135,13 @@ class BackfillResult:
         head += f" in {self.seconds:.1f} s"
         if self.failed:
             head += f"; {len(self.failed)} snapshot(s) failed"
-        return [head, *(f"  failed {f.line()}" for f in self.failed)]
+        # a day file with no option rows for the asked currencies (e.g. only a header) lands nothing: say so
+        empty = [d for d in self.days if d.rows == 0 and not d.failed]
+        return [
+            head,
+            *(f"  failed {f.line()}" for f in self.failed),
+            *(f"  empty {d.day}: {d.path.name} has no option rows for these currencies" for d in empty),
+        ]
 
 
 # ---------------------------------------------------------------- the cycle

@@ -111,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("profile", "print the GEX profile and hedge flow per price level"),
     ):
         p = sub.add_parser(name, help=helptext, epilog=EPILOG)
-        p.add_argument("--currency", default="BTC", help="BTC (default), ETH, SOL, ...")
+        p.add_argument(
+            "--currency",
+            action="append",
+            dest="currencies",
+            help="BTC (default), ETH, SOL, ..." + ("; repeatable" if name == "levels" else ""),
+        )
         p.add_argument("--at", help="use the latest snapshot at or before this ISO time (default: the latest)")
         p.add_argument(
             "--model",
@@ -314,10 +319,33 @@ def _levels_frame(args, table: str):
     return frame
 
 
-def cmd_levels(args) -> int:
-    from pipelines.tables import render_frame
+def _currencies(args) -> list[str]:
+    return list(dict.fromkeys(c.strip().upper() for c in args.currencies or ["BTC"]))
 
-    frame = (
+
+def cmd_levels(args) -> int:
+    import polars as pl
+
+    from pipelines.tables import render_frame, render_transposed
+
+    frames = []
+    for currency in _currencies(args):
+        args.currency = currency
+        frames.append(_levels_table(args))
+    if args.format != "table":
+        print(render_frame(pl.concat(frames), args.format))
+        return 0
+    for frame in frames:
+        print(f"{frame['currency'][0]} at {frame['snapshot_ts'][0]:%Y-%m-%d %H:%M:%SZ} (USD unless stated)")
+        print(render_transposed(frame.drop("currency", "snapshot_ts"), key="model"))
+    print(
+        "total_gex_usd: USD change of dealer delta per 1 % move (> 0 = dealers long gamma: they sell rallies, buy dips)"
+    )
+    return 0
+
+
+def _levels_table(args):
+    return (
         _levels_frame(args, "key_levels")
         .sort("model")
         .select(
@@ -337,23 +365,15 @@ def cmd_levels(args) -> int:
             "zero_gamma_vs_naive",
         )
     )
-    if args.format == "table":
-        from pipelines.tables import render_transposed
-
-        print(f"{args.currency.upper()} at {frame['snapshot_ts'][0]:%Y-%m-%d %H:%M:%SZ} (USD unless stated)")
-        print(render_transposed(frame.drop("currency", "snapshot_ts"), key="model"))
-    else:
-        print(render_frame(frame, args.format))
-    if args.format == "table":
-        print(
-            "total_gex_usd: USD change of dealer delta per 1 % move "
-            "(> 0 = dealers long gamma: they sell rallies, buy dips)"
-        )
-    return 0
 
 
 def cmd_profile(args) -> int:
     import polars as pl
+
+    currencies = _currencies(args)
+    if len(currencies) > 1:
+        raise ConfigError(f"profile shows one currency at a time, got {', '.join(currencies)}")
+    args.currency = currencies[0]
 
     from pipelines.tables import render_frame
 

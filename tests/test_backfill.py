@@ -291,6 +291,7 @@ def test_a_day_file_with_only_a_header_lands_nothing_and_fails_nothing(tmp_path)
     result = backfill_cycle(Settings(data_dir=tmp_path / "data"), tardis_dir=root)
     assert (result.snapshots, result.rows, result.failed, result.exit_code) == (0, 0, [], 0)
     assert view_chains(tmp_path / "data") == {}
+    assert f"  empty {DAYS[0]}: {path.name} has no option rows for these currencies" in result.lines()
 
 
 def test_snapshot_index_prices_prefers_the_exact_timestamp_then_the_nearest_within_tolerance():

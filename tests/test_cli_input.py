@@ -110,3 +110,15 @@ def test_book_instruments_in_no_snapshot_are_reported(sample_dir, tmp_path, caps
     book.write_text("instrument_name,contracts\nBTC-14AUG26-60000-P,10\nBTC-1JAN99-1-C,5\n")
     assert main(["compute", "--data-dir", str(sample_dir), "--currency", "BTC", "--book", str(book)]) == 0
     _one_line_error(capsys, "warning: 1 of 2 book instrument(s)", "BTC-1JAN99-1-C")
+
+
+def test_levels_takes_several_currencies_and_profile_refuses_them(sample_dir, capsys):
+    """`--currency BTC --currency ETH` used to show ETH alone, silently."""
+    assert (
+        main(["levels", "--currency", "BTC", "--currency", "eth", "--format", "csv", "--data-dir", str(sample_dir)])
+        == 0
+    )
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert sorted({r.split(",")[0] for r in rows}) == ["BTC", "ETH"]
+    assert main(["profile", "--currency", "BTC", "--currency", "ETH", "--data-dir", str(sample_dir)]) == 2
+    _one_line_error(capsys, "profile shows one currency at a time, got BTC, ETH")
