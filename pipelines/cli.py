@@ -688,15 +688,6 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc)
 
 
-def _expected_errors() -> tuple[type, ...]:
-    from pipelines.errors import GexflowError
-    from transforms.normalise import NormaliseError
-    from transforms.schemas import SchemaError
-    from warehouse import WarehouseError
-
-    return (GexflowError, WarehouseError, ConfigError, NormaliseError, SchemaError)
-
-
 def _is_unreadable_parquet(exc: BaseException) -> bool:
     import duckdb
     import polars as pl
@@ -713,7 +704,9 @@ def _fail(exc: BaseException) -> int:
 
         traceback.print_exc()
     message = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, _expected_errors()):
+    from pipelines.errors import expected_errors
+
+    if isinstance(exc, expected_errors()):
         print(f"gexflow: error: {message}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     if isinstance(exc, OSError):

@@ -6,6 +6,7 @@ transient failures (a permanent Deribit error such as -32602 is never retried).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import MutableMapping
 from datetime import UTC
@@ -16,7 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.settings import get_current_settings
 
 from pipelines import ingest, trades
-from pipelines.config import load_settings
+from pipelines.config import debug_enabled, load_settings
+from pipelines.errors import expected_errors
 from pipelines.sources.deribit import DeribitError
 
 
@@ -33,6 +35,25 @@ def quiet_temporary_server(env: MutableMapping[str, str], settings) -> None:
 
 # the one write to the environment: a default Prefect's server subprocess inherits (nothing is read here)
 quiet_temporary_server(os.environ, get_current_settings())  # noqa: TID251
+
+
+class OneLineExpectedErrors(logging.Filter):
+    """Prefect logs a failed run with its traceback ("Encountered exception during execution: ..."). For an
+    expected failure (bad input, a source, exchange or storage error) the message is the whole story: keep the
+    one line and drop the traceback, as the CLI does. Unexpected exceptions keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and isinstance(exc, expected_errors()):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+if not debug_enabled():  # GEXFLOW_DEBUG=1 keeps every traceback
+    for _name in RUN_LOGGERS:
+        logging.getLogger(_name).addFilter(OneLineExpectedErrors())
 
 
 def _transient_only(task, task_run, state) -> bool:

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import polars as pl
 
 from pipelines.config import Settings
-from pipelines.errors import GexflowError
+from pipelines.errors import GexflowError, SourceError
 from pipelines.lake_tables import prepare_warehouse
 from pipelines.sources.deribit import DeribitClient, RawResponse, TokenBucket, index_names
 from pipelines.sources.replay import ReplayDirectory, ReplayTransport, parse_stamp, sample_directory
@@ -159,6 +159,11 @@ def fetch_chain(cycle: Cycle, currency: str, data_dir: Path) -> FetchedChain:
     keep(r, currency, currency)
     if not isinstance(instruments, list) or not isinstance(book, list):
         raise NormaliseError(f"{currency}: get_instruments/get_book_summary_by_currency result is not a list")
+    if not book:  # e.g. exchange maintenance, or a currency without options: a failed run, not an empty one
+        raise SourceError(
+            f"get_book_summary_by_currency listed no options for {currency} at {cycle.stamp_ts:%Y-%m-%d %H:%M:%SZ}"
+            " (raw body kept); nothing was published"
+        )
     prices = {}
     for name in index_names(currency, instruments):
         result, r = cycle.client.get_index_price(name)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import duckdb
 import pytest
 from prefect.testing.utilities import prefect_test_harness
@@ -55,14 +58,42 @@ def test_a_truncated_replay_file_fails_the_flow_run_at_the_first_attempt(prefect
         (replay / f"{method}.BTC.{STAMPS[1]}.json").write_bytes(
             body[: len(body) // 2] if method == "get_book_summary_by_currency" else body
         )
+    records: list[logging.LogRecord] = []
+    catch = logging.Handler()
+    catch.emit = records.append
+    flow_runs = logging.getLogger("prefect.flow_runs")
+    flow_runs.addHandler(catch)
     t0 = time.perf_counter()
-    state = snapshot_flow(["BTC"], f"replay:{replay}", str(tmp_path / "data"), None, return_state=True)
+    try:
+        state = snapshot_flow(["BTC"], f"replay:{replay}", str(tmp_path / "data"), None, return_state=True)
+    finally:
+        flow_runs.removeHandler(catch)
     seconds = time.perf_counter() - t0
     assert state.is_failed()
     err = state.result(raise_on_failure=False)
     assert isinstance(err, SourceError) and "get_book_summary_by_currency.BTC" in str(err)
     assert fetch_chain_run_counts(state) == [1]  # no Prefect task retry
     assert seconds < 5  # a retry would first wait 5 s
+    # Prefect logs the failure as one line, like the CLI: the expected error's traceback is dropped
+    failed = [r for r in records if r.levelno >= logging.ERROR and "get_book_summary_by_currency.BTC" in r.getMessage()]
+    assert failed and all(r.exc_info is None for r in records)
+
+
+def test_prefect_run_logs_drop_the_traceback_of_expected_errors_only():
+    from pipelines.errors import SourceError
+    from pipelines.flows import RUN_LOGGERS, OneLineExpectedErrors
+
+    def record(exc):
+        try:
+            raise exc
+        except Exception:
+            return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, "failed: %r", (exc,), sys.exc_info())
+
+    expected, bug = record(SourceError("replay file x is truncated")), record(ZeroDivisionError("a bug"))
+    assert OneLineExpectedErrors().filter(expected) and expected.exc_info is None
+    assert OneLineExpectedErrors().filter(bug) and bug.exc_info is not None and bug.exc_info[0] is ZeroDivisionError
+    for name in RUN_LOGGERS:  # installed on the loggers Prefect's engines log run failures with
+        assert any(isinstance(f, OneLineExpectedErrors) for f in logging.getLogger(name).filters)
 
 
 def test_the_snapshot_flow_lands_the_chain_as_a_prefect_flow_run(prefect_harness, fake_deribit, fast_env, tmp_path):

@@ -370,7 +370,7 @@ def test_an_unwritable_data_dir_is_one_line(fake_deribit, fast_env, tmp_path, ca
     assert "cannot write to data dir" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("layout", ["empty", "bad_json", "no_index", "bad_stamp", "a_file"])
+@pytest.mark.parametrize("layout", ["empty", "bad_json", "no_index", "bad_stamp", "a_file", "empty_book"])
 def test_a_malformed_replay_directory_is_one_line_and_writes_nothing(fast_env, tmp_path, layout, capsys):
     replay = tmp_path / "replay"
     replay.mkdir()
@@ -384,6 +384,8 @@ def test_a_malformed_replay_directory_is_one_line_and_writes_nothing(fast_env, t
             (replay / f"{method}.BTC.{stamp}.json").write_bytes((SNAPSHOTS / f"{method}.BTC.{stamp}.json").read_bytes())
     if layout == "bad_json":
         (replay / f"get_book_summary_by_currency.BTC.{stamp}.json").write_text('{"jsonrpc": "2.0", "result": [')
+    if layout == "empty_book":  # the exchange listed no options: fail, never report an empty run as done
+        (replay / f"get_book_summary_by_currency.BTC.{stamp}.json").write_text('{"jsonrpc": "2.0", "result": []}')
     if layout == "a_file":
         replay = tmp_path / "book.csv"
         replay.write_text("instrument_name,contracts\n")
@@ -391,7 +393,8 @@ def test_a_malformed_replay_directory_is_one_line_and_writes_nothing(fast_env, t
     assert main(["run", "--source", f"replay:{replay}", "--currency", "BTC", "--data-dir", str(data)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "internal error" not in err
-    assert {"bad_stamp": "impossible time", "a_file": "is a file"}.get(layout, "") in err
+    expected = {"bad_stamp": "impossible time", "a_file": "is a file", "empty_book": "no options for BTC"}
+    assert expected.get(layout, "") in err
     assert not list(data.rglob("lake/option_snapshots/currency=*/**/*.parquet"))
 
 
