@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="first UTC day YYYY-MM-DD (Tardis only; default: the first file)")
     p.add_argument("--until", help="last UTC day YYYY-MM-DD (Tardis only; default: the last file)")
     p.add_argument("--no-compute", action="store_true", help="do not compute analytics for the backfilled snapshots")
+    p.add_argument(
+        "--dask-address",
+        metavar="ADDR",
+        help="fan the Tardis days out over an existing Dask cluster (tcp://host:8786; GEXFLOW_DASK_ADDRESS) as a "
+        "Prefect flow run; needs prefect-dask and a data dir every worker sees at the same path",
+    )
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("forecast", help="publish the daily hedge-flow forecast (files under exports/)", epilog=EPILOG)
@@ -209,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args) -> Settings:
-    flags = {k: getattr(args, k, None) for k in ("data_dir", "api_url", "source", "engine")}
+    flags = {k: getattr(args, k, None) for k in ("data_dir", "api_url", "source", "engine", "dask_address")}
     flags["currencies"] = tuple(args.currencies) if getattr(args, "currencies", None) else None
     return load_settings(flags)
 
@@ -519,10 +525,14 @@ def cmd_backfill(args) -> int:
 
     settings = settings_from(args)
     since, until = _day(args.since, "--since"), _day(args.until, "--until")
-    if settings.uses_prefect:
-        from pipelines.flows import backfill_flow
+    if settings.dask_address and settings.engine == "direct":
+        raise ConfigError(
+            "--dask-address fans the days out as a Prefect flow run; it cannot run with GEXFLOW_ENGINE=direct"
+        )
+    if settings.uses_prefect or settings.dask_address:
+        from pipelines.flows import backfill_runner
 
-        out = backfill_flow(
+        out = backfill_runner(settings.dask_address)(
             list(settings.currencies),
             str(settings.data_dir),
             str(args.tardis) if args.tardis else None,
@@ -605,7 +615,7 @@ def cmd_serve(args) -> int:
         )
     from pipelines.flows import serve
 
-    serve(specs)
+    serve(specs, settings.dask_address)
     return 0
 
 

@@ -43,6 +43,9 @@ class Settings:
     # taker_flow counts block trades and combo legs too: the default of every compute, the automatic ones
     # (run, the re-compute after new trades, flows) included; `compute --include-blocks` turns it on once
     include_blocks: bool = False
+    # an existing Dask cluster's scheduler (tcp://host:8786): backfill days fan out over its workers through
+    # prefect-dask (pip install 'gexflow[dask]'); unset = the flow's own thread pool
+    dask_address: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -74,6 +77,7 @@ _ENV = {
     "max_snapshot_age_s": "GEXFLOW_MAX_SNAPSHOT_AGE_S",
     "lock_wait_s": "GEXFLOW_LOCK_WAIT_S",
     "include_blocks": "GEXFLOW_INCLUDE_BLOCKS",
+    "dask_address": "GEXFLOW_DASK_ADDRESS",
 }
 
 
@@ -117,6 +121,12 @@ def _validated(values: dict) -> Settings:
             out[name] = value
         elif name == "include_blocks":
             out[name] = _flag(name, value)
+        elif name == "dask_address":
+            if not re.match(r"^(tcp|tls|ucx|ws|wss|inproc)://[^\s/]+", str(value)):
+                raise ConfigError(
+                    f"--dask-address must be a Dask scheduler address like tcp://host:8786, got {value!r}"
+                )
+            out[name] = str(value)
         elif name in ("burst", "max_retries"):
             out[name] = _number(name, value, int, minimum=0)
         elif name in (

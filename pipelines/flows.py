@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.settings import get_current_settings
 
 from pipelines import ingest, trades
-from pipelines.config import debug_enabled, load_settings
+from pipelines.config import ConfigError, debug_enabled, load_settings
 from pipelines.errors import expected_errors
 from pipelines.sources.deribit import DeribitError
 
@@ -244,6 +244,19 @@ def backfill_flow(
     return {"failed_snapshots": failed, "exit_code": 1 if failed else 0}
 
 
+def backfill_runner(dask_address: str | None):
+    """The backfill flow as configured: Tardis days on the flow's thread pool, or, with ``dask_address``, on the
+    workers of an existing Dask cluster through prefect-dask's DaskTaskRunner (DESIGN section 5: no home-made
+    scheduler). Workers need gexflow installed and the data dir and Tardis files at the same paths."""
+    if not dask_address:
+        return backfill_flow
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise ConfigError("a Dask address needs prefect-dask: pip install 'gexflow[dask]'") from None
+    return backfill_flow.with_options(task_runner=DaskTaskRunner(address=dask_address))
+
+
 FLOWS = {
     "backfill": backfill_flow,
     "snapshot": snapshot_flow,
@@ -253,13 +266,14 @@ FLOWS = {
 }
 
 
-def deployments(specs):
-    """Prefect RunnerDeployments for the specs of :mod:`pipelines.schedules` (UTC cron schedules)."""
+def deployments(specs, dask_address: str | None = None):
+    """Prefect RunnerDeployments for the specs of :mod:`pipelines.schedules` (UTC cron schedules); with
+    ``dask_address`` the backfill deployment fans out over that Dask cluster."""
     from prefect.schedules import Cron
 
     out = []
     for spec in specs:
-        flow_obj = FLOWS.get(spec.flow)
+        flow_obj = backfill_runner(dask_address) if spec.flow == "backfill" else FLOWS.get(spec.flow)
         if flow_obj is None:
             continue
         schedules = [Cron(spec.cron, timezone=spec.timezone)] if spec.cron else None
@@ -271,8 +285,8 @@ def deployments(specs):
     return out
 
 
-def serve(specs) -> None:
+def serve(specs, dask_address: str | None = None) -> None:
     """Register the deployments and run their scheduled flow runs until stopped (needs PREFECT_API_URL)."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(specs))
+    prefect_serve(*deployments(specs, dask_address))

@@ -87,7 +87,9 @@ def test_prefect_run_logs_drop_the_traceback_of_expected_errors_only():
         try:
             raise exc
         except Exception:
-            return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, "failed: %r", (exc,), sys.exc_info())
+            return logging.LogRecord(
+                "prefect.flow_runs", logging.ERROR, __file__, 1, "failed: %r", (exc,), sys.exc_info()
+            )
 
     expected, bug = record(SourceError("replay file x is truncated")), record(ZeroDivisionError("a bug"))
     assert OneLineExpectedErrors().filter(expected) and expected.exc_info is None
@@ -265,3 +267,55 @@ def fetch_chain_run_counts(state, wait_s: float = 10.0) -> list[int]:
             if (runs and all(r.state and r.state.is_final() for r in runs)) or time.monotonic() > deadline:
                 return [r.run_count for r in runs]
             time.sleep(0.2)
+
+
+def test_the_backfill_flow_fans_tardis_days_out_over_a_dask_cluster(prefect_harness, tmp_path):
+    """A real Dask cluster (scheduler and two worker processes on 127.0.0.1) runs the backfill-day tasks through
+    prefect-dask: every day is a task on a worker, and the result is the same as the thread pool's."""
+    import distributed
+
+    from pipelines.flows import backfill_runner
+    from tests.fake_deribit import SHARED
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        distributed.get_task_stream(client) as stream,
+    ):
+        state = backfill_runner(cluster.scheduler_address)(
+            ["BTC"], str(tmp_path), str(SHARED / "tardis"), None, "2026-07-30", "2026-07-31", return_state=True
+        )
+        workers = {w.worker_address for w in cluster.workers.values()}
+    assert state.is_completed() and state.result()["exit_code"] == 0
+    ran = [t for t in stream.data if t["key"].startswith("backfill_day-")]  # Dask keys the task by its function
+    assert len(ran) == 2 and {t["worker"] for t in ran} <= workers  # one task per day file, each on a worker
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    days = con.execute("select count(distinct snapshot_ts::date) from option_snapshots where source = 'tardis'")
+    assert days.fetchone()[0] == 2
+    assert con.execute("select count(distinct snapshot_ts) from key_levels").fetchone()[0] >= 6
+    con.close()
+
+
+def test_a_dask_address_needs_prefect_dask_and_a_valid_address(monkeypatch, tmp_path, capsys):
+    from pipelines.cli import main
+    from pipelines.config import ConfigError, load_settings
+    from pipelines.flows import backfill_flow, backfill_runner
+    from tests.fake_deribit import SHARED
+
+    assert load_settings(env={"GEXFLOW_DASK_ADDRESS": "tcp://10.0.0.5:8786"}).dask_address == "tcp://10.0.0.5:8786"
+    assert backfill_runner(None) is backfill_flow  # unset: the flow's own thread pool
+    tardis = ["backfill", "--tardis", str(SHARED / "tardis"), "--data-dir", str(tmp_path / "d")]
+    for extra, engine, needle in [
+        (["--dask-address", "localhost:8786"], "auto", "must be a Dask scheduler address like tcp://host:8786"),
+        (["--dask-address", "tcp://127.0.0.1:9"], "direct", "cannot run with GEXFLOW_ENGINE=direct"),
+    ]:
+        monkeypatch.setenv("GEXFLOW_ENGINE", engine)
+        assert main([*tardis, *extra]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
+    monkeypatch.setitem(sys.modules, "prefect_dask", None)  # as if the [dask] extra were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'gexflow\[dask\]'"):
+        backfill_runner("tcp://127.0.0.1:8786")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
+import socket
 import subprocess
 import sys
 
@@ -258,6 +260,7 @@ def test_a_second_writer_is_told_another_one_holds_the_lock(fake_deribit, fast_e
         assert run(fake_deribit, tmp_path) == 2
     err = capsys.readouterr().err
     assert "another gexflow writer" in err and len(err.strip().splitlines()) == 1
+    assert f"(pid {os.getpid()} on {socket.gethostname()})" in err  # which process, on which host (shared dirs)
     assert run(fake_deribit, tmp_path) == 0
 
 

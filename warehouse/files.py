@@ -6,6 +6,7 @@ import errno
 import fcntl
 import json
 import os
+import socket
 import time
 import uuid
 from contextlib import contextmanager
@@ -141,7 +142,7 @@ def writer_lock(data_dir: Path, wait_s: float = 0.0):
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)  # hosts share it on NFS
         recover(data_dir)
         yield
     finally:
