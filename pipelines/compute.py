@@ -2,7 +2,8 @@
 and key levels, written to the lake per snapshot (idempotent: one file per table, currency and snapshot).
 
 Models: ``naive`` and ``customer_long`` always; ``taker_flow`` once the trade tape has trades for the
-currency; ``custom`` when a book file is given, and on a recompute without one for every snapshot that
+currency (a coin's tape is its own plus the trades of its linear ``<COIN>_USDC-...`` options from the USDC/USDT
+tape: snapshots are stored by base coin, tapes by the currency they were queried with); ``custom`` when a book file is given, and on a recompute without one for every snapshot that
 already has it (its book is read back from the stored positions, see :func:`stored_books`). ``key_levels``
 rows of non-naive models carry how far their total GEX and zero gamma sit from ``naive``.
 """
@@ -50,19 +51,43 @@ def load_chain(
     return scan.filter(cond).collect()
 
 
-def load_tape(data_dir: Path, currency: str) -> tuple[pl.DataFrame | None, datetime | None]:
-    """The stored trade tape of ``currency`` and where it starts (the first trades run's window start)."""
+# API currencies whose option tapes hold the linear options of several base coins (SOL_USDC-..., BTC_USDC-...)
+LINEAR_TAPES = ("USDC", "USDT")
+
+
+@dataclass(frozen=True)
+class Tape:
+    """Every stored trade of one coin's options and where the tapes that hold them start."""
+
+    trades: pl.DataFrame  # the coin's own tape plus its linear options' trades from the USDC/USDT tapes
+    start: datetime | None  # the first trades run's window start of the coin's own tape (inverse options)
+    linear_start: datetime | None  # the same for the USDC/USDT tape (the later of the two if both exist)
+
+
+def load_tape(data_dir: Path, coin: str) -> Tape | None:
+    """The stored trade tape of the options ``option_snapshots`` keeps under ``coin``; None without trades."""
     trades = lake.scan(data_dir, "trades")
     if trades is None:
-        return None, None
-    tape = trades.filter(pl.col("currency") == currency).collect()
+        return None
+    linear = pl.col("currency").is_in(LINEAR_TAPES) & pl.col("instrument_name").str.starts_with(f"{coin}_")
+    tape = trades.filter((pl.col("currency") == coin) | linear).collect()
     if tape.is_empty():
-        return None, None
+        return None
     runs = lake.scan(data_dir, "_state/trade_runs")
-    start = None
+    starts = {}
     if runs is not None:
-        start = runs.filter(pl.col("currency") == currency).select(pl.col("start_ts").min()).collect().item()
-    return tape, start
+        starts = dict(runs.group_by("currency").agg(pl.col("start_ts").min()).collect().iter_rows())
+    linear_starts = [starts[c] for c in LINEAR_TAPES if starts.get(c) is not None]
+    return Tape(tape, starts.get(coin), max(linear_starts) if linear_starts else None)
+
+
+def linear_coins(data_dir: Path) -> list[str]:
+    """Coins whose stored snapshots hold linear (USDC/USDT-settled) options."""
+    scan = lake.scan(data_dir, "option_snapshots")
+    if scan is None:
+        return []
+    found = scan.filter(pl.col("is_linear")).select(pl.col("currency").unique()).collect()
+    return sorted(found["currency"].to_list())
 
 
 def listed_times(data_dir: Path) -> pl.DataFrame | None:
@@ -75,8 +100,7 @@ def listed_times(data_dir: Path) -> pl.DataFrame | None:
 def positions_for(
     chain: pl.DataFrame,
     *,
-    tape: pl.DataFrame | None = None,
-    tape_start: datetime | None = None,
+    tape: Tape | None = None,
     listed: pl.DataFrame | None = None,
     book: pl.DataFrame | None = None,
     include_blocks: bool = False,
@@ -85,9 +109,19 @@ def positions_for(
     frames = [dealer_positions(chain, m) for m in BASE_MODELS]
     if book is not None:
         frames.append(dealer_positions(chain, "custom", book=book))
-    if tape is not None and not tape.is_empty():
+    if tape is not None:
         with_listing = chain.join(listed, on="instrument_name", how="left") if listed is not None else chain
-        frames.append(taker_flow_positions(with_listing, tape, tape_start=tape_start, include_blocks=include_blocks))
+        # each option's tape starts where the tape that holds it starts: linear ones in the USDC/USDT tape
+        linear = pl.col("is_linear").fill_null(False) if "is_linear" in chain.columns else pl.lit(False)
+        starts = (
+            pl.when(linear)
+            .then(pl.lit(tape.linear_start, UTC_TS))
+            .otherwise(pl.lit(tape.start, UTC_TS))
+            .alias("tape_start_ts")
+        )
+        frames.append(
+            taker_flow_positions(with_listing.with_columns(starts), tape.trades, include_blocks=include_blocks)
+        )
     stored = [
         f.select(
             [
@@ -142,9 +176,10 @@ def tape_checks(data_dir: Path, tapes: dict, pending: dict[str, list[datetime]])
     together with the stored snapshot just before the first of them (reconciliation needs a predecessor),
     not the whole history."""
     out = {}
-    for currency, (tape, _start) in tapes.items():
-        if tape is None or not pending.get(currency):
+    for currency, found in tapes.items():
+        if found is None or not pending.get(currency):
             continue
+        tape = found.trades
         first, last = min(pending[currency]), max(pending[currency])
         before = (
             lake.scan(data_dir, "option_snapshots")
@@ -255,11 +290,9 @@ def compute_cycle(
             for i, (currency, snapshot_ts) in enumerate(todo):
                 snap = groups[(currency, snapshot_ts)]
                 stamp = raw.stamp_of(snapshot_ts)
-                tape, tape_start = tapes[currency]
                 positions = positions_for(
                     snap,
-                    tape=tape,
-                    tape_start=tape_start,
+                    tape=tapes[currency],
                     listed=listed,
                     book=book if book is not None else books.get((currency, snapshot_ts)),
                     include_blocks=include_blocks,
@@ -292,7 +325,12 @@ def stale_since(data_dir: Path, first_new: dict[str, datetime]) -> dict[str, dat
     out: dict[str, datetime] = {}
     if scan is None:
         return out
-    for currency, first_trade in sorted(first_new.items()):
+    by_coin: dict[str, datetime] = {}
+    for currency, first_trade in first_new.items():
+        # a USDC/USDT tape reaches every coin with linear options (over-reaching is only extra work)
+        for coin in linear_coins(data_dir) if currency in LINEAR_TAPES else [currency]:
+            by_coin[coin] = min(first_trade, by_coin.get(coin, first_trade))
+    for currency, first_trade in sorted(by_coin.items()):
         first = (
             scan.filter((pl.col("currency") == currency) & (pl.col("snapshot_ts") >= first_trade))
             .select(pl.col("snapshot_ts").min())
@@ -348,6 +386,8 @@ __all__ = [
     "stale_since",
     "stored_books",
     "positions_for",
+    "load_tape",
+    "Tape",
     "analytics",
     "with_model_gaps",
     "load_book",

@@ -142,8 +142,9 @@ def positions_for(data_dir: Path, chain: pl.DataFrame, models) -> pl.DataFrame:
     listed = listed_times(data_dir)
     frames = []
     for currency in chain["currency"].unique(maintain_order=True).to_list():
-        tape, start = load_tape(data_dir, currency)
-        frames.append(books(chain.filter(pl.col("currency") == currency), tape=tape, tape_start=start, listed=listed))
+        frames.append(
+            books(chain.filter(pl.col("currency") == currency), tape=load_tape(data_dir, currency), listed=listed)
+        )
     positions = pl.concat(frames).select(list(DEALER_POSITION))
     available = set(positions["model"].unique().to_list())
     if models is None:

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines.cli import main
-from tests.fake_deribit import SNAPSHOTS, TAPE
+from tests.fake_deribit import SNAPSHOT_MS, SNAPSHOTS, TAPE, install_usdc_chain
 
 
 def analytic_files(data_dir):
@@ -488,3 +488,63 @@ def test_an_incremental_run_reconciles_the_new_snapshot_against_the_stored_one_b
     assert prev_ts.isoformat().startswith("2026-01-05T15:33:29") and (prev_oi, oi) == (20.3, 3662.3)
     assert traded == 1000.0 and violation  # OI grew by 3642 with only 1000 traded in between: a tape gap
     assert query(tmp_path, "select count(distinct snapshot_ts) from tape_coverage") == [(2,)]
+
+
+USDC_TAPE = [  # a taker buys 4 of the SOL 150 put and sells 1 back; an XRP trade after the snapshot
+    {"trade_id": f"91000{n}", "trade_seq": n, "timestamp": SNAPSHOT_MS + dt, "instrument_name": name,
+     "direction": side, "amount": amount, "price": 5.0, "iv": 70.0, "index_price": 158.0, "tick_direction": 0}
+    for n, (dt, name, side, amount) in enumerate(
+        [
+            (-3_600_000, "SOL_USDC-14AUG26-150-P", "buy", 4.0),
+            (-1_800_000, "SOL_USDC-14AUG26-150-P", "sell", 1.0),
+            (60_000, "XRP_USDC-14AUG26-2d5-C", "buy", 2.0),
+        ],
+        start=1,
+    )
+]  # fmt: skip
+
+
+def _usdc_taker_flow(data_dir) -> dict:
+    return {
+        name: (coin, dealer, method)
+        for coin, name, dealer, method in query(
+            data_dir,
+            "select currency, instrument_name, dealer_contracts, method from dealer_positions "
+            "where model = 'taker_flow' order by 1, 2",
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    "since, method, dealer", [("2026-07-20", "tape_full", -3.0), ("2026-07-30", "tape_partial", -11 * 3 / 5)]
+)
+def test_linear_options_take_their_taker_flow_from_the_usdc_tape(
+    fake_deribit, fast_env, tmp_path, since, method, dealer
+):
+    """USDC-settled options are stored under their base coin (SOL, XRP) but their trades under USDC: taker_flow
+    joins the two. The USDC tape's own start decides full (it began before the 07-25 listing: dealer = -net) or
+    partial (it began after: dealer = -OI net / gross)."""
+    install_usdc_chain(fake_deribit)
+    fake_deribit.trades["USDC"] = USDC_TAPE
+    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "USDC"]
+    assert main(["trades", *base, "--trades-since", f"{since}T00:00:00Z"]) == 0
+    assert main(["run", *base]) == 0
+    flows = _usdc_taker_flow(tmp_path)
+    assert flows["SOL_USDC-14AUG26-150-P"] == ("SOL", pytest.approx(dealer), method)
+    # no counted trade up to the snapshot: the naive fallback (+OI calls, -OI puts)
+    assert flows["SOL_USDC-14AUG26-162d5-P"] == ("SOL", -13.0, "naive_fallback")
+    assert flows["XRP_USDC-14AUG26-2d5-C"] == ("XRP", 14.0, "naive_fallback")
+    coverage = query(tmp_path, "select currency, instruments_traded from tape_coverage order by 1")
+    assert coverage == [("SOL", 1), ("XRP", 0)]
+
+
+def test_new_usdc_trades_recompute_the_base_coin_snapshots_they_reach(fake_deribit, fast_env, tmp_path, capsys):
+    install_usdc_chain(fake_deribit)
+    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "USDC"]
+    assert main(["ingest", *base]) == 0 and main(["compute", "--data-dir", str(tmp_path), "--currency", "USDC"]) == 0
+    assert _usdc_taker_flow(tmp_path) == {}  # no tape yet
+    capsys.readouterr()
+    fake_deribit.trades["USDC"] = USDC_TAPE
+    assert main(["trades", *base, "--trades-since", "2026-07-30T00:00:00Z"]) == 0
+    assert "re-computed 2 stored snapshot(s)" in capsys.readouterr().out  # SOL and XRP at the recorded time
+    assert _usdc_taker_flow(tmp_path)["SOL_USDC-14AUG26-150-P"] == ("SOL", pytest.approx(-6.6), "tape_partial")

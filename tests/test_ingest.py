@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from pipelines.cli import main
-from tests.fake_deribit import SNAPSHOTS, STAMPS
+from tests.fake_deribit import SNAPSHOTS, STAMPS, install_usdc_chain
 
 RECORDED = {  # stamp -> {currency: (options, open interest)} straight from the recordings
     stamp: {
@@ -265,70 +265,7 @@ def test_a_second_writer_is_told_another_one_holds_the_lock(fake_deribit, fast_e
 
 
 def test_usdc_options_are_split_by_base_coin_with_their_own_contract_size(fake_deribit, fast_env, tmp_path):
-    expiry = 1786694400000  # 2026-08-14 08:00 UTC
-    instruments = [
-        {
-            "instrument_name": f"SOL_USDC-14AUG26-{s}-{cp}",
-            "kind": "option",
-            "option_type": t,
-            "strike": k,
-            "expiration_timestamp": expiry,
-            "contract_size": 1.0,
-            "base_currency": "SOL",
-            "quote_currency": "USDC",
-            "settlement_currency": "USDC",
-            "counter_currency": "USDC",
-            "instrument_type": "linear",
-            "price_index": "sol_usdc",
-            "settlement_period": "week",
-            "is_active": True,
-            "creation_timestamp": 1785000000000,
-        }
-        for s, k in (("150", 150.0), ("162d5", 162.5))
-        for cp, t in (("C", "call"), ("P", "put"))
-    ] + [
-        {
-            "instrument_name": "XRP_USDC-14AUG26-2d5-C",
-            "kind": "option",
-            "option_type": "call",
-            "strike": 2.5,
-            "expiration_timestamp": expiry,
-            "contract_size": 1000.0,
-            "base_currency": "XRP",
-            "quote_currency": "USDC",
-            "settlement_currency": "USDC",
-            "counter_currency": "USDC",
-            "instrument_type": "linear",
-            "price_index": "xrp_usdc",
-            "settlement_period": "week",
-            "is_active": True,
-            "creation_timestamp": 1785000000000,
-        }
-    ]
-    book = [
-        {
-            "instrument_name": i["instrument_name"],
-            "base_currency": i["base_currency"],
-            "quote_currency": "USDC",
-            "open_interest": 10.0 + n,
-            "mark_iv": 70.0,
-            "mark_price": 5.0,
-            "underlying_price": 2.6 if "XRP" in i["instrument_name"] else 160.0,
-            "underlying_index": "index_price",
-            "bid_price": None,
-            "ask_price": 6.0,
-            "creation_timestamp": 1785497602630,
-        }
-        for n, i in enumerate(instruments)
-    ]
-    fake_deribit.bodies[("get_instruments", "USDC")] = json.dumps({"jsonrpc": "2.0", "result": instruments}).encode()
-    fake_deribit.bodies[("get_book_summary_by_currency", "USDC")] = json.dumps(
-        {"jsonrpc": "2.0", "result": book}
-    ).encode()
-    for idx, px in (("sol_usdc", 158.0), ("xrp_usdc", 2.55)):
-        fake_deribit.bodies[("get_index_price", idx)] = json.dumps(
-            {"jsonrpc": "2.0", "result": {"index_price": px}}
-        ).encode()
+    install_usdc_chain(fake_deribit)
     assert run(fake_deribit, tmp_path, "--currency", "USDC") == 0
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     rows = con.execute(

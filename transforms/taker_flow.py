@@ -132,7 +132,8 @@ def taker_flow_positions(
 
     - ``tape_full`` when the tape is complete since listing (``tape_start`` given, and
       ``tape_start <= listed_ts``; the chain must carry ``listed_ts`` - join it from the instruments
-      table - else the listing time is unknown and the tape counts as partial):
+      table - else the listing time is unknown and the tape counts as partial; a ``tape_start_ts`` column
+      in the chain, when there, gives each option its own tape start instead of ``tape_start``):
       dealer = clip(-net, -OI, +OI);
     - ``tape_partial`` otherwise: dealer = -OI * net / gross (the window's imbalance scaled to OI);
     - ``naive_fallback`` (``is_fallback``) when the instrument has no counted trade up to the
@@ -149,12 +150,12 @@ def taker_flow_positions(
     if chain.is_empty():
         return pl.DataFrame(schema={**DEALER_POSITION, **TAKER_FLOW_EXTRA})
     listed = pl.col("listed_ts") if "listed_ts" in chain.columns else pl.lit(None, UTC_TS)
-    start = pl.lit(tape_start, UTC_TS) if tape_start is not None else pl.lit(None, UTC_TS)
+    start = pl.col("tape_start_ts") if "tape_start_ts" in chain.columns else pl.lit(tape_start, UTC_TS)
     oi, net, gross = pl.col("open_interest"), pl.col("net"), pl.col("gross")
     fallback = pl.col("used") == 0
     full = (start <= listed).fill_null(False)
     out = (
-        _as_of_tape(chain, trades, _chain_columns(chain, ("listed_ts",)), include_blocks=include_blocks)
+        _as_of_tape(chain, trades, _chain_columns(chain, ("listed_ts", "tape_start_ts")), include_blocks=include_blocks)
         .with_columns(fallback.alias("is_fallback"), full.alias("_full"))
         .with_columns(
             pl.when(pl.col("is_fallback"))
