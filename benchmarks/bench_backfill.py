@@ -4,7 +4,9 @@ Backfills the first N day files (default 30) of the recorded Tardis history (``.
 214 days, 1,692 chain snapshots, 1.37 M option rows) into an empty scratch data dir with
 :func:`pipelines.backfill.backfill_cycle`, end to end: read and parse the gzip CSVs, normalise, build
 the derived instruments, Great Expectations validation, zstd Parquet staging, one journaled commit per
-day, the DuckDB views. Then runs the same backfill again (every file replaced by an identical one).
+day, the DuckDB views. Then runs the same backfill again (every file replaced by an identical one), and
+finally ``gexflow compute`` over every landed snapshot (models naive and customer_long: no trade tape), the
+analytics a backfill runs next unless ``--no-compute``.
 
 Reported: wall time (the first day includes the one-off Great Expectations import and context, also
 shown on its own), option rows/s and chain snapshots/s (a snapshot = one currency's chain at one
@@ -24,6 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from pipelines import backfill, ingest
+from pipelines.compute import compute_cycle
 from pipelines.config import Settings
 from warehouse import files
 
@@ -85,6 +88,9 @@ def run(days: int, tardis_dir: Path) -> dict:
         again = backfill.backfill_cycle(settings, tardis_dir=tardis_dir, since=since, until=until)
         rerun = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in (scratch / "data" / "lake").rglob("*.parquet"))
+        t0 = time.perf_counter()
+        computed = compute_cycle(settings.data_dir, list(settings.currencies))
+        compute_s = time.perf_counter() - t0
     finally:
         timer.restore()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -104,6 +110,10 @@ def run(days: int, tardis_dir: Path) -> dict:
         "s_per_day": round(warm / len(paths), 3),
         "steps_s": {k: round(v, 2) for k, v in steps.items()},  # of the warm pass
         "lake_mb": round(size / 1e6, 1),
+        "compute_s": round(compute_s, 2),
+        "compute_snapshots": len(computed.snapshots),
+        "compute_snapshots_per_s": round(len(computed.snapshots) / compute_s, 1),
+        "compute_profile_rows": computed.rows.get("gex_profile", 0),
         "extrapolated_all_214_days_s": round(warm / len(paths) * ALL_DAYS + cold_first_day, 1),
         "extrapolated_by_rows_s": round(ALL_ROWS / (rows / warm) + cold_first_day, 1),
     }
@@ -123,6 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         f"re-run {out['rerun_s']} s; lake {out['lake_mb']} MB"
     )
     print(f"steps (s): {out['steps_s']}")
+    print(
+        f"compute (naive + customer_long): {out['compute_snapshots']} snapshots in {out['compute_s']} s "
+        f"-> {out['compute_snapshots_per_s']} snapshots/s ({out['compute_profile_rows']:,} gex_profile rows)"
+    )
     print(
         f"extrapolated to all {ALL_DAYS} days: {out['extrapolated_all_214_days_s']} s by days, "
         f"{out['extrapolated_by_rows_s']} s by rows"

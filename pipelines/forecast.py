@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from pipelines.errors import GexflowError
-from transforms.exposure import gex_profile, key_levels
+from transforms.exposure import exposure_tables
 from transforms.forecast import expiry_rolloff, flow_forecast, forecast_start, forecast_summary
 from transforms.schemas import (
     DEALER_POSITION,
@@ -184,13 +184,13 @@ def compute(
                 for currency, start in t0.items()
             ]
         )
-        levels = key_levels(chain, positions)
+        tables = exposure_tables(chain, positions)
         return ForecastFrames(
             forecast=forecast,
-            summary=forecast_summary(forecast, levels),
+            summary=forecast_summary(forecast, tables["key_levels"]),
             rolloff=expiry_rolloff(chain, positions),
-            levels=levels,
-            profiles=gex_profile(chain, positions),
+            levels=tables["key_levels"],
+            profiles=tables["gex_profile"],
         )
     except (ValueError, SchemaError) as exc:
         raise GexflowError(f"forecast failed: {exc}") from None

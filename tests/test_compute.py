@@ -548,3 +548,23 @@ def test_new_usdc_trades_recompute_the_base_coin_snapshots_they_reach(fake_derib
     assert main(["trades", *base, "--trades-since", "2026-07-30T00:00:00Z"]) == 0
     assert "re-computed 2 stored snapshot(s)" in capsys.readouterr().out  # SOL and XRP at the recorded time
     assert _usdc_taker_flow(tmp_path)["SOL_USDC-14AUG26-150-P"] == ("SOL", pytest.approx(-6.6), "tape_partial")
+
+
+def test_computing_snapshots_in_chunks_writes_the_same_files_as_one_at_a_time(sample_warehouse, tmp_path, monkeypatch):
+    """compute_cycle runs the analytics over up to CHUNK_SNAPSHOTS snapshots of a currency at once and splits the
+    tables per snapshot. Chunks of one (the per-snapshot computation) give the same files bit for bit, including a
+    custom model stored for one of the two BTC snapshots only (its book read back per snapshot in a chunk)."""
+    from pipelines import compute
+
+    data = ["--data-dir", str(sample_warehouse)]
+    first = query(sample_warehouse, "select min(snapshot_ts) from option_snapshots")[0][0].isoformat()
+    book = write_book(tmp_path / "book.csv", [("BTC-14AUG26-60000-P", -400), ("BTC-14AUG26-70000-C", 250)])
+    assert main(["compute", "--book", str(book), "--currency", "BTC", "--until", first, *data]) == 0
+    assert main(["compute", *data]) == 0
+    chunked = analytic_files(sample_warehouse)
+    assert query(sample_warehouse, "select count(distinct snapshot_ts) from key_levels where model = 'custom'") == [
+        (1,)
+    ]
+    monkeypatch.setattr(compute, "CHUNK_SNAPSHOTS", 1)
+    assert main(["compute", *data]) == 0
+    assert analytic_files(sample_warehouse) == chunked

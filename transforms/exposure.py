@@ -193,6 +193,10 @@ def gex_by_strike(chain: pl.DataFrame | pl.LazyFrame, positions: pl.DataFrame | 
     expiration_ts NULL summing all expiries (GEX_BY_STRIKE). USD per 1 % move, dealer-signed; open
     interest (contracts) of the calls and puts at the strike alongside."""
     _, x = _exposures(chain, positions)
+    return _by_strike(x)
+
+
+def _by_strike(x: pl.DataFrame) -> pl.DataFrame:
     is_call = pl.col("option_type") == "call"
     aggs = [
         pl.col("gex_usd").filter(is_call).sum().alias("call_gex_usd"),
@@ -230,31 +234,43 @@ def gex_profile(
     'forward' (Black-76 delta, coins) or 'premium_adjusted' (inverse options: delta - V(F')/F').
     """
     _check_options(vol_model, delta_convention)
+    greeks, x = _exposures(chain, positions)
+    frames, _ = _per_group(greeks, x, half_width, step, vol_model, delta_convention, profiles=True, levels=False)
+    return _profile_table(frames)
+
+
+def _per_group(greeks, x, half_width, step, vol_model, delta_convention, *, profiles: bool, levels: bool):
+    """Per (currency, snapshot_ts, model) group of ``x``: its re-priced profile, evaluated once on the grid and
+    turned into gex_profile rows (``profiles``) and/or its key-levels row (``levels``: zero gamma refined on
+    the same profile)."""
     steps = _grid_steps(half_width, step)
     ratio = 1.0 + steps
     centre = int(np.flatnonzero(steps == 0.0)[0])
-    greeks, x = _exposures(chain, positions)
-    frames = []
+    frames, rows = [], []
     for key, group in x.partition_by(GROUP, as_dict=True, maintain_order=True).items():
         spot = _spot(group)
-        gex, delta = _Profile(group, greeks, vol_model, delta_convention)(ratio)
-        levels = spot * ratio
-        flow = delta[centre] - delta  # -(D(S') - D(S0)), exactly 0 at S0
-        frames.append(
-            _with_keys(
-                pl.DataFrame(
-                    {
-                        "price_level": levels,
-                        "pct_from_spot": steps * 100.0,
-                        "dealer_gex_usd": gex,
-                        "dealer_delta": delta,
-                        "hedge_flow_coins": flow,
-                        "hedge_flow_usd": flow * levels,
-                    }
-                ),
-                key,
+        profile = _Profile(group, greeks, vol_model, delta_convention)
+        gex, delta = profile(ratio)
+        if profiles:
+            levels_usd = spot * ratio
+            flow = delta[centre] - delta  # -(D(S') - D(S0)), exactly 0 at S0
+            frame = pl.DataFrame(
+                {
+                    "price_level": levels_usd,
+                    "pct_from_spot": steps * 100.0,
+                    "dealer_gex_usd": gex,
+                    "dealer_delta": delta,
+                    "hedge_flow_coins": flow,
+                    "hedge_flow_usd": flow * levels_usd,
+                }
             )
-        )
+            frames.append(_with_keys(frame, key))
+        if levels:
+            rows.append(_levels_row(key, group, spot, profile, ratio, gex))
+    return frames, rows
+
+
+def _profile_table(frames: list[pl.DataFrame]) -> pl.DataFrame:
     out = pl.concat([f.select(list(GEX_PROFILE)) for f in frames]) if frames else pl.DataFrame(schema=GEX_PROFILE)
     check(out, GEX_PROFILE, "gex_profile")
     return out
@@ -335,30 +351,29 @@ def key_levels(
     (absolute values, so it is a share in [0, 1] even when calls and puts offset; NULL when GEX is 0).
     """
     _check_options(vol_model, "forward")
-    steps = _grid_steps(half_width, step)
-    ratio = 1.0 + steps
     greeks, x = _exposures(chain, positions)
-    rows = []
-    for key, group in x.partition_by(GROUP, as_dict=True, maintain_order=True).items():
-        spot = _spot(group)
-        profile = _Profile(group, greeks, vol_model, "forward")
-        gex, _ = profile(ratio)
-        roots = [r * spot for r in zero_gamma_roots(profile, ratio, gex)]
-        abs_gex = group["gex_usd"].abs()
-        total_abs = float(abs_gex.sum())
-        expiring = float(abs_gex.filter(group["tau_years"] <= _DAY_YEARS).sum())
-        rows.append(
-            {
-                "currency": key[0],
-                "snapshot_ts": key[1],
-                "model": key[2],
-                "spot": spot,
-                "total_gex_usd": float(group["gex_usd"].sum()),
-                "zero_gamma": min(roots, key=lambda r: (abs(r - spot), r)) if roots else None,
-                "zero_gamma_roots": roots,
-                "gex_expiring_24h_share": expiring / total_abs if total_abs > 0.0 else None,
-            }
-        )
+    _, rows = _per_group(greeks, x, half_width, step, vol_model, "forward", profiles=False, levels=True)
+    return _levels_table(rows, greeks)
+
+
+def _levels_row(key, group: pl.DataFrame, spot: float, profile, ratio: np.ndarray, gex: np.ndarray) -> dict:
+    roots = [r * spot for r in zero_gamma_roots(profile, ratio, gex)]
+    abs_gex = group["gex_usd"].abs()
+    total_abs = float(abs_gex.sum())
+    expiring = float(abs_gex.filter(group["tau_years"] <= _DAY_YEARS).sum())
+    return {
+        "currency": key[0],
+        "snapshot_ts": key[1],
+        "model": key[2],
+        "spot": spot,
+        "total_gex_usd": float(group["gex_usd"].sum()),
+        "zero_gamma": min(roots, key=lambda r: (abs(r - spot), r)) if roots else None,
+        "zero_gamma_roots": roots,
+        "gex_expiring_24h_share": expiring / total_abs if total_abs > 0.0 else None,
+    }
+
+
+def _levels_table(rows: list[dict], greeks: pl.DataFrame) -> pl.DataFrame:
     schema = {
         c: KEY_LEVELS[c]
         for c in [
@@ -381,6 +396,26 @@ def key_levels(
     )
     check(out, KEY_LEVELS, "key_levels")
     return out
+
+
+def exposure_tables(
+    chain: pl.DataFrame | pl.LazyFrame,
+    positions: pl.DataFrame | pl.LazyFrame,
+    *,
+    half_width: float = 0.25,
+    step: float = 0.0025,
+    vol_model: str = "sticky_strike",
+) -> dict[str, pl.DataFrame]:
+    """:func:`gex_by_strike`, :func:`gex_profile` and :func:`key_levels` (forward delta) of the same inputs,
+    the same frames, with the greeks, the position join and each group's profile computed once for all three."""
+    _check_options(vol_model, "forward")
+    greeks, x = _exposures(chain, positions)
+    frames, rows = _per_group(greeks, x, half_width, step, vol_model, "forward", profiles=True, levels=True)
+    return {
+        "gex_by_strike": _by_strike(x),
+        "gex_profile": _profile_table(frames),
+        "key_levels": _levels_table(rows, greeks),
+    }
 
 
 def _walls(greeks: pl.DataFrame) -> pl.DataFrame:
@@ -438,6 +473,7 @@ def _max_pain(greeks: pl.DataFrame) -> pl.DataFrame:
 __all__ = [
     "DELTA_CONVENTIONS",
     "VOL_MODELS",
+    "exposure_tables",
     "gex_by_strike",
     "gex_profile",
     "key_levels",
