@@ -211,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _data_dir(p)
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser(
+        "status",
+        help="per currency: snapshots stored and computed, last ingest, trades and watermark, last forecast",
+        epilog=EPILOG,
+    )
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _data_dir(p)
+    p.set_defaults(func=cmd_status)
     return parser
 
 
@@ -642,7 +651,6 @@ def _read_statements():
 
 def cmd_sql(args) -> int:
     from pipelines.tables import render
-    from warehouse.catalog import connect_readonly
 
     settings = load_settings({"data_dir": args.data_dir})
     if bool(args.query) == bool(args.file):
@@ -657,7 +665,17 @@ def cmd_sql(args) -> int:
         if not sep or not name.isidentifier():
             raise ConfigError(f"--param must be NAME=VALUE, got {item!r}")
         params[name] = value
-    con = connect_readonly(settings.data_dir)
+    columns, rows = _read_query(settings.data_dir, query, params)
+    if columns is not None:
+        print(render(columns, rows, args.format))
+    return 0
+
+
+def _read_query(data_dir: Path, query: str, params: dict) -> tuple[list[str] | None, list]:
+    """(column names, rows) of a read-only query on the warehouse; columns None for a statement without rows."""
+    from warehouse.catalog import connect_readonly
+
+    con = connect_readonly(data_dir)
     try:
         import duckdb
 
@@ -674,11 +692,21 @@ def cmd_sql(args) -> int:
         except duckdb.Error as exc:
             raise ConfigError(f"query failed: {str(exc).splitlines()[0]}") from None
         if cur.description is None:
-            return 0
-        columns = [d[0] for d in cur.description]
-        rows = cur.fetchall()
+            return None, []
+        return [d[0] for d in cur.description], cur.fetchall()
     finally:
         con.close()
+
+
+def cmd_status(args) -> int:
+    """The packaged sql/queries/data_status.sql: one row per currency."""
+    from importlib import resources
+
+    from pipelines.tables import render
+
+    settings = load_settings({"data_dir": args.data_dir})
+    query = (resources.files("sql") / "queries" / "data_status.sql").read_text(encoding="utf-8")
+    columns, rows = _read_query(settings.data_dir, query, {})
     print(render(columns, rows, args.format))
     return 0
 

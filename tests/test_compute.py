@@ -568,3 +568,22 @@ def test_computing_snapshots_in_chunks_writes_the_same_files_as_one_at_a_time(sa
     monkeypatch.setattr(compute, "CHUNK_SNAPSHOTS", 1)
     assert main(["compute", *data]) == 0
     assert analytic_files(sample_warehouse) == chunked
+
+
+def test_status_shows_per_currency_what_is_stored_computed_and_how_current(fake_deribit, fast_env, tmp_path, capsys):
+    base = ["--api-url", fake_deribit.url, "--data-dir", str(tmp_path), "--currency", "BTC"]
+    status = ["status", "--format", "json", "--data-dir", str(tmp_path)]
+    assert main(["ingest", *base]) == 0
+    capsys.readouterr()
+    assert main(status) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["currency"], row["snapshots"], row["computed_snapshots"], row["not_computed"]) == ("BTC", 1, 0, 1)
+    assert row["last_ingest_ts"] and row["trades"] == 0 and row["watermark_ts"] is None
+    fake_deribit.trades["BTC"] = TAPE
+    assert main(["trades", *base, "--trades-since", "2026-07-31T00:00:00Z"]) == 0
+    assert main(["compute", *base[2:]]) == 0
+    capsys.readouterr()
+    assert main(status) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["snapshots"], row["computed_snapshots"], row["not_computed"], row["trades"]) == (1, 1, 0, len(TAPE))
+    assert row["watermark_ts"] is not None and row["last_trade_ts"].startswith("2026-07-31")
