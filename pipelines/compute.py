@@ -293,7 +293,7 @@ def compute_cycle(
             checks = tape_checks(data_dir, tapes, pending)
             books = stored_books(data_dir, todo) if book is None else {}
             done_count = 0
-            for currency, stamps in _chunks(todo):
+            for currency, stamps in _chunks(pending):
                 part = pl.concat([groups[(currency, ts)] for ts in stamps])
                 positions = positions_for(
                     part,
@@ -333,12 +333,9 @@ def compute_cycle(
 CHUNK_SNAPSHOTS = 64
 
 
-def _chunks(todo: list[tuple[str, datetime]]):
-    """(currency, [snapshot_ts, ...]) runs of up to CHUNK_SNAPSHOTS snapshots of one currency, in time order."""
-    by_currency: dict[str, list[datetime]] = {}
-    for currency, snapshot_ts in todo:
-        by_currency.setdefault(currency, []).append(snapshot_ts)
-    for currency, stamps in by_currency.items():
+def _chunks(pending: dict[str, list[datetime]]):
+    """(currency, [snapshot_ts, ...]) runs of up to CHUNK_SNAPSHOTS of each currency's pending snapshots."""
+    for currency, stamps in pending.items():
         for i in range(0, len(stamps), CHUNK_SNAPSHOTS):
             yield currency, stamps[i : i + CHUNK_SNAPSHOTS]
 
