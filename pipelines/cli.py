@@ -631,15 +631,20 @@ def cmd_serve(args) -> int:
 def _query_text(path: Path) -> str:
     """A SQL file's text; a name like ``sql/queries/latest_key_levels.sql`` also finds the packaged copy."""
     if not path.exists():
-        from importlib import resources
-
-        packaged = resources.files("sql") / "queries" / path.name
+        packaged = _packaged_query(path.name)
         if packaged.is_file():
             return packaged.read_text(encoding="utf-8")
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _packaged_query(name: str):
+    """The installed copy of ``sql/queries/<name>``."""
+    from importlib import resources
+
+    return resources.files("sql") / "queries" / name
 
 
 def _read_statements():
@@ -700,12 +705,10 @@ def _read_query(data_dir: Path, query: str, params: dict) -> tuple[list[str] | N
 
 def cmd_status(args) -> int:
     """The packaged sql/queries/data_status.sql: one row per currency."""
-    from importlib import resources
-
     from pipelines.tables import render
 
     settings = load_settings({"data_dir": args.data_dir})
-    query = (resources.files("sql") / "queries" / "data_status.sql").read_text(encoding="utf-8")
+    query = _packaged_query("data_status.sql").read_text(encoding="utf-8")
     columns, rows = _read_query(settings.data_dir, query, {})
     print(render(columns, rows, args.format))
     return 0
