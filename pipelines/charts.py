@@ -36,10 +36,36 @@ def _figure(width_in: float, height_in: float):
     return Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
 
 
-def _thousands_on_x(ax) -> None:
+def _tick(value: float) -> str:
+    """An axis tick with thousands separators: 60,000 / -1,250.5 / 0.0125."""
+    if value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def _price(value: float) -> str:
+    """A price for a label: whole USD above 1,000, cents below (SOL, XRP)."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+
+
+def _thousands(*axes) -> None:
+    """Thousands separators on both axes of every given Axes."""
     from matplotlib.ticker import FuncFormatter
 
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    for ax in axes:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
+
+
+IMAGE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
+
+
+def image_format(path: Path) -> str:
+    """The image format a chart path names by its extension; ValueError for one we do not write."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(f"{path}: unknown chart format {suffix or '(no extension)'!r}; use {', '.join(IMAGE_FORMATS)}")
+    return suffix
 
 
 def _x_range(levels: np.ndarray, spot: float, sd: float, marks: dict) -> tuple[float, float]:
@@ -59,6 +85,7 @@ def _mark(ax, marks: dict, band: tuple[float, float] | None, legend: bool) -> No
         if value is None:
             continue
         color, style, label = MARKERS[key]
+        label = f"{label} {_price(value)}"  # the level as a number, not only a line
         ax.axvline(value, color=color, linestyle=style, linewidth=1.2, label=label if legend else None)
 
 
@@ -120,7 +147,7 @@ def hedge_flow_chart(forecast: pl.DataFrame, summary: pl.DataFrame, path: Path) 
         bottom.set_ylabel("hedge flow (USD millions)")
         bottom.set_xlabel(f"{head['currency']} price at t0 + h (USD)")
         bottom.grid(True, alpha=0.25)
-        _thousands_on_x(bottom)
+        _thousands(top, bottom)
         prob = bottom.twinx()
         prob.plot(x[shown], rows["probability_weight"].to_numpy()[shown], color="#E45756", linewidth=1.0)
         prob.set_ylabel("probability of the level (per grid bin)", color="#E45756", fontsize=8)
@@ -179,7 +206,7 @@ def gex_profile_chart(profiles: pl.DataFrame, levels: pl.DataFrame | None, path:
     ax.set_ylabel("dealer GEX (USD millions per 1 % move)")
     ax.grid(True, alpha=0.25)
     ax.legend(fontsize=8, loc="upper left", framealpha=0.8)
-    _thousands_on_x(ax)
+    _thousands(ax)
     fig.savefig(path, format="png")
     return path
 
@@ -212,8 +239,15 @@ def profile_chart(profile: pl.DataFrame, levels: pl.DataFrame | None, path: Path
         _mark(ax, marks, None, legend=legend)
         ax.axhline(0.0, color="#444444", linewidth=0.6)
         ax.grid(True, alpha=0.25)
+    # the stored profile is sticky-strike vol with forward delta; say so when the chart shows another convention
+    conventions = [
+        f"{head[col]} {what}"
+        for col, default, what in (("vol_model", "sticky-strike", "vol"), ("delta_convention", "forward", "delta"))
+        if head.get(col) not in (None, default)
+    ]
+    how = f" ({', '.join(conventions)})" if conventions else ""
     top.set_title(
-        f"{head['currency']} {head['model']} dealer book re-priced by spot level, snapshot "
+        f"{head['currency']} {head['model']} dealer book re-priced by spot level{how}, snapshot "
         f"{head['snapshot_ts']:%Y-%m-%d %H:%M:%S} UTC",
         fontsize=10,
     )
@@ -222,9 +256,9 @@ def profile_chart(profile: pl.DataFrame, levels: pl.DataFrame | None, path: Path
     bottom.set_xlabel(f"{head['currency']} spot level (USD)")
     top.legend(fontsize=8, loc="upper left", framealpha=0.8)
     bottom.legend(fontsize=8, loc="upper right", framealpha=0.8)
-    _thousands_on_x(bottom)
-    fig.savefig(path, format="png")
+    _thousands(top, bottom)
+    fig.savefig(path, format=image_format(path))
     return path
 
 
-__all__ = ["gex_profile_chart", "hedge_flow_chart", "profile_chart"]
+__all__ = ["gex_profile_chart", "hedge_flow_chart", "image_format", "profile_chart"]

@@ -52,6 +52,14 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _Version(argparse.Action):
+    """--version, looked up only when asked for (the package metadata read is not free at every start)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"gexflow {version()}")
+        parser.exit()
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -77,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Dealer gamma exposure and hedging-flow analytics for Deribit options.",
         epilog=EPILOG,
     )
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("ingest", help="take an option-chain snapshot into the warehouse", epilog=EPILOG)
@@ -115,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--currency",
             action="append",
             dest="currencies",
-            help="BTC (default), ETH, SOL, ..." + ("; repeatable" if name == "levels" else ""),
+            help="BTC, ETH, SOL, ...; "
+            + (
+                "repeatable or comma-separated (default GEXFLOW_CURRENCIES, else BTC and ETH)"
+                if name == "levels"
+                else "one currency (default the first of GEXFLOW_CURRENCIES, else BTC)"
+            ),
         )
         p.add_argument("--at", help="use the latest snapshot at or before this ISO time (default: the latest)")
         p.add_argument(
@@ -135,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                 help="print every Nth level (default 8 = 2 %% steps); csv/json print all",
             )
             p.add_argument(
-                "--plot", type=Path, metavar="FILE.png", help="also draw GEX and hedge flow per level to a PNG"
+                "--plot",
+                type=Path,
+                metavar="FILE",
+                help="also draw GEX and hedge flow per level; the extension names the format: png, svg, pdf, jpg",
             )
             p.add_argument(
                 "--vol",
@@ -218,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--wide", action="store_true", help="table with one row per currency (wider than 100 columns)")
     _data_dir(p)
     p.set_defaults(func=cmd_status)
     return parser
@@ -285,7 +303,10 @@ def cmd_compute(args) -> int:
     since, until = parse_when(args.since, "--since"), parse_when(args.until, "--until")
     if since and until and since > until:
         raise ConfigError(f"--since {args.since} is after --until {args.until}")
-    book = load_book(args.book) if args.book else None
+    notes: list[str] = []
+    book = load_book(args.book, notes) if args.book else None
+    for note in notes:
+        print(f"warning: book {args.book}: {note}", file=sys.stderr)
     result = compute_cycle(
         settings.data_dir,
         _coins(settings),
@@ -330,12 +351,45 @@ def _levels_frame(args, table: str):
     if frame.is_empty():
         what = f"model {args.model} " if args.model else ""
         when = f" at or before {at:%Y-%m-%dT%H:%M:%SZ}" if at else ""
+        stored = _stored_span(settings.data_dir, table, currency, args.model) if at else None
+        if stored:
+            raise ConfigError(f"no {table} for {what}{currency}{when}: {stored}")
         raise ConfigError(f"no {table} for {what}{currency}{when}: run `gexflow run` or `gexflow compute` first")
     return frame
 
 
+def _stored_span(data_dir: Path, table: str, currency: str, model: str | None) -> str | None:
+    """'N snapshot(s) from A to B', or None when ``table`` holds nothing for ``currency``."""
+    import polars as pl
+
+    from warehouse import lake
+
+    scan = lake.scan(data_dir, table)
+    if scan is None:
+        return None
+    scan = scan.filter(pl.col("currency") == currency)
+    if model is not None:
+        scan = scan.filter(pl.col("model") == model)
+    span = scan.select(
+        pl.col("snapshot_ts").n_unique().alias("n"),
+        pl.col("snapshot_ts").min().alias("first"),
+        pl.col("snapshot_ts").max().alias("last"),
+    ).collect()
+    n, first, last = span.row(0)
+    if not n:
+        return None
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return f"{n} snapshot(s) stored, from {first:{fmt}} to {last:{fmt}}; pick --at at or after the first"
+
+
 def _currencies(args) -> list[str]:
-    return list(dict.fromkeys(c.strip().upper() for c in args.currencies or ["BTC"]))
+    """Stored currencies from --currency (repeatable, comma-separated; any stored coin such as SOL) or, without
+    it, GEXFLOW_CURRENCIES (default BTC, ETH; USDC stands for the coins of its linear options)."""
+    given = [part.strip().upper() for item in args.currencies or () for part in item.split(",")]
+    given = [c for c in given if c]
+    if given:
+        return list(dict.fromkeys(given))
+    return list(_coins(load_settings({"data_dir": args.data_dir})))
 
 
 def cmd_levels(args) -> int:
@@ -386,9 +440,16 @@ def cmd_profile(args) -> int:
     import polars as pl
 
     currencies = _currencies(args)
-    if len(currencies) > 1:
+    if len(currencies) > 1 and args.currencies:
         raise ConfigError(f"profile shows one currency at a time, got {', '.join(currencies)}")
-    args.currency = currencies[0]
+    args.currency = currencies[0]  # without --currency: the first of GEXFLOW_CURRENCIES
+    if args.plot:
+        from pipelines.charts import image_format
+
+        try:
+            image_format(args.plot)  # before any work: the format the extension names, or a refusal
+        except ValueError as exc:
+            raise ConfigError(f"--plot {exc}") from None
 
     from pipelines.tables import render_frame
 
@@ -521,10 +582,14 @@ def _day(value: str | None, flag: str):
 
     if value is None:
         return None
+    import re
+
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ConfigError(f"{flag} must be YYYY-MM-DD, got {value!r}")
     try:
         day = date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{flag} must be YYYY-MM-DD, got {value!r}") from None
+    except ValueError as exc:  # 2026-02-30: the right shape, no such day
+        raise ConfigError(f"{flag} {value} is not a calendar date ({exc})") from None
     _check_year(day.year, flag, value)
     return day
 
@@ -582,7 +647,7 @@ def cmd_forecast(args) -> int:
     day = _day(args.date, "--date")
     for h in args.horizons or ():
         if not 0 < h <= 24 * 90:
-            raise ConfigError(f"--horizon must be between 0 and 2160 hours, got {h:g}")
+            raise ConfigError(f"--horizon must be more than 0 and at most 2160 hours (90 days), got {h:g}")
     if settings.uses_prefect:
         from pipelines.flows import forecast_flow
 
@@ -669,6 +734,8 @@ def cmd_sql(args) -> int:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
             raise ConfigError(f"--param must be NAME=VALUE, got {item!r}")
+        if name in params:
+            raise ConfigError(f"--param {name} is given twice ({params[name]!r} and {value!r}); give it once")
         params[name] = value
     columns, rows = _read_query(settings.data_dir, query, params)
     if columns is not None:
@@ -710,6 +777,13 @@ def cmd_status(args) -> int:
     settings = load_settings({"data_dir": args.data_dir})
     query = _packaged_query("data_status.sql").read_text(encoding="utf-8")
     columns, rows = _read_query(settings.data_dir, query, {})
+    if args.format == "table" and not args.wide:  # one column per currency: fits 100 columns
+        import polars as pl
+
+        from pipelines.tables import render_transposed
+
+        print(render_transposed(pl.DataFrame(rows, schema=columns, orient="row"), key="currency"))
+        return 0
     print(render(columns, rows, args.format))
     return 0
 
@@ -725,8 +799,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gexflow: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `gexflow ... | head`: the reader left; stop quietly, as other command-line tools do
+        return _reader_gone()
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
         return _fail(exc)
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed the pipe: point stdout at /dev/null so the interpreter's final flush cannot
+    fail again, and exit like a process ended by SIGPIPE (128 + 13), without a message."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("gexflow")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def _is_unreadable_parquet(exc: BaseException) -> bool:

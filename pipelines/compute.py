@@ -20,7 +20,7 @@ import polars as pl
 from pipelines.errors import GexflowError
 from pipelines.lake_tables import prepare_warehouse
 from transforms.exposure import exposure_tables
-from transforms.positioning import book_instruments_not_in_chain, dealer_positions, validated_book
+from transforms.positioning import book_instruments_not_in_chain, book_notes, dealer_positions, validated_book
 from transforms.schemas import DEALER_POSITION_STORED, KEY_LEVELS_STORED, UTC_TS, check
 from transforms.taker_flow import oi_reconciliation, taker_flow_positions, tape_coverage
 from warehouse import files, lake, raw
@@ -378,16 +378,22 @@ def refresh_taker_flow(
     return done
 
 
-def load_book(path: Path) -> pl.DataFrame:
-    """A user's dealer book (CSV or Parquet with instrument_name, contracts) for the ``custom`` model."""
+def load_book(path: Path, notes: list[str] | None = None) -> pl.DataFrame:
+    """A user's dealer book (CSV or Parquet with instrument_name, contracts) for the ``custom`` model; what was
+    normalised on the way (padded names, repeated instruments summed) is appended to ``notes``."""
     try:
         frame = pl.read_parquet(path) if path.suffix.lower() == ".parquet" else pl.read_csv(path)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise GexflowError(f"cannot read book {path}: {str(exc).splitlines()[0][:160]}") from None
+    if frame.height == 0:  # an empty book is legal inside (a stored one that matched nothing), not as input
+        raise GexflowError(f"book {path}: dealer book has no rows (a header only?)")
     try:
-        return validated_book(frame)
+        book = validated_book(frame)
     except ValueError as exc:
         raise GexflowError(f"book {path}: {exc}") from None
+    if notes is not None:
+        notes.extend(book_notes(frame))
+    return book
 
 
 def latest_at(data_dir: Path, table: str, currency: str, at: datetime | None, model: str | None = None) -> pl.DataFrame:

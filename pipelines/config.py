@@ -107,6 +107,8 @@ def _validated(values: dict) -> Settings:
             if not str(value).strip():
                 raise ConfigError("--data-dir must not be empty (use . for the current directory)")
             out[name] = Path(value).expanduser()
+            if out[name].exists() and not out[name].is_dir():
+                raise ConfigError(f"--data-dir {value} is a file, not a directory")
         elif name == "api_url":
             if not re.match(r"^https?://[^\s/]+", str(value)):
                 raise ConfigError(f"--api-url must be an http(s) URL, got {value!r}")

@@ -180,6 +180,11 @@ def index_html(
         "values weight the levels by a log-normal distribution with the ATM implied vol to t0 + h; ±kσ = spot × "
         "exp(±k σ √(h/8760)). GEX in USD per 1 % move; &gt; 0 = dealers long gamma. Models: naive = dealers long "
         "calls, short puts; customer_long = dealers short every option.</p>",
+        '<p class="note">Why E[flow] in coins and in USD can have opposite signs: the USD figure weights each '
+        "level's coins by that level's price, E[flow × price], not E[flow] × spot. Long gamma, dealers buy at the "
+        "low levels (cheap) and sell at the high ones (dear), so a small expected purchase in coins can be an "
+        "expected sale in USD; short gamma, the other way round. Both are right: coins say how much of the "
+        "underlying changes hands, USD how much money.</p>",
     ]
     for currency in summary["currency"].unique(maintain_order=True).to_list():
         rows = summary.filter(pl.col("currency") == currency).sort("model", "horizon_hours")

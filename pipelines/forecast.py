@@ -120,7 +120,11 @@ def pick_snapshots(data_dir: Path, forecast_date: date, currencies) -> dict[str,
         else:
             picks[currency] = row["after"] or row["before"]
     if problems:
-        raise GexflowError(f"cannot forecast {forecast_date}: {'; '.join(problems)} in {data_dir}")
+        latest = max((row["last"] for row in found.values()), default=None)
+        hint = (
+            f"; the latest stored snapshot is dated {latest:%Y-%m-%d}: try --date {latest:%Y-%m-%d}" if latest else ""
+        )
+        raise GexflowError(f"cannot forecast {forecast_date}: {'; '.join(problems)} in {data_dir}{hint}")
     return picks
 
 

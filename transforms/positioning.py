@@ -45,6 +45,9 @@ def validated_book(book: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         raise ValueError(f"dealer book instrument_name must be text, got {names.dtype}")
     if names.null_count():
         raise ValueError(f"dealer book has {names.null_count()} row(s) without an instrument_name")
+    names = names.str.strip_chars()  # ' BTC-31JUL26-60000-C ' is that instrument (book_notes says so)
+    if (names == "").any():
+        raise ValueError(f"dealer book has {(names == '').sum()} row(s) with an empty instrument_name")
     contracts = book["contracts"]
     if contracts.dtype == pl.String:
         parsed = contracts.str.strip_chars().cast(pl.Float64, strict=False)
@@ -73,6 +76,27 @@ def validated_book(book: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         )
     check(out, DEALER_BOOK, "dealer book")
     return out
+
+
+def book_notes(book: pl.DataFrame) -> list[str]:
+    """What :func:`validated_book` normalised in ``book`` (names padded with spaces, instruments listed more
+    than once and summed), one line each, for the user to see; [] when it took the book as it was."""
+    if "instrument_name" not in book.columns or book["instrument_name"].dtype != pl.String:
+        return []
+    names = book["instrument_name"].drop_nulls()
+    notes = []
+    padded = names.filter(names != names.str.strip_chars())
+    if padded.len():
+        notes.append(f"{padded.len()} instrument name(s) had surrounding spaces, removed (e.g. {padded[0]!r})")
+    counts = names.str.strip_chars().value_counts()
+    repeated = counts.filter(pl.col("count") > 1).sort("instrument_name")
+    if repeated.height:
+        first = repeated.row(0, named=True)
+        notes.append(
+            f"{repeated.height} instrument(s) are listed more than once; their contracts were summed "
+            f"(e.g. {first['instrument_name']} x{first['count']})"
+        )
+    return notes
 
 
 def book_instruments_not_in_chain(chain: pl.DataFrame | pl.LazyFrame, book: pl.DataFrame) -> pl.DataFrame:
