@@ -206,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="last UTC day YYYY-MM-DD of forecasts to grade (default: the last snapshot)")
     p.add_argument(
         "--fit-until",
-        help="UTC day YYYY-MM-DD: the GEX-conditioned scale is fitted on forecasts realised by its end and scored "
-        "on forecasts made after it (default: no out-of-sample test)",
+        help="UTC day YYYY-MM-DD: the GEX-conditioned scale is fitted on forecasts whose horizon ended by the end "
+        "of that day and scored on forecasts made after it (default: no out-of-sample test)",
     )
     p.add_argument(
         "--tardis", type=Path, metavar="DIR", help="also use the recorded derivative_ticker index rows under DIR"

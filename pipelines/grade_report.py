@@ -155,11 +155,11 @@ def _data_note(grades: pl.DataFrame, sources: dict) -> str:
     tardis = sources.get("tardis_dir") or "not given (stored derivative_ticker rows, if any, were used)"
     return (
         f"<p class='note'>Data: stored option snapshots (their index_price) and recorded Tardis derivative_ticker "
-        f"index rows (from {html.escape(str(tardis))}) under {html.escape(str(sources.get('data_dir')))}. Real recordings "
-        f"only; never intraday paths interpolated between recordings. Realised price = the latest recording at or before "
-        f"t0 + h within {TOLERANCE_MS // 60000} min (after t0). Graded forecasts by price source: {by}. Not graded "
-        f"(no recording in the window), by horizon: {missing}. Wall touches need recordings at most "
-        f"{PATH_MAX_GAP_MS // 60000} min apart over the horizon.</p>"
+        f"index rows (from {html.escape(str(tardis))}) under {html.escape(str(sources.get('data_dir')))}. "
+        f"Real recordings only; never intraday paths interpolated between recordings. Realised price = the latest "
+        f"recording at or before t0 + h within {TOLERANCE_MS // 60000} min (after t0). Graded forecasts by price "
+        f"source: {by}. Not graded (no recording in the window), by horizon: {missing}. "
+        f"Wall touches need recordings at most {PATH_MAX_GAP_MS // 60000} min apart over the horizon.</p>"
     )
 
 
@@ -172,8 +172,8 @@ def index_html(
         f"<style>{_CSS}</style></head><body><h1>How good are the flow forecasts?</h1>",
         f"<h2>In plain words</h2>{words}",
         _data_note(grades, sources),
-        f"<p class='note'>Out-of-sample split: fitted on forecasts realised by {fit_until or '(no --fit-until given)'}, "
-        "scored on forecasts made after it.</p>",
+        f"<p class='note'>Out-of-sample split: fitted on forecasts whose horizon ended by "
+        f"{fit_until or '(no --fit-until given)'}, scored on forecasts made after it.</p>",
         *[f"<img src='{c}' alt='{c}'>" for c in charts],
     ]
     for name, frame in tables.items():

@@ -7,8 +7,8 @@ so the correlation within a run is kept. Every statistic here is a function of p
 replicate is (day counts) @ (per-day sums). The random generator is seeded: same rows, same interval.
 
 Out of sample: the forecast says z ~ Normal(0, 1). A scale k multiplies the forecast's sd (the mean stays
--sd^2/2); its maximum-likelihood value on rows realised by ``fit_until`` is k^2 = mean(z^2). Three
-predictive distributions are scored on rows whose t0 is after ``fit_until``:
+-sd^2/2); its maximum-likelihood value on rows whose horizon ended by ``fit_until`` is k^2 = mean(z^2).
+Three predictive distributions are scored on rows whose t0 is after ``fit_until``:
 
     plain   k = 1                               the ATM implied distribution as published
     const   k = k_all                           one scale fitted in sample, no GEX
@@ -125,14 +125,14 @@ def ols_hac(y: np.ndarray, x: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndar
 # --- the out-of-sample scale --------------------------------------------------------------------------------
 
 
-def fit_scales(z: np.ndarray, gex_positive: np.ndarray) -> dict[str, float]:
+def fit_scales(z: np.ndarray, gex_positive: np.ndarray, min_fit: int = MIN_FIT) -> dict[str, float]:
     """k_all, k_pos, k_neg (maximum likelihood: sqrt(mean z^2)) and the row counts, from in-sample rows."""
     z = np.asarray(z, dtype=np.float64)
     pos = np.asarray(gex_positive, dtype=bool)
     k_all = float(np.sqrt(np.mean(z * z))) if z.size else 1.0
 
     def k_of(mask):
-        return float(np.sqrt(np.mean(z[mask] ** 2))) if mask.sum() >= MIN_FIT else k_all
+        return float(np.sqrt(np.mean(z[mask] ** 2))) if mask.sum() >= min_fit else k_all
 
     return {
         "k_all": k_all,

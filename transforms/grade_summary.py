@@ -112,25 +112,26 @@ def regression(grades: pl.DataFrame) -> pl.DataFrame:
         if g.height < 3 * len(REGRESSORS):
             continue
         dist = g["zero_gamma_distance_sd"].abs().fill_null(math.inf).to_numpy()
-        x = np.column_stack([
-            np.ones(g.height), g["implied_sd"].to_numpy(), g["gex_positive"].fill_null(False).cast(pl.Float64).to_numpy(),
-            (dist <= 1.0).astype(float), g["gex_expiring_24h_share"].fill_null(0.0).to_numpy(),
-        ])  # fmt: skip
+        pos = g["gex_positive"].fill_null(False).cast(pl.Float64).to_numpy()
+        share = g["gex_expiring_24h_share"].fill_null(0.0).to_numpy()
+        x = np.column_stack([np.ones(g.height), g["implied_sd"].to_numpy(), pos, (dist <= 1.0).astype(float), share])
         t0 = g["snapshot_ts"].dt.epoch("ms").to_numpy()
         lag = st.newey_west_lag(t0, float(g["horizon_hours"].median()))
         beta, se = st.ols_hac(np.abs(g["realised_log_move"].to_numpy()), x, lag)
         for name, b, s in zip(REGRESSORS, beta, se, strict=True):
-            rows.append({**key, "term": name, "coef": float(b), "se_newey_west": float(s),
-                         "ci_low": float(b - 1.96 * s), "ci_high": float(b + 1.96 * s), "n": g.height, "lag": lag})  # fmt: skip
+            ci = {"ci_low": float(b - 1.96 * s), "ci_high": float(b + 1.96 * s)}
+            rows.append(
+                {**key, "term": name, "coef": float(b), "se_newey_west": float(s), **ci, "n": g.height, "lag": lag}
+            )
     return pl.DataFrame(rows, orient="row") if rows else pl.DataFrame()
 
 
-def _oos_row(key: dict, g: pl.DataFrame, fit_until: datetime) -> dict | None:
-    fit = g.filter(pl.col("realised_ts") <= fit_until)
+def _oos_row(key: dict, g: pl.DataFrame, fit_until: datetime, min_fit: int) -> dict | None:
+    fit = g.filter(pl.col("horizon_end_ts") <= fit_until)  # every input of these rows is at or before fit_until
     test = g.filter(pl.col("snapshot_ts") > fit_until)
-    if fit.height < st.MIN_FIT or test.height < 2:
+    if fit.height < min_fit or test.height < 2:
         return None
-    k = st.fit_scales(fit["z"].to_numpy(), fit["gex_positive"].fill_null(False).to_numpy())
+    k = st.fit_scales(fit["z"].to_numpy(), fit["gex_positive"].fill_null(False).to_numpy(), min_fit=min_fit)
     z, sd = test["z"].to_numpy(), test["implied_sd"].to_numpy()
     pos = test["gex_positive"].fill_null(False).to_numpy()
     scores = {
@@ -149,11 +150,12 @@ def _oos_row(key: dict, g: pl.DataFrame, fit_until: datetime) -> dict | None:
     return row
 
 
-def out_of_sample(grades: pl.DataFrame, fit_until: datetime | None) -> pl.DataFrame:
-    """Scores of plain / const / gex after ``fit_until`` and the differences with intervals (< 0 = better)."""
+def out_of_sample(grades: pl.DataFrame, fit_until: datetime | None, min_fit: int = st.MIN_FIT) -> pl.DataFrame:
+    """Scores of plain / const / gex after ``fit_until`` and the differences with intervals (< 0 = better).
+    A group needs ``min_fit`` rows whose horizon ended by ``fit_until`` (each GEX sign too, for its own scale)."""
     if fit_until is None:
         return pl.DataFrame()
-    rows = [r for key, g in _groups(grades) if (r := _oos_row(key, g, fit_until)) is not None]
+    rows = [r for key, g in _groups(grades) if (r := _oos_row(key, g, fit_until, min_fit)) is not None]
     return pl.DataFrame(rows, orient="row") if rows else pl.DataFrame()
 
 
