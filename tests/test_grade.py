@@ -25,8 +25,10 @@ from warehouse import lake
 
 TARDIS = SHARED_DATA / "tardis"
 DAYS = ("2026-07-27", "2026-07-28", "2026-07-29", "2026-07-30")
-FIT_UNTIL = datetime(2026, 7, 29, tzinfo=UTC)
-CUT = datetime(2026, 7, 30, 12, tzinfo=UTC)  # the no-look-ahead cut t
+FIT_UNTIL = datetime(2026, 7, 29, 6, tzinfo=UTC)
+# the no-look-ahead cut t: a 24 h forecast ends at 16:38:38 and the next recording is at 16:47:20, after t, so
+# a lookup that peeked past t + h (nearest instead of at-or-before) would change a grade compared below
+CUT = datetime(2026, 7, 30, 16, 40, tzinfo=UTC)
 
 pytestmark = pytest.mark.skipif(not TARDIS.is_dir(), reason=f"{TARDIS} is absent (the shared real-data recordings)")
 
@@ -146,7 +148,9 @@ def test_no_look_ahead_truncating_and_shuffling_after_t_changes_nothing_that_end
     _shuffle_after(tardis / "derivative_ticker", cut_tardis / "derivative_ticker", CUT)
     # BTC only, to halve the forecasts this test recomputes; the full run graded both currencies together
     cut = grade_cycle(cut_data, currencies=("BTC",), fit_until=FIT_UNTIL, tardis_dir=cut_tardis, report=False)
-    assert cut.computed_forecasts < result.computed_forecasts / 2  # it really saw less data
+    kept = pl.read_parquet(lake.data_files(cut_data, "option_snapshots"), columns=["currency", "snapshot_ts"])
+    kept = kept.filter(pl.col("currency") == "BTC")["snapshot_ts"].unique()
+    assert cut.computed_forecasts == kept.len() and kept.max() <= CUT  # it really saw less data
 
     def before_t(frame):
         frame = frame.filter((pl.col("currency") == "BTC") & (pl.col("horizon_end_ts") <= CUT))
