@@ -641,6 +641,7 @@ def cmd_grade(args) -> int:
         fit_until=fit_until,
         tardis_dir=args.tardis,
         report=not args.no_report,
+        progress=_progress("forecasting (once per stored snapshot)"),
     )
     graded = result.grades.filter(result.grades["status"] == "graded").height
     print(

@@ -103,11 +103,12 @@ def plan(data_dir: Path, currencies, since: date | None, until: date | None) -> 
     return GradePlan(snaps, sorted(stale.select("currency", "date").iter_rows()))
 
 
-def ensure_forecasts(data_dir: Path, stale_days) -> pl.DataFrame:
-    """FORECAST_HISTORY of every stale (currency, day): the forecast made at each snapshot from it alone."""
+def ensure_forecasts(data_dir: Path, stale_days, progress=None) -> pl.DataFrame:
+    """FORECAST_HISTORY of every stale (currency, day): the forecast made at each snapshot from it alone.
+    ``progress(done, total, currency, day start)`` is called after each day."""
     frames = []
     scan = lake.scan(data_dir, "option_snapshots")
-    for currency, day in stale_days:
+    for done, (currency, day) in enumerate(stale_days, start=1):
         lo, hi = _day_bounds(day, day)
         chain = (
             scan.filter((pl.col("currency") == currency) & _in_range(lo, hi))
@@ -118,6 +119,8 @@ def ensure_forecasts(data_dir: Path, stale_days) -> pl.DataFrame:
             frames.append(history_forecasts(chain))
         except (ValueError, SchemaError) as exc:
             raise GexflowError(f"forecast of {currency} {day} failed: {exc}") from None
+        if progress is not None:
+            progress(done, len(stale_days), currency, lo)
     return pl.concat(frames) if frames else pl.DataFrame(schema=FORECAST_HISTORY)
 
 
@@ -215,6 +218,7 @@ def grade_cycle(
     tardis_dir: Path | None = None,
     report: bool = True,
     lock_wait_s: float = 0.0,
+    progress=None,
 ) -> GradeResult:
     """Grade every forecast of the stored snapshots in [since, until] (UTC days), store the grades, and
     (``report``) write ``exports/grades/``. Forecasts are made first where the lake has none."""
@@ -222,7 +226,7 @@ def grade_cycle(
     currencies = list(dict.fromkeys(c.strip().upper() for c in currencies))
     ticker = read_ticker_index(tardis_dir, currencies) if tardis_dir is not None else None
     the_plan = plan(data_dir, currencies, since, until)
-    fresh = ensure_forecasts(data_dir, the_plan.stale_days)
+    fresh = ensure_forecasts(data_dir, the_plan.stale_days, progress)
     history = load_history(data_dir, the_plan, fresh)
     grades = grade_rows(history, load_prices(data_dir, currencies, ticker))
     files.check_writable(data_dir)

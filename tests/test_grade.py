@@ -163,8 +163,10 @@ def test_no_look_ahead_truncating_and_shuffling_after_t_changes_nothing_that_end
     oos_full = out_of_sample(result.grades.filter(pl.col("currency") == "BTC"), FIT_UNTIL, min_fit=2)
     oos_cut = out_of_sample(cut.grades, FIT_UNTIL, min_fit=2)
     assert oos_full.height >= 2  # naive and customer_long at 24 h
-    assert oos_cut.select(fitted).sort("currency", "model", "horizon").equals(
-        oos_full.select(fitted).sort("currency", "model", "horizon")
+    assert (
+        oos_cut.select(fitted)
+        .sort("currency", "model", "horizon")
+        .equals(oos_full.select(fitted).sort("currency", "model", "horizon"))
     )
 
 
