@@ -139,3 +139,14 @@ def test_out_of_sample_fit_ignores_forecasts_whose_horizon_ends_after_fit_until(
     z = np.array([float(i % 3 - 1) * 2 for i in range(6)])
     assert out["n_fit"] == 6 and out["k_all"] == pytest.approx(math.sqrt(np.mean(z**2)))
     assert out["n_test"] == len([i for i in range(12) if T0 + timedelta(hours=12 * i) > fit_until])
+
+
+def test_plain_words_say_when_gex_kept_one_sign_and_cannot_be_tested():
+    key = {"currency": "ETH", "model": "customer_long", "horizon": "24h"}
+    ratios = pl.concat([
+        _table(**key, regime_kind="all", regime="all", n=12, days=5, ratio=1.1, ci_low=0.9, ci_high=1.3),
+        _table(**key, regime_kind="gex_sign", regime="negative", n=12, days=5, ratio=1.1, ci_low=0.9, ci_high=1.3),
+    ])  # fmt: skip
+    text = paragraph({"ratio_by_regime": ratios, "sign_difference": pl.DataFrame(), "regression": pl.DataFrame()})
+    assert "about as large as" in text
+    assert "total dealer GEX was negative at every graded forecast" in text

@@ -43,11 +43,24 @@ def _calibration_sentence(currency: str, ratios: pl.DataFrame, horizon: str) -> 
     )
 
 
-def _gamma_sentence(currency: str, model: str, diff: pl.DataFrame, reg: pl.DataFrame, horizon: str) -> str | None:
-    d = _pick(diff, currency=currency, model=model, horizon=horizon)
+def _one_sign(currency: str, model: str, ratios: pl.DataFrame, horizon: str) -> str | None:
+    signs = ratios.filter(
+        (pl.col("currency") == currency) & (pl.col("model") == model) & (pl.col("horizon") == horizon)
+    ).filter(pl.col("regime_kind") == "gex_sign")
+    if signs.height != 1:
+        return None
+    return (
+        f"With {model} positioning total dealer GEX was {signs['regime'][0]} at every graded forecast, so the "
+        "effect of its sign cannot be measured here."
+    )
+
+
+def _gamma_sentence(currency: str, model: str, tables: dict[str, pl.DataFrame], horizon: str) -> str | None:
+    d = _pick(tables.get("sign_difference", pl.DataFrame()), currency=currency, model=model, horizon=horizon)
+    reg = tables.get("regression", pl.DataFrame())
     b = _pick(reg, currency=currency, model=model, horizon=horizon, term="gex_positive")
     if d is None:
-        return None
+        return _one_sign(currency, model, tables["ratio_by_regime"], horizon)
     if _contains_zero(d["ci_low"], d["ci_high"]):
         verdict = "no measurable effect of the sign of dealer gamma"
     elif d["ci_high"] < 0:
@@ -100,7 +113,7 @@ def paragraph(tables: dict[str, pl.DataFrame], horizon: str = HEADLINE_HORIZON) 
     for currency in sorted(ratios["currency"].unique().to_list()):
         sentences = [_calibration_sentence(currency, ratios, horizon)]
         for model in sorted(ratios.filter(pl.col("currency") == currency)["model"].unique().to_list()):
-            sentences.append(_gamma_sentence(currency, model, tables["sign_difference"], tables["regression"], horizon))
+            sentences.append(_gamma_sentence(currency, model, tables, horizon))
             sentences.append(_oos_sentence(currency, model, tables.get("out_of_sample", pl.DataFrame()), horizon))
         out.append(" ".join(s for s in sentences if s))
     return "\n\n".join(p for p in out if p)
