@@ -31,7 +31,9 @@ def _pick(frame: pl.DataFrame, **eq) -> dict | None:
 
 
 def _calibration_sentence(currency: str, ratios: pl.DataFrame, horizon: str) -> str | None:
-    row = _pick(ratios, currency=currency, model="naive", horizon=horizon, regime_kind="all")
+    # the implied distribution is the same for every model: one model's rows tell it (naive when present)
+    rows = ratios.filter((pl.col("currency") == currency) & (pl.col("horizon") == horizon))
+    row = _pick(rows.sort(pl.col("model") != "naive", "model"), regime_kind="all")
     if row is None:
         return None
     word = "smaller" if row["ci_high"] < 1.0 else "larger" if row["ci_low"] > 1.0 else "about as large as"
