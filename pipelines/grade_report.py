@@ -37,7 +37,7 @@ def report_tables(grades: pl.DataFrame, fit_until: datetime | None) -> dict[str,
     return {
         "counts": gs.counts(grades),
         "ratio_by_regime": gs.ratio_by_regime(grades),
-        "sign_difference": gs.sign_difference(grades),
+        "regime_difference": gs.regime_difference(grades),
         "calibration": gs.calibration(grades),
         "pit_histogram": gs.pit_histogram(grades),
         "regression": gs.regression(grades),

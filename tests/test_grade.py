@@ -159,7 +159,7 @@ def test_no_look_ahead_truncating_and_shuffling_after_t_changes_nothing_that_end
     full, truncated = before_t(result.grades), before_t(cut.grades)
     assert full.height >= 40 and full.filter(pl.col("status") == "graded").height >= 8
     assert truncated.equals(full)  # every column of every grade, bit for bit
-    fitted = ["currency", "model", "horizon", "n_fit", "k_all", "k_pos", "k_neg", "n_pos", "n_neg"]
+    fitted = ["currency", "model", "horizon", "n_fit", "gex_threshold_coins", "k_all", "k_high", "k_low", "n_high"]
     oos_full = out_of_sample(result.grades.filter(pl.col("currency") == "BTC"), FIT_UNTIL, min_fit=2)
     oos_cut = out_of_sample(cut.grades, FIT_UNTIL, min_fit=2)
     assert oos_full.height >= 2  # naive and customer_long at 24 h
@@ -184,7 +184,7 @@ def test_report_has_every_file_the_numbers_and_says_which_data_it_used(graded):
     words = (folder / "summary.txt").read_text()
     ratios = pl.read_parquet(folder / "ratio_by_regime.parquet")
     btc = ratios.filter((pl.col("currency") == "BTC") & (pl.col("model") == "naive") & (pl.col("horizon") == "24h"))
-    assert f"realised/implied = {btc.filter(pl.col('regime') == 'all')['ratio'][0]:.2f}" in words
+    assert f"= {btc.filter(pl.col('regime') == 'all')['ratio'][0]:.2f} (too few days for an interval)" in words
     assert pl.read_parquet(folder / "forecast_grades.parquet").equals(result.grades)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from transforms import grade_stats as st
 from transforms.grade_schemas import FORECAST_HISTORY, INDEX_PRICE
-from transforms.grade_summary import out_of_sample
+from transforms.grade_summary import GEX_HIGH_LOW, out_of_sample
 from transforms.grade_words import paragraph
 from transforms.grading import crps_normal, grade_forecasts, log_score_normal, norm_cdf
 
@@ -106,8 +106,8 @@ def test_scale_fit_is_the_maximum_likelihood_sd_and_only_uses_rows_whose_horizon
     pos = np.array([True, True, False, False, False])
     k = st.fit_scales(z, pos, min_fit=2)
     assert k["k_all"] == pytest.approx(math.sqrt(np.mean(z**2)))
-    assert k["k_pos"] == pytest.approx(math.sqrt(2.5)) and k["k_neg"] == pytest.approx(math.sqrt(10.25 / 3))
-    assert st.fit_scales(z, pos, min_fit=3)["k_pos"] == k["k_all"]  # too few positive rows: the common scale
+    assert k["k_high"] == pytest.approx(math.sqrt(2.5)) and k["k_low"] == pytest.approx(math.sqrt(10.25 / 3))
+    assert st.fit_scales(z, pos, min_fit=3)["k_high"] == k["k_all"]  # too few high-GEX rows: the common scale
 
 
 def _table(**cols) -> pl.DataFrame:
@@ -117,13 +117,15 @@ def _table(**cols) -> pl.DataFrame:
 def test_plain_words_say_no_measurable_effect_exactly_when_the_interval_contains_zero():
     key = {"currency": "BTC", "model": "naive", "horizon": "24h"}
     ratios = _table(**key, regime_kind="all", regime="all", n=40, days=20, ratio=0.8, ci_low=0.7, ci_high=0.9)
-    reg = _table(**key, term="gex_positive", coef=0.001, ci_low=-0.002, ci_high=0.004)
-    for lo, hi, expected in ((-0.1, 0.2, "no measurable effect"), (-0.3, -0.1, "as the pinning story claims")):
-        diff = _table(**key, n_pos=20, n_neg=20, difference=(lo + hi) / 2, ci_low=lo, ci_high=hi)
-        text = paragraph({"ratio_by_regime": ratios, "sign_difference": diff, "regression": reg})
+    reg = _table(**key, term="gex_kcoins", coef=0.001, ci_low=-0.002, ci_high=0.004)
+    cases = ((-0.1, 0.2, "no measurable effect of the size of GEX"), (-0.3, -0.1, "as the pinning story claims"),
+             (0.1, 0.3, "against the pinning story"))  # fmt: skip
+    for lo, hi, expected in cases:
+        diff = _table(**key, comparison=GEX_HIGH_LOW, n_a=20, n_b=20, difference=(lo + hi) / 2, ci_low=lo, ci_high=hi)
+        text = paragraph({"ratio_by_regime": ratios, "regime_difference": diff, "regression": reg})
         assert expected in text and "smaller than the moves ATM implied volatility priced" in text
-    assert "pinning" not in paragraph({"ratio_by_regime": ratios, "sign_difference": diff.with_columns(
-        ci_low=pl.lit(-0.1)), "regression": reg}).split("negative GEX")[1].split(".")[0]  # fmt: skip
+        assert "+0.100 percentage points" in text and "Newey-West): no measurable effect" in text
+        assert ("pinning" in text) == (expected != cases[0][2])
 
 
 def test_out_of_sample_fit_ignores_forecasts_whose_horizon_ends_after_fit_until():
@@ -132,7 +134,7 @@ def test_out_of_sample_fit_ignores_forecasts_whose_horizon_ends_after_fit_until(
         t0 = T0 + timedelta(hours=12 * i)
         rows.append({"currency": "BTC", "model": "naive", "horizon": "24h", "horizon_hours": 24.0, "status": "graded",
                      "snapshot_ts": t0, "horizon_end_ts": t0 + timedelta(hours=24), "z": float(i % 3 - 1) * 2,
-                     "implied_sd": 0.02, "gex_positive": i % 2 == 0})  # fmt: skip
+                     "implied_sd": 0.02, "gex_positive": True, "spot": 100.0, "total_gex_usd": 1e4 * i})  # fmt: skip
     grades = pl.DataFrame(rows)
     fit_until = T0 + timedelta(hours=12 * 5 + 24)  # horizons of t0 index 0..5 ended
     out = out_of_sample(grades, fit_until, min_fit=3).row(0, named=True)
@@ -147,6 +149,6 @@ def test_plain_words_say_when_gex_kept_one_sign_and_cannot_be_tested():
         _table(**key, regime_kind="all", regime="all", n=12, days=5, ratio=1.1, ci_low=0.9, ci_high=1.3),
         _table(**key, regime_kind="gex_sign", regime="negative", n=12, days=5, ratio=1.1, ci_low=0.9, ci_high=1.3),
     ])  # fmt: skip
-    text = paragraph({"ratio_by_regime": ratios, "sign_difference": pl.DataFrame(), "regression": pl.DataFrame()})
+    text = paragraph({"ratio_by_regime": ratios, "regime_difference": pl.DataFrame(), "regression": pl.DataFrame()})
     assert "about as large as" in text
     assert "total dealer GEX was negative at every graded forecast" in text

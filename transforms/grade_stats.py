@@ -12,7 +12,8 @@ Three predictive distributions are scored on rows whose t0 is after ``fit_until`
 
     plain   k = 1                               the ATM implied distribution as published
     const   k = k_all                           one scale fitted in sample, no GEX
-    gex     k = k_pos or k_neg by GEX sign      GEX-conditioned scale (k_all when a sign has < MIN_FIT rows)
+    gex     k = k_high or k_low                 GEX-conditioned: GEX in coins per 1 % move above / at or below
+                                                its in-sample median (k_all when a side has < MIN_FIT rows)
 
 The gain of 'gex' over 'const' is what dealer gamma adds beyond implied volatility.
 """
@@ -28,7 +29,8 @@ from transforms.grading import crps_normal, log_score_normal
 LEVEL = 0.95
 REPLICATES = 2000
 SEED = 20260731
-MIN_FIT = 20  # in-sample rows a GEX sign needs for its own scale
+MIN_DAYS = 10  # days with data an interval needs: a bootstrap over fewer days is not credible
+MIN_FIT = 20  # in-sample rows a GEX regime needs for its own scale
 MS_PER_DAY = 86_400_000
 
 
@@ -66,9 +68,9 @@ def block_counts(n_days: int, block: int, replicates: int = REPLICATES, seed: in
 
 def bootstrap(sums: np.ndarray, stat, block: int, level: float = LEVEL) -> tuple[float, float, float]:
     """(estimate, low, high): ``stat`` (a function of a (..., k) array of column totals) on all days and its
-    percentile interval over moving-block resamples of days."""
+    percentile interval over moving-block resamples of days (NaN with fewer than MIN_DAYS days with data)."""
     estimate = float(stat(sums.sum(axis=0)))
-    if sums.shape[0] < 2:
+    if int(np.any(sums != 0.0, axis=1).sum()) < MIN_DAYS:
         return estimate, math.nan, math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         reps = np.asarray(stat(block_counts(sums.shape[0], block) @ sums), dtype=np.float64)
@@ -125,10 +127,11 @@ def ols_hac(y: np.ndarray, x: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndar
 # --- the out-of-sample scale --------------------------------------------------------------------------------
 
 
-def fit_scales(z: np.ndarray, gex_positive: np.ndarray, min_fit: int = MIN_FIT) -> dict[str, float]:
-    """k_all, k_pos, k_neg (maximum likelihood: sqrt(mean z^2)) and the row counts, from in-sample rows."""
+def fit_scales(z: np.ndarray, high: np.ndarray, min_fit: int = MIN_FIT) -> dict[str, float]:
+    """k_all, k_high, k_low (maximum likelihood: sqrt(mean z^2); a regime with fewer than ``min_fit`` rows
+    gets k_all) and the row counts, from in-sample rows; ``high`` marks the high-GEX rows."""
     z = np.asarray(z, dtype=np.float64)
-    pos = np.asarray(gex_positive, dtype=bool)
+    pos = np.asarray(high, dtype=bool)
     k_all = float(np.sqrt(np.mean(z * z))) if z.size else 1.0
 
     def k_of(mask):
@@ -136,10 +139,10 @@ def fit_scales(z: np.ndarray, gex_positive: np.ndarray, min_fit: int = MIN_FIT) 
 
     return {
         "k_all": k_all,
-        "k_pos": k_of(pos),
-        "k_neg": k_of(~pos),
-        "n_pos": int(pos.sum()),
-        "n_neg": int((~pos).sum()),
+        "k_high": k_of(pos),
+        "k_low": k_of(~pos),
+        "n_high": int(pos.sum()),
+        "n_low": int((~pos).sum()),
     }
 
 
@@ -151,6 +154,7 @@ def scaled_scores(z: np.ndarray, sd: np.ndarray, k: np.ndarray) -> tuple[np.ndar
 
 __all__ = [
     "LEVEL",
+    "MIN_DAYS",
     "MIN_FIT",
     "block_counts",
     "block_days",

@@ -34,12 +34,22 @@ def _interval(g: pl.DataFrame, columns: list[np.ndarray], stat) -> tuple[float, 
     return st.bootstrap(st.day_sums(_days(g), columns), stat, _block(g))
 
 
+def gex_coins(g: pl.DataFrame) -> np.ndarray:
+    """Total dealer GEX in coins per 1 % move (total_gex_usd / spot): the size of the gamma hedge, free of the
+    price level that inflates the USD figure over a long history. NULL GEX counts as 0."""
+    return (g["total_gex_usd"].fill_null(0.0) / g["spot"]).to_numpy()
+
+
 def regime_labels(g: pl.DataFrame) -> dict[str, np.ndarray]:
-    """Regime kind -> label per row: GEX sign, and distance from spot to zero gamma in implied sd."""
+    """Regime kind -> label per row: GEX sign, GEX quintile (in coins, within the group), and distance from
+    spot to zero gamma in implied sd."""
     pos = g["gex_positive"].fill_null(False).to_numpy()
+    coins = gex_coins(g)
+    edges = np.quantile(coins, [0.2, 0.4, 0.6, 0.8])
+    quintile = np.array([f"Q{q + 1}" for q in np.searchsorted(edges, coins, side="right")])
     dist = g["zero_gamma_distance_sd"].abs().fill_null(math.inf).to_numpy()
     near = np.where(dist <= 1.0, "<=1 sd", np.where(dist <= ZG_CAP_SD, "1-3 sd", ">3 sd or none"))
-    return {"gex_sign": np.where(pos, "positive", "negative"), "zero_gamma_distance": near}
+    return {"gex_sign": np.where(pos, "positive", "negative"), "gex_quintile": quintile, "zero_gamma_distance": near}
 
 
 def ratio_by_regime(grades: pl.DataFrame) -> pl.DataFrame:
@@ -59,19 +69,28 @@ def ratio_by_regime(grades: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, orient="row") if rows else pl.DataFrame()
 
 
-def sign_difference(grades: pl.DataFrame) -> pl.DataFrame:
-    """Ratio when GEX > 0 minus ratio when GEX <= 0, with its interval (the pinning claim: < 0)."""
+GEX_HIGH_LOW = "gex above - below median"
+GEX_SIGN = "gex positive - negative"
+
+
+def regime_difference(grades: pl.DataFrame) -> pl.DataFrame:
+    """Ratio in the higher-GEX regime minus the lower one, with its interval (the pinning claim: < 0): GEX in
+    coins above minus at-or-below the group's median, and positive minus negative GEX when both occur."""
     rows = []
     for key, g in _groups(grades):
         z2 = g["z"].to_numpy() ** 2
-        pos = g["gex_positive"].fill_null(False).to_numpy().astype(float)
-        neg = 1.0 - pos
-        if pos.sum() == 0 or neg.sum() == 0:
-            continue
-        est, lo, hi = _interval(g, [z2 * pos, pos, z2 * neg, neg], st.rms_difference)
-        rows.append(
-            {**key, "n_pos": int(pos.sum()), "n_neg": int(neg.sum()), "difference": est, "ci_low": lo, "ci_high": hi}
-        )
+        coins = gex_coins(g)
+        splits = {
+            GEX_HIGH_LOW: (coins > np.median(coins)).astype(float),
+            GEX_SIGN: g["gex_positive"].fill_null(False).to_numpy().astype(float),
+        }
+        for name, a in splits.items():
+            b = 1.0 - a
+            if a.sum() == 0 or b.sum() == 0:
+                continue
+            est, lo, hi = _interval(g, [z2 * a, a, z2 * b, b], st.rms_difference)
+            counts = {"n_a": int(a.sum()), "n_b": int(b.sum())}
+            rows.append({**key, "comparison": name, **counts, "difference": est, "ci_low": lo, "ci_high": hi})
     return pl.DataFrame(rows, orient="row") if rows else pl.DataFrame()
 
 
@@ -101,24 +120,37 @@ def pit_histogram(grades: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, orient="row") if rows else pl.DataFrame()
 
 
-REGRESSORS = ("intercept", "implied_sd", "gex_positive", "zero_gamma_near", "gex_expiring_24h_share")
+REGRESSORS = ("intercept", "implied_sd", "gex_kcoins", "gex_positive", "zero_gamma_near", "gex_expiring_24h_share")
+
+
+def _design(g: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Regressors with variation in this group (a model whose GEX never changes sign has no sign term)."""
+    dist = g["zero_gamma_distance_sd"].abs().fill_null(math.inf).to_numpy()
+    cols = {
+        "intercept": np.ones(g.height),
+        "implied_sd": g["implied_sd"].to_numpy(),
+        "gex_kcoins": gex_coins(g) / 1000.0,
+        "gex_positive": g["gex_positive"].fill_null(False).cast(pl.Float64).to_numpy(),
+        "zero_gamma_near": (dist <= 1.0).astype(float),
+        "gex_expiring_24h_share": g["gex_expiring_24h_share"].fill_null(0.0).to_numpy(),
+    }
+    names = [n for n in REGRESSORS if n == "intercept" or np.ptp(cols[n]) > 0]
+    return names, np.column_stack([cols[n] for n in names])
 
 
 def regression(grades: pl.DataFrame) -> pl.DataFrame:
     """|realised log move| on the implied sd plus regime terms, OLS with Newey-West standard errors.
-    zero_gamma_near = 1 when spot is within 1 implied sd of zero gamma; a NULL share counts as 0."""
+    gex_kcoins = total GEX in thousand coins per 1 % move; zero_gamma_near = 1 when spot is within 1 implied
+    sd of zero gamma; a NULL share counts as 0. Terms without variation in a group are left out."""
     rows = []
     for key, g in _groups(grades):
         if g.height < 3 * len(REGRESSORS):
             continue
-        dist = g["zero_gamma_distance_sd"].abs().fill_null(math.inf).to_numpy()
-        pos = g["gex_positive"].fill_null(False).cast(pl.Float64).to_numpy()
-        share = g["gex_expiring_24h_share"].fill_null(0.0).to_numpy()
-        x = np.column_stack([np.ones(g.height), g["implied_sd"].to_numpy(), pos, (dist <= 1.0).astype(float), share])
+        names, x = _design(g)
         t0 = g["snapshot_ts"].dt.epoch("ms").to_numpy()
         lag = st.newey_west_lag(t0, float(g["horizon_hours"].median()))
         beta, se = st.ols_hac(np.abs(g["realised_log_move"].to_numpy()), x, lag)
-        for name, b, s in zip(REGRESSORS, beta, se, strict=True):
+        for name, b, s in zip(names, beta, se, strict=True):
             ci = {"ci_low": float(b - 1.96 * s), "ci_high": float(b + 1.96 * s)}
             rows.append(
                 {**key, "term": name, "coef": float(b), "se_newey_west": float(s), **ci, "n": g.height, "lag": lag}
@@ -131,15 +163,17 @@ def _oos_row(key: dict, g: pl.DataFrame, fit_until: datetime, min_fit: int) -> d
     test = g.filter(pl.col("snapshot_ts") > fit_until)
     if fit.height < min_fit or test.height < 2:
         return None
-    k = st.fit_scales(fit["z"].to_numpy(), fit["gex_positive"].fill_null(False).to_numpy(), min_fit=min_fit)
+    threshold = float(np.median(gex_coins(fit)))  # fitted in sample, like the scales
+    k = st.fit_scales(fit["z"].to_numpy(), gex_coins(fit) > threshold, min_fit=min_fit)
     z, sd = test["z"].to_numpy(), test["implied_sd"].to_numpy()
-    pos = test["gex_positive"].fill_null(False).to_numpy()
+    high = gex_coins(test) > threshold
     scores = {
         "plain": st.scaled_scores(z, sd, np.ones(z.size)),
         "const": st.scaled_scores(z, sd, np.full(z.size, k["k_all"])),
-        "gex": st.scaled_scores(z, sd, np.where(pos, k["k_pos"], k["k_neg"])),
+        "gex": st.scaled_scores(z, sd, np.where(high, k["k_high"], k["k_low"])),
     }
-    row = {**key, "fit_until": fit_until, "n_fit": fit.height, "n_test": test.height, **k}
+    head = {"fit_until": fit_until, "n_fit": fit.height, "n_test": test.height, "gex_threshold_coins": threshold}
+    row = {**key, **head, **k}
     one = np.ones(z.size)
     for i, score in enumerate(("crps", "log_score")):
         for name in scores:
@@ -178,7 +212,8 @@ __all__ = [
     "out_of_sample",
     "pit_histogram",
     "ratio_by_regime",
+    "gex_coins",
+    "regime_difference",
     "regime_labels",
     "regression",
-    "sign_difference",
 ]

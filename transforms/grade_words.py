@@ -9,12 +9,18 @@ import math
 
 import polars as pl
 
+from transforms.grade_summary import GEX_HIGH_LOW, GEX_SIGN
+
 HEADLINE_HORIZON = "24h"
 
 
+def _known(lo: float, hi: float) -> bool:
+    return math.isfinite(lo) and math.isfinite(hi)
+
+
 def _ci(lo: float, hi: float, fmt: str = "{:+.2f}") -> str:
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "interval not available"
+    if not _known(lo, hi):
+        return "too few days for an interval"
     return f"95 % interval {fmt.format(lo)} to {fmt.format(hi)}"
 
 
@@ -36,49 +42,67 @@ def _calibration_sentence(currency: str, ratios: pl.DataFrame, horizon: str) -> 
     row = _pick(rows.sort(pl.col("model") != "naive", "model"), regime_kind="all")
     if row is None:
         return None
-    word = "smaller" if row["ci_high"] < 1.0 else "larger" if row["ci_low"] > 1.0 else "about as large as"
-    than = "" if word.startswith("about") else " than"
-    return (
-        f"{currency}: over {horizon} ({row['n']} forecasts on {row['days']} days), realised moves were {word}{than} "
-        f"the moves ATM implied volatility priced: realised/implied = {row['ratio']:.2f} "
+    head = f"{currency}: over {horizon} ({row['n']} forecasts on {row['days']} days), "
+    if not _known(row["ci_low"], row["ci_high"]):
+        return head + f"realised/implied move = {row['ratio']:.2f} (too few days for an interval)."
+    if row["ci_high"] < 1.0:
+        word = "smaller than"
+    else:
+        word = "larger than" if row["ci_low"] > 1.0 else "about as large as"
+    return head + (
+        f"realised moves were {word} the moves ATM implied volatility priced: realised/implied = {row['ratio']:.2f} "
         f"({_ci(row['ci_low'], row['ci_high'], '{:.2f}')})."
     )
 
 
-def _one_sign(currency: str, model: str, ratios: pl.DataFrame, horizon: str) -> str | None:
-    signs = ratios.filter(
-        (pl.col("currency") == currency) & (pl.col("model") == model) & (pl.col("horizon") == horizon)
-    ).filter(pl.col("regime_kind") == "gex_sign")
-    if signs.height != 1:
-        return None
+def _verdict(d: dict, what: str) -> str:
+    if not _known(d["ci_low"], d["ci_high"]):
+        return f"too little data to tell the effect of {what}"
+    if _contains_zero(d["ci_low"], d["ci_high"]):
+        return f"no measurable effect of {what}"
+    if d["ci_high"] < 0:
+        return "moves were smaller when dealers held more gamma, as the pinning story claims"
+    return "moves were larger when dealers held more gamma, against the pinning story"
+
+
+def _difference(d: dict, label: str, what: str) -> str:
     return (
-        f"With {model} positioning total dealer GEX was {signs['regime'][0]} at every graded forecast, so the "
-        "effect of its sign cannot be measured here."
+        f"realised/implied {label} differs by {d['difference']:+.2f} ({_ci(d['ci_low'], d['ci_high'])}; "
+        f"{d['n_a']} vs {d['n_b']} forecasts): {_verdict(d, what)}"
     )
+
+
+def _one_sign(ratios: pl.DataFrame) -> str | None:
+    signs = ratios.filter(pl.col("regime_kind") == "gex_sign")
+    return f"total dealer GEX was {signs['regime'][0]} at every graded forecast" if signs.height == 1 else None
 
 
 def _gamma_sentence(currency: str, model: str, tables: dict[str, pl.DataFrame], horizon: str) -> str | None:
-    d = _pick(tables.get("sign_difference", pl.DataFrame()), currency=currency, model=model, horizon=horizon)
-    reg = tables.get("regression", pl.DataFrame())
-    b = _pick(reg, currency=currency, model=model, horizon=horizon, term="gex_positive")
-    if d is None:
-        return _one_sign(currency, model, tables["ratio_by_regime"], horizon)
-    if _contains_zero(d["ci_low"], d["ci_high"]):
-        verdict = "no measurable effect of the sign of dealer gamma"
-    elif d["ci_high"] < 0:
-        verdict = "moves were smaller under positive dealer gamma, as the pinning story claims"
+    key = {"currency": currency, "model": model, "horizon": horizon}
+    diffs = tables.get("regime_difference", pl.DataFrame())
+    size = _pick(diffs, **key, comparison=GEX_HIGH_LOW)
+    sign = _pick(diffs, **key, comparison=GEX_SIGN)
+    parts = []
+    if size is not None:
+        parts.append(_difference(size, "above minus below the median GEX (coins per 1 % move)", "the size of GEX"))
+    if sign is not None:
+        parts.append(_difference(sign, "under positive minus negative GEX", "the sign of dealer gamma"))
     else:
-        verdict = "moves were larger under positive dealer gamma, against the pinning story"
-    text = (
-        f"With {model} positioning the ratio under positive minus negative GEX is {d['difference']:+.2f} "
-        f"({_ci(d['ci_low'], d['ci_high'])}; {d['n_pos']} vs {d['n_neg']} forecasts): {verdict}."
-    )
+        ratios = tables["ratio_by_regime"].filter(
+            (pl.col("currency") == currency) & (pl.col("model") == model) & (pl.col("horizon") == horizon)
+        )
+        parts.append(_one_sign(ratios))
+    parts = [p for p in parts if p]
+    if not parts:
+        return None
+    text = f"With {model} positioning, " + "; ".join(parts) + "."
+    b = _pick(tables.get("regression", pl.DataFrame()), **key, term="gex_kcoins")
     if b is not None:
         extra = "no measurable effect" if _contains_zero(b["ci_low"], b["ci_high"]) else "a measurable effect"
+        interval = _ci(b["ci_low"] * 100, b["ci_high"] * 100, "{:+.3f}")
         text += (
-            f" Holding the implied move fixed, positive GEX changes the absolute log move by "
-            f"{b['coef'] * 100:+.2f} percentage points ({_ci(b['ci_low'] * 100, b['ci_high'] * 100)}, "
-            f"Newey-West): {extra}."
+            f" Holding the implied move fixed, 1,000 more coins of dealer GEX per 1 % move change the absolute "
+            f"log move by {b['coef'] * 100:+.3f} percentage points ({interval}, Newey-West): {extra}."
         )
     return text
 
@@ -91,7 +115,9 @@ def _oos_sentence(currency: str, model: str, oos: pl.DataFrame, horizon: str) ->
     for other, label in (("const", "a single fitted scale (no GEX)"), ("plain", "plain ATM IV")):
         key = f"crps_gex_minus_{other}"
         lo, hi = row[f"{key}_low"], row[f"{key}_high"]
-        if _contains_zero(lo, hi):
+        if not _known(lo, hi):
+            verdict = "too few days to tell"
+        elif _contains_zero(lo, hi):
             verdict = "no measurable improvement"
         else:
             verdict = "better" if hi < 0 else "worse"
@@ -100,13 +126,13 @@ def _oos_sentence(currency: str, model: str, oos: pl.DataFrame, horizon: str) ->
         )
     return (
         f"Out of sample ({row['n_test']} {model} forecasts after {row['fit_until']:%Y-%m-%d}, scales fitted on "
-        f"{row['n_fit']}: k+ = {row['k_pos']:.2f}, k- = {row['k_neg']:.2f}, k = {row['k_all']:.2f}), the "
-        f"GEX-conditioned distribution scored " + "; ".join(parts) + "."
+        f"{row['n_fit']}: k = {row['k_high']:.2f} above and {row['k_low']:.2f} below the in-sample median GEX, "
+        f"{row['k_all']:.2f} for all), the GEX-scaled distribution scored " + "; ".join(parts) + "."
     )
 
 
 def paragraph(tables: dict[str, pl.DataFrame], horizon: str = HEADLINE_HORIZON) -> str:
-    """One paragraph per currency from the report tables (ratio_by_regime, sign_difference, regression,
+    """One paragraph per currency from the report tables (ratio_by_regime, regime_difference, regression,
     out_of_sample), for ``horizon``; empty tables give a sentence saying so."""
     ratios = tables.get("ratio_by_regime", pl.DataFrame())
     if ratios.is_empty():
