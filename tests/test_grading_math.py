@@ -126,6 +126,8 @@ def test_plain_words_say_no_measurable_effect_exactly_when_the_interval_contains
         assert expected in text and "smaller than the moves ATM implied volatility priced" in text
         assert "+0.100 percentage points" in text and "Newey-West): no measurable effect" in text
         assert ("pinning" in text) == (expected != cases[0][2])
+        hits = 0 if expected == cases[0][2] else 1  # the regression interval contains zero in every case
+        assert f"Of the 2 effects of dealer gamma stated above, {hits} have a 95 % interval that excludes zero" in text
 
 
 def test_out_of_sample_fit_ignores_forecasts_whose_horizon_ends_after_fit_until():

@@ -107,27 +107,65 @@ def _gamma_sentence(currency: str, model: str, tables: dict[str, pl.DataFrame], 
     return text
 
 
+def _score_part(row: dict, score: str, other: str, label: str, scale: float, unit: str) -> str:
+    key = f"{score}_gex_minus_{other}"
+    lo, hi = row[f"{key}_low"], row[f"{key}_high"]
+    if not _known(lo, hi):
+        verdict = "too few days to tell"
+    elif _contains_zero(lo, hi):
+        verdict = "no measurable improvement"
+    else:
+        verdict = "better" if hi < 0 else "worse"
+    interval = _ci(lo * scale, hi * scale, "{:+.1f}" if scale > 1 else "{:+.3f}")
+    value = f"{row[key] * scale:+.1f}" if scale > 1 else f"{row[key]:+.3f}"
+    return f"against {label} {value}{unit} ({interval}): {verdict}"
+
+
 def _oos_sentence(currency: str, model: str, oos: pl.DataFrame, horizon: str) -> str | None:
     row = _pick(oos, currency=currency, model=model, horizon=horizon)
     if row is None:
         return None
-    parts = []
-    for other, label in (("const", "a single fitted scale (no GEX)"), ("plain", "plain ATM IV")):
-        key = f"crps_gex_minus_{other}"
-        lo, hi = row[f"{key}_low"], row[f"{key}_high"]
-        if not _known(lo, hi):
-            verdict = "too few days to tell"
-        elif _contains_zero(lo, hi):
-            verdict = "no measurable improvement"
-        else:
-            verdict = "better" if hi < 0 else "worse"
-        parts.append(
-            f"against {label} {row[key] * 1e4:+.1f} bp of CRPS ({_ci(lo * 1e4, hi * 1e4, '{:+.1f}')}): {verdict}"
-        )
+    parts = [
+        _score_part(row, "crps", "const", "a single fitted scale (no GEX)", 1e4, " bp of CRPS"),
+        _score_part(row, "crps", "plain", "plain ATM IV", 1e4, " bp of CRPS"),
+        _score_part(row, "log_score", "const", "the single scale", 1.0, " in log score"),
+    ]
     return (
         f"Out of sample ({row['n_test']} {model} forecasts after {row['fit_until']:%Y-%m-%d}, scales fitted on "
         f"{row['n_fit']}: k = {row['k_high']:.2f} above and {row['k_low']:.2f} below the in-sample median GEX, "
         f"{row['k_all']:.2f} for all), the GEX-scaled distribution scored " + "; ".join(parts) + "."
+    )
+
+
+def _intervals(tables: dict[str, pl.DataFrame], horizon: str) -> list[tuple[float, float]]:
+    """The (low, high) of every effect the paragraph states at ``horizon``."""
+    out = []
+    diffs = tables.get("regime_difference", pl.DataFrame())
+    reg = tables.get("regression", pl.DataFrame())
+    oos = tables.get("out_of_sample", pl.DataFrame())
+    if not diffs.is_empty():
+        out += diffs.filter(pl.col("horizon") == horizon).select("ci_low", "ci_high").rows()
+    if not reg.is_empty():
+        out += (
+            reg.filter((pl.col("horizon") == horizon) & (pl.col("term") == "gex_kcoins"))
+            .select("ci_low", "ci_high")
+            .rows()
+        )
+    if not oos.is_empty():
+        for key in ("crps_gex_minus_const", "crps_gex_minus_plain", "log_score_gex_minus_const"):
+            out += oos.filter(pl.col("horizon") == horizon).select(f"{key}_low", f"{key}_high").rows()
+    return [(lo, hi) for lo, hi in out if _known(lo, hi)]
+
+
+def multiple_comparisons(tables: dict[str, pl.DataFrame], horizon: str = HEADLINE_HORIZON) -> str | None:
+    """How many of the stated effects have an interval excluding zero, against what chance alone gives."""
+    found = _intervals(tables, horizon)
+    if not found:
+        return None
+    hits = sum(not _contains_zero(lo, hi) for lo, hi in found)
+    return (
+        f"Of the {len(found)} effects of dealer gamma stated above, {hits} have a 95 % interval that excludes "
+        f"zero; about {len(found) / 20:.1f} would by chance alone, so read single hits with care."
     )
 
 
@@ -144,7 +182,8 @@ def paragraph(tables: dict[str, pl.DataFrame], horizon: str = HEADLINE_HORIZON) 
             sentences.append(_gamma_sentence(currency, model, tables, horizon))
             sentences.append(_oos_sentence(currency, model, tables.get("out_of_sample", pl.DataFrame()), horizon))
         out.append(" ".join(s for s in sentences if s))
+    out.append(multiple_comparisons(tables, horizon) or "")
     return "\n\n".join(p for p in out if p)
 
 
-__all__ = ["HEADLINE_HORIZON", "paragraph"]
+__all__ = ["HEADLINE_HORIZON", "multiple_comparisons", "paragraph"]
