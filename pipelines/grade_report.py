@@ -54,25 +54,44 @@ def _figure(w: float, h: float):
     return Figure(figsize=(w, h), dpi=100, layout="constrained")
 
 
+_MODEL_COLOURS = {"naive": "#4C78A8", "customer_long": "#F58518"}
+_PANELS = (
+    ("GEX sign, distance to zero gamma", ("all", "gex_sign", "zero_gamma_distance")),
+    ("GEX quintile (coins per 1 %)", ("gex_quintile",)),
+)
+
+
+def _ratio_panel(ax, part: pl.DataFrame, title: str) -> None:
+    part = part.unique(["regime_kind", "regime", "model"], keep="first", maintain_order=True)
+    part = part.filter((pl.col("regime_kind") != "all") | (pl.col("model") == part["model"].min()))
+    labels = ["all" if k == "all" else str(r) for k, r in part.select("regime_kind", "regime").iter_rows()]
+    y = part["ratio"].to_numpy()
+    err = np.abs(np.vstack([y - part["ci_low"].to_numpy(), part["ci_high"].to_numpy() - y]))
+    colours = [
+        "#999999" if k == "all" else _MODEL_COLOURS.get(m, "#54A24B")
+        for m, k in part.select("model", "regime_kind").iter_rows()
+    ]
+    ax.bar(range(len(y)), y, yerr=np.nan_to_num(err), color=colours, capsize=3)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=c, label=m) for m, c in _MODEL_COLOURS.items()], fontsize=7, loc="lower right")
+    ax.axhline(1.0, color="#222", ls="--", lw=1)
+    ax.set_xticks(range(len(y)), labels, fontsize=7)
+    ax.set_title(title, fontsize=10)
+
+
 def ratio_chart(ratios: pl.DataFrame, path: Path) -> Path:
-    """Realised/implied move ratio by GEX sign and model, per currency, 95 % intervals as error bars."""
-    fig = _figure(11, 4.2)
-    rows = ratios.filter((pl.col("horizon") == HEADLINE_HORIZON) & pl.col("regime_kind").is_in(["all", "gex_sign"]))
-    currencies = sorted(rows["currency"].unique().to_list()) or ["-"]
+    """Realised/implied move ratio by regime (GEX sign, distance to zero gamma; GEX quintiles), per currency
+    and model (naive blue, customer_long orange), 95 % intervals as error bars."""
+    rows = ratios.filter(pl.col("horizon") == HEADLINE_HORIZON) if not ratios.is_empty() else ratios
+    currencies = sorted(rows["currency"].unique().to_list()) if not rows.is_empty() else []
+    fig = _figure(13, 3.6 * max(1, len(currencies)))
     for i, currency in enumerate(currencies):
-        ax = fig.add_subplot(1, len(currencies), i + 1)
-        part = rows.filter(pl.col("currency") == currency).sort("model", "regime_kind", "regime")
-        labels = [
-            f"{m}\n{r}" if k != "all" else "all"
-            for m, k, r in part.select("model", "regime_kind", "regime").iter_rows()
-        ]
-        keep = [j for j, lab in enumerate(labels) if lab != "all" or labels.index("all") == j]
-        y = part["ratio"].to_numpy()[keep]
-        err = np.abs(np.vstack([y - part["ci_low"].to_numpy()[keep], part["ci_high"].to_numpy()[keep] - y]))
-        ax.bar(range(len(keep)), y, yerr=np.nan_to_num(err), color="#4C78A8", capsize=4)
-        ax.axhline(1.0, color="#222", ls="--", lw=1)
-        ax.set_xticks(range(len(keep)), [labels[j] for j in keep], fontsize=8)
-        ax.set_title(f"{currency}: realised / implied move, {HEADLINE_HORIZON}")
+        for j, (name, kinds) in enumerate(_PANELS):
+            part = rows.filter((pl.col("currency") == currency) & pl.col("regime_kind").is_in(list(kinds)))
+            part = part.sort("regime_kind", "model", "regime")
+            ax = fig.add_subplot(len(currencies), len(_PANELS), i * len(_PANELS) + j + 1)
+            _ratio_panel(ax, part, f"{currency}: realised / implied move, {HEADLINE_HORIZON}, by {name}")
     fig.savefig(path)
     return path
 
