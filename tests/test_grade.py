@@ -208,7 +208,7 @@ def test_report_renders_in_headless_chromium(graded, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["grade", "--fit-until", "2026-13-01"], "--fit-until must be YYYY-MM-DD"),
+        (["grade", "--fit-until", "30/04/2026"], "--fit-until must be YYYY-MM-DD"),
         (["grade", "--since", "2030-01-01"], "no BTC, ETH option snapshots between 2030-01-01"),
         (["grade", "--tardis", "/nonexistent/tardis"], "--tardis /nonexistent/tardis: not a directory"),
     ],
