@@ -215,6 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="print deployments, schedules and parameters; start nothing")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser(
+        "grade", help="grade every stored snapshot's forecast against what followed (exports/grades/)", epilog=EPILOG
+    )
+    _common(p, source=False, api=False)
+    p.add_argument("--since", help="first UTC day YYYY-MM-DD of forecasts to grade (default: the first snapshot)")
+    p.add_argument("--until", help="last UTC day YYYY-MM-DD of forecasts to grade (default: the last snapshot)")
+    p.add_argument(
+        "--fit-until",
+        help="UTC day YYYY-MM-DD: the GEX-conditioned scale is fitted on forecasts whose horizon ended by the end "
+        "of that day and scored on forecasts made after it (default: no out-of-sample test)",
+    )
+    p.add_argument(
+        "--tardis", type=Path, metavar="DIR", help="also use the recorded derivative_ticker index rows under DIR"
+    )
+    p.add_argument("--no-report", action="store_true", help="store the grades only; do not write exports/grades/")
+    p.set_defaults(func=cmd_grade)
+
     p = sub.add_parser("sql", help="run a read-only SQL query against the warehouse", epilog=EPILOG)
     p.add_argument("query", nargs="?", help="SQL text (or use --file)")
     p.add_argument("--file", type=Path, help="a .sql file (e.g. sql/queries/latest_key_levels.sql)")
@@ -667,6 +684,37 @@ def cmd_forecast(args) -> int:
     from pipelines import report
 
     print(report.forecast_summary(result))
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from datetime import timedelta
+
+    from pipelines.grade import grade_cycle
+
+    settings = settings_from(args)
+    since, until = _day(args.since, "--since"), _day(args.until, "--until")
+    fit_day = _day(args.fit_until, "--fit-until")
+    fit_until = datetime.combine(fit_day, datetime.min.time(), UTC) + timedelta(days=1) if fit_day else None
+    if args.tardis is not None and not args.tardis.is_dir():
+        raise ConfigError(f"--tardis {args.tardis}: not a directory")
+    result = grade_cycle(
+        settings.data_dir,
+        currencies=_coins(settings),
+        since=since,
+        until=until,
+        fit_until=fit_until,
+        tardis_dir=args.tardis,
+        report=not args.no_report,
+        progress=_progress("forecasting (once per stored snapshot)"),
+    )
+    graded = result.grades.filter(result.grades["status"] == "graded").height
+    print(
+        f"graded {graded} of {result.grades.height} forecast(s) ({result.computed_forecasts} snapshot(s) forecast now, "
+        f"{result.ticker_rows} derivative_ticker row(s) imported)"
+    )
+    if result.report_dir is not None:
+        print(f"report: {result.report_dir / 'index.html'}")
     return 0
 
 

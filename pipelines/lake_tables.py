@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from transforms.grade_schemas import FORECAST_GRADE, FORECAST_HISTORY, INDEX_PRICE
 from transforms.schemas import (
     DEALER_POSITION_STORED,
     EXPIRY_ROLLOFF,
@@ -40,6 +41,9 @@ LAKE_TABLES: dict[str, dict] = {
     "expiry_rolloff": EXPIRY_ROLLOFF,
     "tape_coverage": TAPE_COVERAGE,
     "oi_reconciliation": OI_RECONCILIATION,
+    "forecast_history": FORECAST_HISTORY,
+    "index_prices": INDEX_PRICE,
+    "forecast_grades": FORECAST_GRADE,
 }
 
 

@@ -1,0 +1,87 @@
+"""Forecast grading benchmark: ``python -m benchmarks.bench_grade --data-dir DIR [--tardis DIR] [--reuse-forecasts]``.
+
+DIR is a data dir after ``gexflow backfill --tardis ../shared/data/tardis`` (the whole history: 1,692 chain
+snapshots, BTC and ETH). Its ``option_snapshots`` (and with ``--reuse-forecasts`` its ``forecast_history``)
+are copied into a scratch dir, so DIR is not touched. Timed, each in one run of this script:
+
+1. ``cold``: ``grade_cycle`` with no stored forecast history: the forecast made at every snapshot
+   (naive and customer_long, 1 h / 24 h / next expiry) plus everything below. Skipped with ``--reuse-forecasts``.
+2. ``grade``: ``grade_cycle`` again, forecasts stored: read the lake, import the derivative_ticker index rows,
+   grade every forecast, the statistics (block bootstrap, Newey-West), one journaled commit, the report
+   (HTML, 3 PNG charts, Parquet + CSV) -- what a re-grade over the whole history costs.
+3. ``grade_math``: only ``transforms.grading.grade_forecasts`` + the report tables, in memory.
+
+Wall and CPU seconds are reported (the machine may be shared: CPU time is the steadier figure). Writes
+``benchmarks/results/bench_grade.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipelines.grade import grade_cycle, load_prices
+from pipelines.grade_report import report_tables
+from transforms.grading import grade_forecasts
+from warehouse import lake
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARDIS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tardis"
+FIT_UNTIL = datetime(2026, 5, 1, tzinfo=UTC)
+CURRENCIES = ("BTC", "ETH")
+
+
+def _timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, round(time.perf_counter() - wall, 2), round(time.process_time() - cpu, 2)
+
+
+def _copy(src: Path, dest: Path, tables) -> None:
+    for table in tables:
+        if (src / "lake" / table).is_dir():
+            shutil.copytree(src / "lake" / table, dest / "lake" / table)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, required=True, help="a data dir after the whole Tardis backfill")
+    ap.add_argument("--tardis", type=Path, default=TARDIS)
+    ap.add_argument("--reuse-forecasts", action="store_true", help="copy forecast_history; skip the cold pass")
+    args = ap.parse_args()
+    out: dict = {"data_dir": str(args.data_dir), "tardis": str(args.tardis), "fit_until": FIT_UNTIL.isoformat()}
+    scratch = Path(tempfile.mkdtemp(prefix="bench_grade_"))
+    try:
+        data = scratch / "data"
+        tables = ["option_snapshots"] + (["forecast_history"] if args.reuse_forecasts else [])
+        _copy(args.data_dir, data, tables)
+        kw = {"currencies": CURRENCIES, "fit_until": FIT_UNTIL, "tardis_dir": args.tardis}
+        if not args.reuse_forecasts:
+            cold, wall, cpu = _timed(lambda: grade_cycle(data, **kw))
+            out["cold"] = {"wall_s": wall, "cpu_s": cpu, "snapshots_forecast": cold.computed_forecasts}
+        warm, wall, cpu = _timed(lambda: grade_cycle(data, **kw))
+        out["grade"] = {"wall_s": wall, "cpu_s": cpu, "snapshots_forecast": warm.computed_forecasts}
+        out["forecasts"] = warm.grades.height
+        out["graded"] = warm.grades.filter(warm.grades["status"] == "graded").height
+        history = lake.scan(data, "forecast_history").collect()
+        prices = load_prices(data, CURRENCIES, None)
+
+        def math_only():
+            return report_tables(grade_forecasts(history, prices), FIT_UNTIL)
+
+        _, wall, cpu = _timed(math_only)
+        out["grade_math"] = {"wall_s": wall, "cpu_s": cpu}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_grade.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

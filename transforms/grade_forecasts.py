@@ -1,0 +1,52 @@
+"""The forecast history: for every stored snapshot, the flow forecast made at that snapshot (t0 = snapshot_ts)
+from that snapshot's chain alone, summarised (FORECAST_HISTORY). Pure: frames in, frames out.
+
+No look-ahead by construction: the book (naive / customer_long positions), the implied distribution (ATM
+term structure) and the regime (key levels) of a row are functions of one snapshot's rows only.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from transforms.exposure import key_levels
+from transforms.forecast import flow_forecast, forecast_summary
+from transforms.grade_schemas import FORECAST_HISTORY
+from transforms.positioning import dealer_positions
+from transforms.schemas import check
+
+HISTORY_MODELS = ("naive", "customer_long")  # the snapshot-based models (taker_flow needs a trade tape)
+HISTORY_HORIZONS_HOURS = (1, 24)  # plus 'next_expiry'
+_KEYS = ["currency", "snapshot_ts"]
+
+
+def history_forecasts(
+    chain: pl.DataFrame,
+    *,
+    models=HISTORY_MODELS,
+    horizons_hours=HISTORY_HORIZONS_HOURS,
+) -> pl.DataFrame:
+    """FORECAST_HISTORY rows for every (currency, snapshot_ts) of ``chain`` (OPTION_SNAPSHOT rows), each
+    forecast starting at its own snapshot time, for ``models`` and the fixed horizons plus the next expiry."""
+    if chain.is_empty():
+        return pl.DataFrame(schema=FORECAST_HISTORY)
+    positions = pl.concat([dealer_positions(chain, m) for m in models])
+    levels = key_levels(chain, positions)
+    frames = []
+    for (_, snapshot_ts), snapshot in chain.group_by(_KEYS, maintain_order=True):
+        keys = positions.filter(pl.col("snapshot_ts") == snapshot_ts)
+        keys = keys.filter(pl.col("currency") == snapshot["currency"][0])
+        frames.append(flow_forecast(snapshot, keys, t0=snapshot_ts, horizons_hours=horizons_hours))
+    forecast = pl.concat(frames)
+    regime = levels.select(*_KEYS, "model", "total_gex_usd", "gex_expiring_24h_share")
+    out = (
+        forecast_summary(forecast, levels)
+        .join(regime, on=[*_KEYS, "model"], how="left", maintain_order="left")
+        .select([pl.col(c).cast(t) for c, t in FORECAST_HISTORY.items()])
+        .sort(*_KEYS, "model", "horizon")
+    )
+    check(out, FORECAST_HISTORY, "forecast history")
+    return out
+
+
+__all__ = ["HISTORY_HORIZONS_HOURS", "HISTORY_MODELS", "history_forecasts"]
