@@ -323,9 +323,14 @@ def _stopping_runner():
             self._loop_ref.call_soon_threadsafe(self._stop_once, signum)
 
         def _stop_once(self, signum) -> None:
-            if self._stop_task is None and self.started:
-                name = signal.Signals(signum).name if signum else "signal"
-                self._logger.info("%s received: cancelling in-flight flow runs, then stopping", name)
-                self._stop_task = self._loop_ref.create_task(self.astop())
+            """A second signal while stopping is ignored (cancelling takes at most 30 s a run; SIGKILL forces)."""
+            if self._stop_task is not None:
+                return
+            if not self.started:  # still starting up: stop as soon as it has started
+                self._loop_ref.call_later(0.2, self._stop_once, signum)
+                return
+            name = signal.Signals(signum).name if signum else "signal"
+            self._logger.info("%s received: cancelling in-flight flow runs, then stopping", name)
+            self._stop_task = self._loop_ref.create_task(self.astop())
 
     return StoppingRunner(pause_on_shutdown=True)
