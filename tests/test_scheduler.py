@@ -183,6 +183,7 @@ def test_the_server_scheduler_schedules_the_served_deployments_and_a_scheduled_r
         con.close()
 
 
+# last in the module: it stops the module's serve
 def test_sigterm_to_serve_cancels_its_in_flight_run(client, served):
     """An operator stops ``gexflow serve`` (systemd, docker stop: SIGTERM) while a run waits on a stalled exchange:
     the run ends Cancelled on the server, its process is gone and serve exits 0. (Prefect 3.8.8's own handler
