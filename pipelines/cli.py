@@ -289,13 +289,21 @@ def cmd_run(args) -> int:
     """One full cycle: snapshot, then (live source) the trade tape, then the analytics."""
     settings = settings_from(args)
     t0 = time.perf_counter()
-    _ingest(settings)
-    if settings.source == "live":
-        _trades(settings, None)
-    from pipelines import report
-    from pipelines.compute import compute_cycle
+    if settings.uses_prefect:  # one flow run, as the hourly deployment: trades and compute are its subflow runs
+        from pipelines.flows import snapshot_flow
 
-    compute_cycle(settings.data_dir, _coins(settings), only_missing=True, include_blocks=settings.include_blocks)
+        coins, data_dir = list(settings.currencies), str(settings.data_dir)
+        live = settings.source == "live"
+        snapshot_flow(coins, settings.source, data_dir, settings.api_url, compute=True, refresh_tape=live)
+    else:
+        _ingest(settings)
+        if settings.source == "live":
+            _trades(settings, None)
+        from pipelines.compute import compute_cycle
+
+        compute_cycle(settings.data_dir, _coins(settings), only_missing=True, include_blocks=settings.include_blocks)
+    from pipelines import report
+
     print(report.run_summary(settings.data_dir, _coins(settings)))
     print(f"data dir {settings.data_dir} ({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -286,7 +286,51 @@ def deployments(specs, dask_address: str | None = None):
 
 
 def serve(specs, dask_address: str | None = None) -> None:
-    """Register the deployments and run their scheduled flow runs until stopped (needs PREFECT_API_URL)."""
-    from prefect import serve as prefect_serve
+    """Register the deployments and run their scheduled flow runs until stopped (needs PREFECT_API_URL).
 
-    prefect_serve(*deployments(specs, dask_address))
+    SIGTERM or SIGINT stops it gracefully: the runner cancels its in-flight flow runs (each ends Cancelled on the
+    server, its process killed), pauses the deployments' schedules (as ``prefect.serve`` does) and returns."""
+    import asyncio
+
+    runner = _stopping_runner()
+    served = deployments(specs, dask_address)
+    for deployment in served:
+        runner.add_deployment(deployment)
+    names = ", ".join(f"{d.flow_name}/{d.name}" for d in served)
+    print(f"serving {names}; SIGTERM or Ctrl-C stops (in-flight runs are cancelled)", flush=True)
+    asyncio.run(runner.start())
+
+
+def _stopping_runner():
+    """A Prefect Runner whose SIGTERM (and SIGINT) handler works. Prefect 3.8.8's ``Runner.handle_sigterm`` calls
+    the sync ``stop()`` inside the running event loop, where it only creates an un-awaited ``astop()`` coroutine,
+    then ``sys.exit(0)``: in-flight runs were never cancelled and stayed Running on the server forever.
+    Here the signal schedules ``astop()`` on the loop (cancel every in-flight run, then end the polling loops)."""
+    import asyncio
+    import signal
+
+    from prefect.runner import Runner
+
+    class StoppingRunner(Runner):
+        _stop_task = None
+
+        async def start(self, *args, **kwargs):
+            self._loop_ref = asyncio.get_running_loop()
+            signal.signal(signal.SIGINT, self.handle_sigterm)  # start() installs the SIGTERM handler itself
+            await super().start(*args, **kwargs)
+
+        def handle_sigterm(self, signum=None, frame=None) -> None:
+            self._loop_ref.call_soon_threadsafe(self._stop_once, signum)
+
+        def _stop_once(self, signum) -> None:
+            """A second signal while stopping is ignored (cancelling takes at most 30 s a run; SIGKILL forces)."""
+            if self._stop_task is not None:
+                return
+            if not self.started:  # still starting up: stop as soon as it has started
+                self._loop_ref.call_later(0.2, self._stop_once, signum)
+                return
+            name = signal.Signals(signum).name if signum else "signal"
+            self._logger.info("%s received: cancelling in-flight flow runs, then stopping", name)
+            self._stop_task = self._loop_ref.create_task(self.astop())
+
+    return StoppingRunner(pause_on_shutdown=True)

@@ -319,3 +319,33 @@ def test_a_dask_address_needs_prefect_dask_and_a_valid_address(monkeypatch, tmp_
     monkeypatch.setitem(sys.modules, "prefect_dask", None)  # as if the [dask] extra were not installed
     with pytest.raises(ConfigError, match=r"pip install 'gexflow\[dask\]'"):
         backfill_runner("tcp://127.0.0.1:8786")
+
+
+def test_run_with_the_prefect_engine_tracks_its_compute_as_a_subflow_run(
+    prefect_harness, fake_deribit, fast_env, tmp_path
+):
+    """`gexflow run --engine prefect` is one flow run, as the hourly deployment: the trade tape and the compute are
+    its subflow runs (the compute used to run outside Prefect, untracked)."""
+    from pathlib import Path
+
+    from prefect.client.orchestration import get_client
+
+    from pipelines.cli import main
+
+    argv = ["run", "--engine", "prefect", "--currency", "BTC", "--api-url", fake_deribit.url, "--data-dir"]
+    assert main([*argv, str(tmp_path)]) == 0
+    with get_client(sync_client=True) as client:
+        mine = [
+            r
+            for r in client.read_flow_runs()
+            if Path(r.parameters.get("data_dir") or "/").resolve() == tmp_path.resolve()
+        ]
+        runs = {client.read_flow(r.flow_id).name: r for r in mine}
+        assert sorted(runs) == ["compute", "snapshot", "trades"] and len(mine) == 3
+        assert all(r.state.is_completed() for r in mine)
+        for child in ("trades", "compute"):  # a subflow run's parent is a task run of the snapshot flow run
+            parent = client.read_task_run(runs[child].parent_task_run_id)
+            assert parent.flow_run_id == runs["snapshot"].id
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    assert con.execute("select count(*) from key_levels").fetchone()[0] == 2
+    con.close()
