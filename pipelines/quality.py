@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT
+from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT, UTC_TS
 
 _PARTIAL = 20  # unexpected values / row ids GE keeps per failed check (SUMMARY result format)
 _EXAMPLES = 3  # row ids quoted in a failure line
@@ -93,13 +93,51 @@ def _unique(cols: tuple[str, ...]) -> _Check:
 
 _FRESHNESS = _between("snapshot_ts >= now - max_age", "snapshot_ts", min_value=_Param(_FRESH_PARAM))
 
+# Bounds (docs/data-quality.md says why each is what it is): generous enough that 7 months of real chains
+# sit far inside them, tight enough that every product the analytics form (q c gamma F^2) stays finite.
+MAX_OI = MAX_OPEN_INTEREST = 1e7  # contracts of one option; the largest recorded is 82,738 (ETH)
+MIN_IV, MAX_IV = 1.0, 1000.0  # mark_iv, percent; recorded 10.6 .. 348.8
+MAX_USD = 1e9  # strike, forward, index (USD); no underlying is within a factor of 100 of it
+MAX_CONTRACT_SIZE = 1e6  # coins per contract; Deribit uses 1 (BTC, ETH), 10 or 1000 (small coins)
+FORWARD_TO_INDEX = (0.5, 2.0)  # underlying_price / index_price; recorded 0.989 .. 1.050
+STRIKE_TO_INDEX = (0.01, 100.0)  # strike / index_price; recorded 0.148 .. 10.4
+# Coverage: a chain with fewer options than COVERAGE_SHARE of the median of its COVERAGE_NEIGHBOURS nearest
+# neighbours (other chains of that currency, published or in the same batch, and the exchange's own listing)
+# is refused. Recorded chains never fall below 0.88 of the median of the 5 before them.
+COVERAGE_SHARE = 0.5
+COVERAGE_NEIGHBOURS = 5
+COVERAGE_LABEL = f"options >= {COVERAGE_SHARE:.0%} of the neighbours' median"
+
+
+def _g(x: float) -> str:
+    """1e7 -> '1e7', 0.5 -> '0.5' (labels of the bounds)."""
+    return f"{x:g}".replace("e+0", "e").replace("e+", "e")
+
+
+# Derived columns the suite checks (computed in polars, never stored).
+_RATIOS = {
+    "forward_to_index": ("underlying_price", "index_price"),
+    "strike_to_index": ("strike", "index_price"),
+}
+
 _OPTION_SNAPSHOT_CHECKS = (
     *(_not_null(c) for c in ("currency", "snapshot_ts", "instrument_name", "strike", "contract_size")),
+    # Null policy: an option without open interest, IV or forward cannot be counted, and dropping it would
+    # shrink the chain silently -- the snapshot is quarantined instead (docs/data-quality.md).
     _not_null("open_interest"),
-    _between("open_interest >= 0", "open_interest", min_value=0),
-    _between("mark_iv null or in (0, 1000]", "mark_iv", min_value=0, max_value=1000, strict_min=True),
-    _between("strike > 0", "strike", min_value=0, strict_min=True),
-    _between("contract_size > 0", "contract_size", min_value=0, strict_min=True),
+    _between(
+        f"open_interest in [0, {_g(MAX_OPEN_INTEREST)}]", "open_interest", min_value=0, max_value=MAX_OPEN_INTEREST
+    ),
+    _not_null("mark_iv"),
+    _between(f"mark_iv in [{_g(MIN_IV)}, {_g(MAX_IV)}]", "mark_iv", min_value=MIN_IV, max_value=MAX_IV),
+    _between(f"strike in (0, {_g(MAX_USD)}]", "strike", min_value=0, max_value=MAX_USD, strict_min=True),
+    _between(
+        f"contract_size in (0, {_g(MAX_CONTRACT_SIZE)}]",
+        "contract_size",
+        min_value=0,
+        max_value=MAX_CONTRACT_SIZE,
+        strict_min=True,
+    ),
     # ignore_row_if="neither": a null expiry (or snapshot) fails instead of being skipped.
     _Check(
         "expiration_ts > snapshot_ts",
@@ -110,17 +148,38 @@ _OPTION_SNAPSHOT_CHECKS = (
     _not_null("option_type"),
     _in_set("option_type", ("call", "put")),
     _unique(("currency", "snapshot_ts", "instrument_name")),
-    _between("underlying_price null or > 0", "underlying_price", min_value=0, strict_min=True),
+    _not_null("underlying_price"),
+    _between(
+        f"underlying_price in (0, {_g(MAX_USD)}]", "underlying_price", min_value=0, max_value=MAX_USD, strict_min=True
+    ),
     _not_null("index_price"),
-    _between("index_price > 0", "index_price", min_value=0, strict_min=True),
-    _between("mark_price null or >= 0", "mark_price", min_value=0),
+    _between(f"index_price in (0, {_g(MAX_USD)}]", "index_price", min_value=0, max_value=MAX_USD, strict_min=True),
+    _between(
+        f"underlying_price / index_price in [{_g(FORWARD_TO_INDEX[0])}, {_g(FORWARD_TO_INDEX[1])}]",
+        "forward_to_index",
+        min_value=FORWARD_TO_INDEX[0],
+        max_value=FORWARD_TO_INDEX[1],
+    ),
+    _between(
+        f"strike / index_price in [{_g(STRIKE_TO_INDEX[0])}, {_g(STRIKE_TO_INDEX[1])}]",
+        "strike_to_index",
+        min_value=STRIKE_TO_INDEX[0],
+        max_value=STRIKE_TO_INDEX[1],
+    ),
+    _between(f"mark_price null or in [0, {_g(MAX_USD)}]", "mark_price", min_value=0, max_value=MAX_USD),
 )
 
 _INSTRUMENT_CHECKS = (
     *(_not_null(c) for c in ("currency", "instrument_name", "strike", "contract_size", "option_type")),
     _unique(("currency", "instrument_name")),
-    _between("strike > 0", "strike", min_value=0, strict_min=True),
-    _between("contract_size > 0", "contract_size", min_value=0, strict_min=True),
+    _between(f"strike in (0, {_g(MAX_USD)}]", "strike", min_value=0, max_value=MAX_USD, strict_min=True),
+    _between(
+        f"contract_size in (0, {_g(MAX_CONTRACT_SIZE)}]",
+        "contract_size",
+        min_value=0,
+        max_value=MAX_CONTRACT_SIZE,
+        strict_min=True,
+    ),
     _in_set("option_type", ("call", "put")),
 )
 
@@ -139,13 +198,21 @@ _TRADE_CHECKS = (
 
 
 def validate_option_snapshots(
-    frame: pl.DataFrame, *, now: datetime | None = None, max_age: timedelta | None = None
+    frame: pl.DataFrame,
+    *,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+    neighbours: pl.DataFrame | None = None,
 ) -> ValidationReport:
-    """Validate an OPTION_SNAPSHOT frame.
+    """Validate an OPTION_SNAPSHOT frame: finite numbers, nulls, bounds, keys, expiry, coverage.
 
     Freshness (every ``snapshot_ts >= now - max_age``) is checked only when both ``now`` and
     ``max_age`` are given: live runs pass the clock, replays and backfills do not. ``now`` must be
     timezone-aware.
+
+    Coverage compares each (currency, snapshot_ts) chain in ``frame`` with its nearest other chains of
+    that currency: those in ``frame`` and the rows of ``neighbours`` (currency, snapshot_ts, options:
+    chains already published, or the exchange's listing), see :func:`short_chains`.
     """
     params = None
     if now is not None and max_age is not None:
@@ -153,7 +220,75 @@ def validate_option_snapshots(
             raise ValueError("validate_option_snapshots: now must be timezone-aware")
         params = {_FRESH_PARAM: (now - max_age).astimezone(UTC)}
     checks = _OPTION_SNAPSHOT_CHECKS + ((_FRESHNESS,) if params else ())
-    return _validate("option_snapshots", frame, OPTION_SNAPSHOT, checks, "instrument_name", params)
+    derived = frame.with_columns(
+        (pl.col(num) / pl.col(den)).alias(name)
+        for name, (num, den) in _RATIOS.items()
+        if all(frame.schema.get(c) == pl.Float64 for c in (num, den))
+    )
+    extra = _coverage_failure(frame, neighbours)
+    return _validate("option_snapshots", derived, OPTION_SNAPSHOT, checks, "instrument_name", params, extra)
+
+
+CHAIN_SIZE = {"currency": pl.String, "snapshot_ts": UTC_TS, "options": pl.Int64}
+
+
+def chain_sizes(frame: pl.DataFrame) -> pl.DataFrame:
+    """(currency, snapshot_ts, options): one row per chain of an OPTION_SNAPSHOT frame."""
+    if frame.schema.get("currency") != pl.String or frame.schema.get("snapshot_ts") != UTC_TS:
+        return pl.DataFrame(schema=CHAIN_SIZE)
+    return (
+        frame.group_by("currency", "snapshot_ts")
+        .agg(pl.len().alias("options"))
+        .drop_nulls()
+        .cast(CHAIN_SIZE)
+        .sort("currency", "snapshot_ts")
+    )
+
+
+def short_chains(chains: pl.DataFrame, neighbours: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The chains of ``chains`` with fewer options than COVERAGE_SHARE of their neighbours' median.
+
+    Both frames are (currency, snapshot_ts, options). A chain's neighbours are the COVERAGE_NEIGHBOURS
+    rows of that currency nearest to it in time, before or after, among the other ``chains`` and all of
+    ``neighbours`` (a ``neighbours`` row at the chain's own time counts: that is the exchange's listing).
+    A chain with no neighbour at all passes. Returns (currency, snapshot_ts, options, reference,
+    neighbours), reference being the median.
+    """
+    own = chains.select(list(CHAIN_SIZE)).cast(CHAIN_SIZE).with_columns(pl.lit(True).alias("_own"))
+    others = (neighbours if neighbours is not None else pl.DataFrame(schema=CHAIN_SIZE)).select(list(CHAIN_SIZE))
+    rows = pl.concat([own, others.cast(CHAIN_SIZE).with_columns(pl.lit(False).alias("_own"))])
+    rows = rows.sort("currency", "snapshot_ts", "_own")
+    keys = ["currency", "snapshot_ts", "options"]
+    # the k nearest rows in time are among the k before and the k after in sorted order
+    long = pl.concat(
+        rows.select(
+            *keys,
+            "_own",
+            (pl.col("snapshot_ts").shift(offset).over("currency") - pl.col("snapshot_ts")).abs().alias("_dist"),
+            pl.col("options").shift(offset).over("currency").alias("_n"),
+        )
+        for offset in range(-COVERAGE_NEIGHBOURS, COVERAGE_NEIGHBOURS + 1)
+        if offset
+    ).filter(pl.col("_own") & pl.col("_n").is_not_null())
+    nearest = long.sort("_dist", maintain_order=True).group_by(keys, maintain_order=True).head(COVERAGE_NEIGHBOURS)
+    reference = nearest.group_by(keys).agg(
+        pl.col("_n").median().alias("reference"), pl.len().cast(pl.Int64).alias("neighbours")
+    )
+    return reference.filter(pl.col("options") < COVERAGE_SHARE * pl.col("reference")).sort("currency", "snapshot_ts")
+
+
+def _coverage_failure(frame: pl.DataFrame, neighbours: pl.DataFrame | None) -> list[str]:
+    short = short_chains(chain_sizes(frame), neighbours)
+    if short.is_empty():
+        return []
+    n = short.height
+    examples = [
+        f"{cur} {ts:%Y-%m-%dT%H:%M:%S.%f}"[:-3]
+        + f"Z: {k} option{'s' if k != 1 else ''} vs median {ref:g} of {m} neighbour{'s' if m != 1 else ''}"
+        for cur, ts, k, ref, m in short.head(_EXAMPLES).iter_rows()
+    ]
+    more = ", ..." if n > _EXAMPLES else ""
+    return [f"{COVERAGE_LABEL}: {n} chain{'s fail' if n != 1 else ' fails'} ({', '.join(examples)}{more})"]
 
 
 def validate_instruments(frame: pl.DataFrame) -> ValidationReport:
@@ -196,10 +331,13 @@ def _validate(
     checks: tuple[_Check, ...],
     id_column: str,
     params: dict | None,
+    extra: list[str] | None = None,
 ) -> ValidationReport:
     problems, bad = _schema_problems(frame, schema)
     usable = [c for c in checks if all(col in frame.columns and col not in bad for col in c.columns)]
     failures = ["schema: " + "; ".join(problems)] if problems else []
+    ids = id_column if id_column in frame.columns and id_column not in bad else None
+    failures += _non_finite_failures(frame, ids) + (extra or [])
     # A check is skipped when a column it reads is missing or mistyped: for option snapshots and
     # instruments that is already a schema failure; trades check only the columns they have.
     details: dict = {
@@ -209,7 +347,6 @@ def _validate(
         "skipped_checks": [c.label for c in checks if c not in usable],
     }
     if usable:
-        ids = id_column if id_column in frame.columns and id_column not in bad else None
         needed = sorted({col for c in usable for col in c.columns} | ({ids} if ids else set()))
         result = _run_suite(table, frame.select(needed), tuple(usable), ids, params)
         details.update(result)
@@ -218,6 +355,27 @@ def _validate(
             if not r["success"]:
                 failures.append(_failure_line(r["check"], r, params))
     return ValidationReport(table, not failures, failures, frame.height, details)
+
+
+def _non_finite_failures(frame: pl.DataFrame, id_column: str | None) -> list[str]:
+    """One line per float column holding NaN or +-inf: GE reads NaN as null (a nullable column would pass)
+    and a between-check with one open side lets inf through, so finiteness is checked here, in polars."""
+    floats = [c for c, t in frame.schema.items() if t in (pl.Float32, pl.Float64) and c not in _RATIOS]
+    if not floats or frame.is_empty():
+        return []
+    bad = frame.select(pl.col(c).is_nan() | pl.col(c).is_infinite() for c in floats)
+    lines = []
+    for col in floats:
+        mask = bad[col].fill_null(False)
+        n = int(mask.sum())
+        if n:
+            line = f"{col} finite (not NaN/inf): {n} row{'s fail' if n != 1 else ' fails'}"
+            if id_column:
+                ids = list(dict.fromkeys(frame.filter(mask)[id_column].head(_PARTIAL).to_list()))
+                more = ", ..." if len(ids) > _EXAMPLES or n > len(ids) else ""
+                line += " (" + ", ".join(str(i) for i in ids[:_EXAMPLES]) + more + ")"
+            lines.append(line)
+    return lines
 
 
 def _failure_line(label: str, r: dict, params: dict | None) -> str:
@@ -350,4 +508,12 @@ def _ge_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-__all__ = ["ValidationReport", "validate_instruments", "validate_option_snapshots", "validate_trades"]
+__all__ = [
+    "CHAIN_SIZE",
+    "ValidationReport",
+    "chain_sizes",
+    "short_chains",
+    "validate_instruments",
+    "validate_option_snapshots",
+    "validate_trades",
+]
