@@ -125,9 +125,8 @@ _OPTION_SNAPSHOT_CHECKS = (
     # Null policy: an option without open interest, IV or forward cannot be counted, and dropping it would
     # shrink the chain silently -- the snapshot is quarantined instead (docs/data-quality.md).
     _not_null("open_interest"),
-    _between(
-        f"open_interest in [0, {_g(MAX_OPEN_INTEREST)}]", "open_interest", min_value=0, max_value=MAX_OPEN_INTEREST
-    ),
+    _between("open_interest >= 0", "open_interest", min_value=0),
+    _between(f"open_interest <= {_g(MAX_OPEN_INTEREST)}", "open_interest", max_value=MAX_OPEN_INTEREST),
     _not_null("mark_iv"),
     _between(f"mark_iv in [{_g(MIN_IV)}, {_g(MAX_IV)}]", "mark_iv", min_value=MIN_IV, max_value=MAX_IV),
     _between(f"strike in (0, {_g(MAX_USD)}]", "strike", min_value=0, max_value=MAX_USD, strict_min=True),
