@@ -237,11 +237,10 @@ def validate(
     from pipelines import quality
 
     max_age = timedelta(seconds=max_age_s) if now is not None else None
+    around, listed = coverage_references(batch, data_dir, neighbours)
     reports = [
         quality.validate_instruments(batch.instruments),
-        quality.validate_option_snapshots(
-            batch.snapshots, now=now, max_age=max_age, neighbours=chain_neighbours(batch, data_dir, neighbours)
-        ),
+        quality.validate_option_snapshots(batch.snapshots, now=now, max_age=max_age, neighbours=around, listed=listed),
     ]
     failed = [r for r in reports if not r.success]
     if not failed:
@@ -250,22 +249,28 @@ def validate(
     raise QualityError(f"{'; '.join(r.summary() for r in failed)} (batch quarantined in {where})")
 
 
-def chain_neighbours(batch: Batch, data_dir: Path, others: Sequence[Batch] = ()) -> pl.DataFrame:
-    """(currency, snapshot_ts, options) to judge the coverage of ``batch``'s chains against: see :func:`validate`.
+def coverage_references(
+    batch: Batch, data_dir: Path, others: Sequence[Batch] = ()
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """What :func:`validate` judges the coverage of ``batch``'s chains against: (neighbours, listing).
 
-    A Tardis batch's instruments are derived from its own chain, so they are no listing and are not used.
+    Neighbours: the published chains of each currency nearest in time and the chains of the ``others``
+    batches. Listing: per chain, the unexpired options get_instruments listed with it -- None for a Tardis
+    batch, whose instruments are derived from its own chain.
     """
     from pipelines.quality import CHAIN_SIZE, chain_sizes
 
     own = chain_sizes(batch.snapshots)
     frames = [chain_sizes(b.snapshots) for b in others if b is not batch]
-    if batch.source != "tardis" and not batch.instruments.is_empty():
-        listed = own.join(batch.instruments.select("currency", "expiration_ts"), on="currency").filter(
-            pl.col("expiration_ts") > pl.col("snapshot_ts")
-        )
-        frames.append(listed.group_by("currency", "snapshot_ts").agg(pl.len().alias("options")).cast(CHAIN_SIZE))
     frames.append(published_chain_sizes(data_dir, own))
-    return pl.concat([f.select(list(CHAIN_SIZE)).cast(CHAIN_SIZE) for f in frames]).unique(maintain_order=True)
+    around = pl.concat([f.cast(CHAIN_SIZE) for f in frames]).unique(maintain_order=True)
+    if batch.source == "tardis":
+        return around, None
+    unexpired = own.join(batch.instruments.select("currency", "expiration_ts"), on="currency").filter(
+        pl.col("expiration_ts") > pl.col("snapshot_ts")
+    )
+    listed = unexpired.group_by("currency", "snapshot_ts").agg(pl.len().alias("options")).cast(CHAIN_SIZE)
+    return around, listed
 
 
 def published_chain_sizes(data_dir: Path, chains: pl.DataFrame, k: int | None = None) -> pl.DataFrame:

@@ -102,11 +102,11 @@ MAX_CONTRACT_SIZE = 1e6  # coins per contract; Deribit uses 1 (BTC, ETH), 10 or 
 FORWARD_TO_INDEX = (0.5, 2.0)  # underlying_price / index_price; recorded 0.989 .. 1.050
 STRIKE_TO_INDEX = (0.01, 100.0)  # strike / index_price; recorded 0.148 .. 10.4
 # Coverage: a chain with fewer options than COVERAGE_SHARE of the median of its COVERAGE_NEIGHBOURS nearest
-# neighbours (other chains of that currency, published or in the same batch, and the exchange's own listing)
-# is refused. Recorded chains never fall below 0.88 of the median of the 5 before them.
+# neighbours (other chains of that currency, published or in the same batch), or of the options the exchange
+# lists at that time, is refused. Recorded chains never fall below 0.88 of the median of the 5 before them.
 COVERAGE_SHARE = 0.5
 COVERAGE_NEIGHBOURS = 5
-COVERAGE_LABEL = f"options >= {COVERAGE_SHARE:.0%} of the neighbours' median"
+COVERAGE_LABEL = f"options >= {COVERAGE_SHARE:.0%} of the neighbours' median and of the listing"
 
 
 def _g(x: float) -> str:
@@ -165,7 +165,10 @@ _OPTION_SNAPSHOT_CHECKS = (
         min_value=STRIKE_TO_INDEX[0],
         max_value=STRIKE_TO_INDEX[1],
     ),
-    _between(f"mark_price null or in [0, {_g(MAX_USD)}]", "mark_price", min_value=0, max_value=MAX_USD),
+    *(
+        _between(f"{c} null or in [0, {_g(MAX_USD)}]", c, min_value=0, max_value=MAX_USD)
+        for c in ("mark_price", "bid_price", "ask_price")
+    ),
 )
 
 _INSTRUMENT_CHECKS = (
@@ -202,6 +205,7 @@ def validate_option_snapshots(
     now: datetime | None = None,
     max_age: timedelta | None = None,
     neighbours: pl.DataFrame | None = None,
+    listed: pl.DataFrame | None = None,
 ) -> ValidationReport:
     """Validate an OPTION_SNAPSHOT frame: finite numbers, nulls, bounds, keys, expiry, coverage.
 
@@ -210,8 +214,9 @@ def validate_option_snapshots(
     timezone-aware.
 
     Coverage compares each (currency, snapshot_ts) chain in ``frame`` with its nearest other chains of
-    that currency: those in ``frame`` and the rows of ``neighbours`` (currency, snapshot_ts, options:
-    chains already published, or the exchange's listing), see :func:`short_chains`.
+    that currency -- those in ``frame`` and the rows of ``neighbours`` (currency, snapshot_ts, options of
+    chains already published or in the same run) -- and with ``listed`` (the same columns: options the
+    exchange lists at that snapshot_ts), see :func:`short_chains`.
     """
     params = None
     if now is not None and max_age is not None:
@@ -224,7 +229,7 @@ def validate_option_snapshots(
         for name, (num, den) in _RATIOS.items()
         if all(frame.schema.get(c) == pl.Float64 for c in (num, den))
     )
-    extra = _coverage_failure(frame, neighbours)
+    extra = _coverage_failure(frame, neighbours, listed)
     return _validate("option_snapshots", derived, OPTION_SNAPSHOT, checks, "instrument_name", params, extra)
 
 
@@ -244,20 +249,22 @@ def chain_sizes(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def short_chains(chains: pl.DataFrame, neighbours: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The chains of ``chains`` with fewer options than COVERAGE_SHARE of their neighbours' median.
+def short_chains(
+    chains: pl.DataFrame, neighbours: pl.DataFrame | None = None, listed: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """The chains with fewer options than COVERAGE_SHARE of their neighbours' median or of their listing.
 
-    Both frames are (currency, snapshot_ts, options). A chain's neighbours are the COVERAGE_NEIGHBOURS
-    rows of that currency nearest to it in time, before or after, among the other ``chains`` and all of
-    ``neighbours`` (a ``neighbours`` row at the chain's own time counts: that is the exchange's listing).
-    A chain with no neighbour at all passes. Returns (currency, snapshot_ts, options, reference,
-    neighbours), reference being the median.
+    All frames are (currency, snapshot_ts, options). A chain's neighbours are the COVERAGE_NEIGHBOURS rows of
+    that currency nearest to it in time, before or after, among the other ``chains`` and ``neighbours``;
+    its listing is the ``listed`` row of the same (currency, snapshot_ts). With neither, a chain passes.
+    Returns (currency, snapshot_ts, options, reference, neighbours, listed): reference is the neighbours'
+    median (null without neighbours).
     """
-    own = chains.select(list(CHAIN_SIZE)).cast(CHAIN_SIZE).with_columns(pl.lit(True).alias("_own"))
-    others = (neighbours if neighbours is not None else pl.DataFrame(schema=CHAIN_SIZE)).select(list(CHAIN_SIZE))
-    rows = pl.concat([own, others.cast(CHAIN_SIZE).with_columns(pl.lit(False).alias("_own"))])
-    rows = rows.sort("currency", "snapshot_ts", "_own")
     keys = ["currency", "snapshot_ts", "options"]
+    own = chains.select(keys).cast(CHAIN_SIZE).with_columns(pl.lit(True).alias("_own"))
+    others = neighbours if neighbours is not None else pl.DataFrame(schema=CHAIN_SIZE)
+    rows = pl.concat([own, others.select(keys).cast(CHAIN_SIZE).with_columns(pl.lit(False).alias("_own"))])
+    rows = rows.sort("currency", "snapshot_ts", "_own")
     # the k nearest rows in time are among the k before and the k after in sorted order
     long = pl.concat(
         rows.select(
@@ -273,20 +280,32 @@ def short_chains(chains: pl.DataFrame, neighbours: pl.DataFrame | None = None) -
     reference = nearest.group_by(keys).agg(
         pl.col("_n").median().alias("reference"), pl.len().cast(pl.Int64).alias("neighbours")
     )
-    return reference.filter(pl.col("options") < COVERAGE_SHARE * pl.col("reference")).sort("currency", "snapshot_ts")
+    listing = (listed if listed is not None else pl.DataFrame(schema=CHAIN_SIZE)).select(keys).cast(CHAIN_SIZE)
+    judged = (
+        own.drop("_own")
+        .join(reference, on=keys, how="left")
+        .join(listing.rename({"options": "listed"}), on=["currency", "snapshot_ts"], how="left")
+    )
+    short = (pl.col("options") < COVERAGE_SHARE * pl.col("reference")).fill_null(False) | (
+        pl.col("options") < COVERAGE_SHARE * pl.col("listed")
+    ).fill_null(False)
+    return judged.filter(short).with_columns(pl.col("neighbours").fill_null(0)).sort("currency", "snapshot_ts")
 
 
-def _coverage_failure(frame: pl.DataFrame, neighbours: pl.DataFrame | None) -> list[str]:
-    short = short_chains(chain_sizes(frame), neighbours)
+def _coverage_failure(frame: pl.DataFrame, neighbours: pl.DataFrame | None, listed: pl.DataFrame | None) -> list[str]:
+    short = short_chains(chain_sizes(frame), neighbours, listed)
     if short.is_empty():
         return []
-    n = short.height
-    examples = [
-        f"{cur} {ts:%Y-%m-%dT%H:%M:%S.%f}"[:-3]
-        + f"Z: {k} option{'s' if k != 1 else ''} vs median {ref:g} of {m} neighbour{'s' if m != 1 else ''}"
-        for cur, ts, k, ref, m in short.head(_EXAMPLES).iter_rows()
-    ]
-    more = ", ..." if n > _EXAMPLES else ""
+    examples = []
+    for cur, ts, k, ref, m, n_listed in short.head(_EXAMPLES).iter_rows():
+        against = []
+        if ref is not None:
+            against.append(f"median {ref:g} of {m} neighbour{'s' if m != 1 else ''}")
+        if n_listed is not None:
+            against.append(f"{n_listed} listed")
+        when = f"{ts:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+        examples.append(f"{cur} {when}: {k} option{'s' if k != 1 else ''} vs {' and '.join(against)}")
+    n, more = short.height, ", ..." if short.height > _EXAMPLES else ""
     return [f"{COVERAGE_LABEL}: {n} chain{'s fail' if n != 1 else ' fails'} ({', '.join(examples)}{more})"]
 
 

@@ -372,23 +372,28 @@ def test_a_chain_with_a_fraction_of_its_neighbours_options_fails_coverage():
     report = validate_option_snapshots(pl.concat([full, one_hour_later(full, 2), stray]))
     line = only_failure(report)
     assert line == (
-        "options >= 50% of the neighbours' median: 1 chain fails "
+        "options >= 50% of the neighbours' median and of the listing: 1 chain fails "
         f"(BTC 2026-07-31T12:33:22.630Z: 1 option vs median {full.height} of 2 neighbours)"
     )
 
 
-def test_a_chain_alone_is_judged_against_the_neighbours_it_is_given():
+def test_a_chain_alone_is_judged_against_the_listing_it_is_given():
     chain = btc_chain()
     listed = pl.DataFrame(
         {"currency": ["BTC"], "snapshot_ts": [snapshot_time()], "options": [2 * chain.height + 1]},
         schema=CHAIN_SIZE,
     )
     assert validate_option_snapshots(chain).success  # nothing to compare with
-    assert only_failure(validate_option_snapshots(chain, neighbours=listed)).startswith(
-        "options >= 50% of the neighbours' median: 1 chain fails (BTC 2026-07-31T11:33:22.630Z: 854 options"
+    assert only_failure(validate_option_snapshots(chain, listed=listed)) == (
+        "options >= 50% of the neighbours' median and of the listing: 1 chain fails "
+        f"(BTC 2026-07-31T11:33:22.630Z: 854 options vs {2 * chain.height + 1} listed)"
     )
     listed = listed.with_columns(options=pl.lit(2 * chain.height, pl.Int64))  # exactly half: still enough
-    assert validate_option_snapshots(chain, neighbours=listed).success
+    assert validate_option_snapshots(chain, listed=listed).success
+    # a listing at another time, or of another currency, is not this chain's
+    assert validate_option_snapshots(
+        chain, listed=listed.with_columns(currency=pl.lit("ETH"), options=pl.lit(10**6))
+    ).success
 
 
 def test_neighbours_are_the_five_nearest_in_time_and_the_reference_is_their_median():
@@ -402,7 +407,7 @@ def test_neighbours_are_the_five_nearest_in_time_and_the_reference_is_their_medi
 
     assert short_chains(sizes(75)).is_empty()  # 75 = 50 % of 150 (over all ten neighbours it would fail)
     short = short_chains(sizes(74))
-    assert short.rows() == [("BTC", t0, 74, 150.0, 5)]
+    assert short.rows() == [("BTC", t0, 74, 150.0, 5, None)]
     assert short_chains(sizes(74).filter(pl.col("currency") == "ETH")).is_empty()
 
 
