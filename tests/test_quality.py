@@ -149,7 +149,8 @@ def test_a_missing_pricing_input_fails_the_snapshot_instead_of_dropping_the_opti
         ({"underlying_price": pl.lit(200000.0)}, "underlying_price / index_price in [0.5, 2]"),
         ({"mark_price": pl.lit(-0.01)}, "mark_price null or in [0, 1e9]"),
         ({"mark_price": pl.lit(float("nan"))}, "mark_price finite (not NaN/inf)"),
-        ({"bid_price": pl.lit(float("inf"))}, "bid_price finite (not NaN/inf)"),
+        ({"bid_price": pl.lit(float("nan"))}, "bid_price finite (not NaN/inf)"),
+        ({"ask_price": pl.lit(-1.0)}, "ask_price null or in [0, 1e9]"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
