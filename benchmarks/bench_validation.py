@@ -61,20 +61,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
-    from pipelines import ingest, quality
+    from pipelines import ingest, polars_checks, quality
 
     batch = sample_batch()
     chain = batch.snapshots
     data_dir = lake_of(batch, 200)
-    sizes = quality.chain_sizes(chain)
+    sizes = polars_checks.chain_sizes(chain)
     around, listed = ingest.coverage_references(batch, data_dir)
     day = pl.concat([chain.with_columns(pl.col("snapshot_ts") - timedelta(hours=6 * i)) for i in range(4)])
     quality.validate_option_snapshots(chain)  # import GE and build the suite once
     quality.validate_instruments(batch.instruments)
     rows = {
-        "finite": lambda: quality._non_finite_failures(chain, "instrument_name"),
-        "coverage": lambda: quality.short_chains(quality.chain_sizes(chain), around, listed),
-        "lake": lambda: ingest.published_chain_sizes(data_dir, sizes),
+        "finite": lambda: polars_checks.non_finite_failures(chain, "instrument_name"),
+        "coverage": lambda: polars_checks.short_chains(polars_checks.chain_sizes(chain), around, listed),
+        "lake": lambda: polars_checks.published_chain_sizes(data_dir, sizes),
         "suite": lambda: quality.validate_option_snapshots(chain, neighbours=around, listed=listed),
         "ingest": lambda: ingest.validate(batch, data_dir, None, 0),
         "day": lambda: quality.validate_option_snapshots(day),

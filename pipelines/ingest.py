@@ -7,7 +7,6 @@ the CLI runs it in-process when no Prefect API is configured (see README, "Prefe
 
 from __future__ import annotations
 
-import bisect
 import gzip
 import json
 import uuid
@@ -171,7 +170,8 @@ def fetch_chain(cycle: Cycle, currency: str, data_dir: Path) -> FetchedChain:
 
     def keep(response: RawResponse, key: str, coin: str) -> None:
         landed.append(raw.land_raw(data_dir, response.method, coin, key, cycle.stamp_ts, response.body))
-        where[response.short_method] = cycle.origin(response.short_method, key) or landed[-1]
+        method = response.short_method
+        where[method] = cycle.origin(method, key) or cycle.origin(method, coin) or landed[-1]
 
     instruments, r = cycle.client.get_instruments(currency)
     keep(r, currency, currency)
@@ -258,7 +258,7 @@ def coverage_references(
     batches. Listing: per chain, the unexpired options get_instruments listed with it -- None for a Tardis
     batch, whose instruments are derived from its own chain.
     """
-    from pipelines.quality import CHAIN_SIZE, chain_sizes
+    from pipelines.polars_checks import CHAIN_SIZE, chain_sizes, published_chain_sizes
 
     own = chain_sizes(batch.snapshots)
     frames = [chain_sizes(b.snapshots) for b in others if b is not batch]
@@ -271,31 +271,6 @@ def coverage_references(
     )
     listed = unexpired.group_by("currency", "snapshot_ts").agg(pl.len().alias("options")).cast(CHAIN_SIZE)
     return around, listed
-
-
-def published_chain_sizes(data_dir: Path, chains: pl.DataFrame, k: int | None = None) -> pl.DataFrame:
-    """(currency, snapshot_ts, options) of the published option_snapshots nearest in time (up to ``k`` before and
-    ``k`` after) to each of ``chains``; a chain's own stamp (a re-run replacing it) is left out. Reads file
-    footers only."""
-    from pipelines.quality import CHAIN_SIZE, COVERAGE_NEIGHBOURS
-
-    k = k or COVERAGE_NEIGHBOURS
-    rows = []
-    for (currency,), part in chains.group_by("currency"):
-        paths = lake.currency_files(data_dir, "option_snapshots", currency)
-        stamps = [p.stem for p in paths]
-        own = {raw.stamp_of(ts) for ts in part["snapshot_ts"]}
-        wanted: set[int] = set()
-        for stamp in sorted(own):
-            at = bisect.bisect_left(stamps, stamp)
-            wanted.update(i for i in range(max(0, at - k), min(len(stamps), at + k + 1)) if stamps[i] not in own)
-        for i in sorted(wanted):
-            try:
-                ts = parse_stamp(stamps[i])
-            except ValueError:  # not a snapshot file name
-                continue
-            rows.append((currency, ts, lake.row_count(paths[i])))
-    return pl.DataFrame(rows, schema=CHAIN_SIZE, orient="row")
 
 
 def quarantine(data_dir: Path, batch: Batch, reports) -> Path:

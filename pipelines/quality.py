@@ -25,7 +25,16 @@ from typing import Any
 
 import polars as pl
 
-from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT, UTC_TS
+from pipelines.polars_checks import (
+    CHAIN_SIZE,
+    COVERAGE_NEIGHBOURS,
+    COVERAGE_SHARE,
+    chain_sizes,
+    coverage_failures,
+    non_finite_failures,
+    short_chains,
+)
+from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT
 
 _PARTIAL = 20  # unexpected values / row ids GE keeps per failed check (SUMMARY result format)
 _EXAMPLES = 3  # row ids quoted in a failure line
@@ -95,23 +104,23 @@ _FRESHNESS = _between("snapshot_ts >= now - max_age", "snapshot_ts", min_value=_
 
 # Bounds (docs/data-quality.md says why each is what it is): generous enough that 7 months of real chains
 # sit far inside them, tight enough that every product the analytics form (q c gamma F^2) stays finite.
-MAX_OI = MAX_OPEN_INTEREST = 1e7  # contracts of one option; the largest recorded is 82,738 (ETH)
+MAX_OPEN_INTEREST = 1e7  # contracts of one option; the largest recorded is 82,738 (ETH)
 MIN_IV, MAX_IV = 1.0, 1000.0  # mark_iv, percent; recorded 10.6 .. 348.8
 MAX_USD = 1e9  # strike, forward, index (USD); no underlying is within a factor of 100 of it
 MAX_CONTRACT_SIZE = 1e6  # coins per contract; Deribit uses 1 (BTC, ETH), 10 or 1000 (small coins)
 FORWARD_TO_INDEX = (0.5, 2.0)  # underlying_price / index_price; recorded 0.989 .. 1.050
 STRIKE_TO_INDEX = (0.01, 100.0)  # strike / index_price; recorded 0.148 .. 10.4
-# Coverage: a chain with fewer options than COVERAGE_SHARE of the median of its COVERAGE_NEIGHBOURS nearest
-# neighbours (other chains of that currency, published or in the same batch), or of the options the exchange
-# lists at that time, is refused. Recorded chains never fall below 0.88 of the median of the 5 before them.
-COVERAGE_SHARE = 0.5
-COVERAGE_NEIGHBOURS = 5
-COVERAGE_LABEL = f"options >= {COVERAGE_SHARE:.0%} of the neighbours' median and of the listing"
 
 
 def _g(x: float) -> str:
     """1e7 -> '1e7', 0.5 -> '0.5' (labels of the bounds)."""
     return f"{x:g}".replace("e+0", "e").replace("e+", "e")
+
+
+def _range(col: str, low: float, high: float, *, open_low: bool = False, label: str | None = None) -> _Check:
+    """``col in [low, high]`` (``(low, high]`` when ``open_low``); nulls pass, so pair it with a not-null check."""
+    text = f"{label or col} in {'(' if open_low else '['}{_g(low)}, {_g(high)}]"
+    return _between(text, col, min_value=low, max_value=high, strict_min=open_low)
 
 
 # Derived columns the suite checks (computed in polars, never stored).
@@ -128,15 +137,9 @@ _OPTION_SNAPSHOT_CHECKS = (
     _between("open_interest >= 0", "open_interest", min_value=0),
     _between(f"open_interest <= {_g(MAX_OPEN_INTEREST)}", "open_interest", max_value=MAX_OPEN_INTEREST),
     _not_null("mark_iv"),
-    _between(f"mark_iv in [{_g(MIN_IV)}, {_g(MAX_IV)}]", "mark_iv", min_value=MIN_IV, max_value=MAX_IV),
-    _between(f"strike in (0, {_g(MAX_USD)}]", "strike", min_value=0, max_value=MAX_USD, strict_min=True),
-    _between(
-        f"contract_size in (0, {_g(MAX_CONTRACT_SIZE)}]",
-        "contract_size",
-        min_value=0,
-        max_value=MAX_CONTRACT_SIZE,
-        strict_min=True,
-    ),
+    _range("mark_iv", MIN_IV, MAX_IV),
+    _range("strike", 0, MAX_USD, open_low=True),
+    _range("contract_size", 0, MAX_CONTRACT_SIZE, open_low=True),
     # ignore_row_if="neither": a null expiry (or snapshot) fails instead of being skipped.
     _Check(
         "expiration_ts > snapshot_ts",
@@ -148,40 +151,19 @@ _OPTION_SNAPSHOT_CHECKS = (
     _in_set("option_type", ("call", "put")),
     _unique(("currency", "snapshot_ts", "instrument_name")),
     _not_null("underlying_price"),
-    _between(
-        f"underlying_price in (0, {_g(MAX_USD)}]", "underlying_price", min_value=0, max_value=MAX_USD, strict_min=True
-    ),
+    _range("underlying_price", 0, MAX_USD, open_low=True),
     _not_null("index_price"),
-    _between(f"index_price in (0, {_g(MAX_USD)}]", "index_price", min_value=0, max_value=MAX_USD, strict_min=True),
-    _between(
-        f"underlying_price / index_price in [{_g(FORWARD_TO_INDEX[0])}, {_g(FORWARD_TO_INDEX[1])}]",
-        "forward_to_index",
-        min_value=FORWARD_TO_INDEX[0],
-        max_value=FORWARD_TO_INDEX[1],
-    ),
-    _between(
-        f"strike / index_price in [{_g(STRIKE_TO_INDEX[0])}, {_g(STRIKE_TO_INDEX[1])}]",
-        "strike_to_index",
-        min_value=STRIKE_TO_INDEX[0],
-        max_value=STRIKE_TO_INDEX[1],
-    ),
-    *(
-        _between(f"{c} null or in [0, {_g(MAX_USD)}]", c, min_value=0, max_value=MAX_USD)
-        for c in ("mark_price", "bid_price", "ask_price")
-    ),
+    _range("index_price", 0, MAX_USD, open_low=True),
+    _range("forward_to_index", *FORWARD_TO_INDEX, label="underlying_price / index_price"),
+    _range("strike_to_index", *STRIKE_TO_INDEX, label="strike / index_price"),
+    *(_range(c, 0, MAX_USD, label=f"{c} null or") for c in ("mark_price", "bid_price", "ask_price")),
 )
 
 _INSTRUMENT_CHECKS = (
     *(_not_null(c) for c in ("currency", "instrument_name", "strike", "contract_size", "option_type")),
     _unique(("currency", "instrument_name")),
-    _between(f"strike in (0, {_g(MAX_USD)}]", "strike", min_value=0, max_value=MAX_USD, strict_min=True),
-    _between(
-        f"contract_size in (0, {_g(MAX_CONTRACT_SIZE)}]",
-        "contract_size",
-        min_value=0,
-        max_value=MAX_CONTRACT_SIZE,
-        strict_min=True,
-    ),
+    _range("strike", 0, MAX_USD, open_low=True),
+    _range("contract_size", 0, MAX_CONTRACT_SIZE, open_low=True),
     _in_set("option_type", ("call", "put")),
 )
 
@@ -229,84 +211,8 @@ def validate_option_snapshots(
         for name, (num, den) in _RATIOS.items()
         if all(frame.schema.get(c) == pl.Float64 for c in (num, den))
     )
-    extra = _coverage_failure(frame, neighbours, listed)
+    extra = coverage_failures(chain_sizes(frame), neighbours, listed)
     return _validate("option_snapshots", derived, OPTION_SNAPSHOT, checks, "instrument_name", params, extra)
-
-
-CHAIN_SIZE = {"currency": pl.String, "snapshot_ts": UTC_TS, "options": pl.Int64}
-
-
-def chain_sizes(frame: pl.DataFrame) -> pl.DataFrame:
-    """(currency, snapshot_ts, options): one row per chain of an OPTION_SNAPSHOT frame."""
-    if frame.schema.get("currency") != pl.String or frame.schema.get("snapshot_ts") != UTC_TS:
-        return pl.DataFrame(schema=CHAIN_SIZE)
-    return (
-        frame.group_by("currency", "snapshot_ts")
-        .agg(pl.len().alias("options"))
-        .drop_nulls()
-        .cast(CHAIN_SIZE)
-        .sort("currency", "snapshot_ts")
-    )
-
-
-def short_chains(
-    chains: pl.DataFrame, neighbours: pl.DataFrame | None = None, listed: pl.DataFrame | None = None
-) -> pl.DataFrame:
-    """The chains with fewer options than COVERAGE_SHARE of their neighbours' median or of their listing.
-
-    All frames are (currency, snapshot_ts, options). A chain's neighbours are the COVERAGE_NEIGHBOURS rows of
-    that currency nearest to it in time, before or after, among the other ``chains`` and ``neighbours``;
-    its listing is the ``listed`` row of the same (currency, snapshot_ts). With neither, a chain passes.
-    Returns (currency, snapshot_ts, options, reference, neighbours, listed): reference is the neighbours'
-    median (null without neighbours).
-    """
-    keys = ["currency", "snapshot_ts", "options"]
-    own = chains.select(keys).cast(CHAIN_SIZE).with_columns(pl.lit(True).alias("_own"))
-    others = neighbours if neighbours is not None else pl.DataFrame(schema=CHAIN_SIZE)
-    rows = pl.concat([own, others.select(keys).cast(CHAIN_SIZE).with_columns(pl.lit(False).alias("_own"))])
-    rows = rows.sort("currency", "snapshot_ts", "_own")
-    # the k nearest rows in time are among the k before and the k after in sorted order
-    long = pl.concat(
-        rows.select(
-            *keys,
-            "_own",
-            (pl.col("snapshot_ts").shift(offset).over("currency") - pl.col("snapshot_ts")).abs().alias("_dist"),
-            pl.col("options").shift(offset).over("currency").alias("_n"),
-        )
-        for offset in range(-COVERAGE_NEIGHBOURS, COVERAGE_NEIGHBOURS + 1)
-        if offset
-    ).filter(pl.col("_own") & pl.col("_n").is_not_null())
-    nearest = long.sort("_dist", maintain_order=True).group_by(keys, maintain_order=True).head(COVERAGE_NEIGHBOURS)
-    reference = nearest.group_by(keys).agg(
-        pl.col("_n").median().alias("reference"), pl.len().cast(pl.Int64).alias("neighbours")
-    )
-    listing = (listed if listed is not None else pl.DataFrame(schema=CHAIN_SIZE)).select(keys).cast(CHAIN_SIZE)
-    judged = (
-        own.drop("_own")
-        .join(reference, on=keys, how="left")
-        .join(listing.rename({"options": "listed"}), on=["currency", "snapshot_ts"], how="left")
-    )
-    short = (pl.col("options") < COVERAGE_SHARE * pl.col("reference")).fill_null(False) | (
-        pl.col("options") < COVERAGE_SHARE * pl.col("listed")
-    ).fill_null(False)
-    return judged.filter(short).with_columns(pl.col("neighbours").fill_null(0)).sort("currency", "snapshot_ts")
-
-
-def _coverage_failure(frame: pl.DataFrame, neighbours: pl.DataFrame | None, listed: pl.DataFrame | None) -> list[str]:
-    short = short_chains(chain_sizes(frame), neighbours, listed)
-    if short.is_empty():
-        return []
-    examples = []
-    for cur, ts, k, ref, m, n_listed in short.head(_EXAMPLES).iter_rows():
-        against = []
-        if ref is not None:
-            against.append(f"median {ref:g} of {m} neighbour{'s' if m != 1 else ''}")
-        if n_listed is not None:
-            against.append(f"{n_listed} listed")
-        when = f"{ts:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
-        examples.append(f"{cur} {when}: {k} option{'s' if k != 1 else ''} vs {' and '.join(against)}")
-    n, more = short.height, ", ..." if short.height > _EXAMPLES else ""
-    return [f"{COVERAGE_LABEL}: {n} chain{'s fail' if n != 1 else ' fails'} ({', '.join(examples)}{more})"]
 
 
 def validate_instruments(frame: pl.DataFrame) -> ValidationReport:
@@ -355,7 +261,7 @@ def _validate(
     usable = [c for c in checks if all(col in frame.columns and col not in bad for col in c.columns)]
     failures = ["schema: " + "; ".join(problems)] if problems else []
     ids = id_column if id_column in frame.columns and id_column not in bad else None
-    failures += _non_finite_failures(frame, ids) + (extra or [])
+    failures += non_finite_failures(frame, ids, skip=tuple(_RATIOS)) + (extra or [])
     # A check is skipped when a column it reads is missing or mistyped: for option snapshots and
     # instruments that is already a schema failure; trades check only the columns they have.
     details: dict = {
@@ -373,27 +279,6 @@ def _validate(
             if not r["success"]:
                 failures.append(_failure_line(r["check"], r, params))
     return ValidationReport(table, not failures, failures, frame.height, details)
-
-
-def _non_finite_failures(frame: pl.DataFrame, id_column: str | None) -> list[str]:
-    """One line per float column holding NaN or +-inf: GE reads NaN as null (a nullable column would pass)
-    and a between-check with one open side lets inf through, so finiteness is checked here, in polars."""
-    floats = [c for c, t in frame.schema.items() if t in (pl.Float32, pl.Float64) and c not in _RATIOS]
-    if not floats or frame.is_empty():
-        return []
-    bad = frame.select(pl.col(c).is_nan() | pl.col(c).is_infinite() for c in floats)
-    lines = []
-    for col in floats:
-        mask = bad[col].fill_null(False)
-        n = int(mask.sum())
-        if n:
-            line = f"{col} finite (not NaN/inf): {n} row{'s fail' if n != 1 else ' fails'}"
-            if id_column:
-                ids = list(dict.fromkeys(frame.filter(mask)[id_column].head(_PARTIAL).to_list()))
-                more = ", ..." if len(ids) > _EXAMPLES or n > len(ids) else ""
-                line += " (" + ", ".join(str(i) for i in ids[:_EXAMPLES]) + more + ")"
-            lines.append(line)
-    return lines
 
 
 def _failure_line(label: str, r: dict, params: dict | None) -> str:
@@ -528,6 +413,8 @@ def _ge_value(value: Any) -> Any:
 
 __all__ = [
     "CHAIN_SIZE",
+    "COVERAGE_NEIGHBOURS",
+    "COVERAGE_SHARE",
     "ValidationReport",
     "chain_sizes",
     "short_chains",
