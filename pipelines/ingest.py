@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -22,8 +23,15 @@ from pipelines.config import Settings
 from pipelines.errors import GexflowError, SourceError
 from pipelines.lake_tables import prepare_warehouse
 from pipelines.sources.deribit import DeribitClient, RawResponse, TokenBucket, index_names
-from pipelines.sources.replay import ReplayDirectory, ReplayTransport, parse_stamp, sample_directory
-from transforms.normalise import NormaliseError, instruments_frame, option_snapshot_frame, snapshot_ts_of
+from pipelines.sources.replay import (
+    BOOK_METHOD,
+    INSTRUMENTS_METHOD,
+    ReplayDirectory,
+    ReplayTransport,
+    parse_stamp,
+    sample_directory,
+)
+from transforms.normalise import NormaliseError, instruments_frame, number, option_snapshot_frame, snapshot_ts_of
 from transforms.schemas import INGEST_RUN, INSTRUMENT, OPTION_SNAPSHOT
 from warehouse import files, lake, raw
 
@@ -39,6 +47,14 @@ class Cycle:
     client: DeribitClient
     stamp_ts: datetime
     source: str  # 'deribit' | 'replay' | 'sample'
+    replay: ReplayDirectory | None = None  # where a replay's bodies come from (to name a bad file)
+    replay_stamp: str | None = None
+
+    def origin(self, method: str, key: str) -> Path | None:
+        """The replay file a body of ``method`` (short name) for ``key`` was read from; None when live."""
+        if self.replay is None or self.replay_stamp is None or not self.replay.has(method, key, self.replay_stamp):
+            return None
+        return self.replay.path(method, key, self.replay_stamp)
 
 
 @dataclass
@@ -48,6 +64,7 @@ class FetchedChain:
     book: list
     index_prices: dict[str, float]
     raw_paths: list[Path] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # short method -> the file its body is in (for errors)
 
 
 @dataclass
@@ -112,7 +129,7 @@ def open_cycles(settings: Settings, now: datetime) -> list[Cycle]:
             now=lambda ts=ts: ts,
             parse=transport.parse,  # a bad file: one SourceError naming it, never retried
         )
-        cycles.append(Cycle(client, ts, label))
+        cycles.append(Cycle(client, ts, label, directory, stamp))
     return cycles
 
 
@@ -149,9 +166,12 @@ def land_malformed(data_dir: Path, response: RawResponse, attempt: int) -> Path:
 def fetch_chain(cycle: Cycle, currency: str, data_dir: Path) -> FetchedChain:
     """Instruments, book summary and index price(s) of one currency; each body lands under raw/ as it arrives."""
     landed: list[Path] = []
+    where: dict[str, Path] = {}
 
     def keep(response: RawResponse, key: str, coin: str) -> None:
         landed.append(raw.land_raw(data_dir, response.method, coin, key, cycle.stamp_ts, response.body))
+        method = response.short_method
+        where[method] = cycle.origin(method, key) or cycle.origin(method, coin) or landed[-1]
 
     instruments, r = cycle.client.get_instruments(currency)
     keep(r, currency, currency)
@@ -169,10 +189,14 @@ def fetch_chain(cycle: Cycle, currency: str, data_dir: Path) -> FetchedChain:
         result, r = cycle.client.get_index_price(name)
         keep(r, name, name.split("_", 1)[0].upper())
         try:
-            prices[name] = float(result["index_price"])
-        except (TypeError, KeyError, ValueError):
-            raise NormaliseError(f"get_index_price {name}: result has no index_price") from None
-    return FetchedChain(currency, instruments, book, prices, landed)
+            price = number(result["index_price"], "index_price", f"get_index_price {name}")
+        except (TypeError, KeyError, NormaliseError) as exc:
+            what = exc if isinstance(exc, NormaliseError) else f"get_index_price {name}: result has no index_price"
+            raise SourceError(f"{what} (in {where['get_index_price']}); nothing was published") from None
+        if price is None:
+            raise SourceError(f"get_index_price {name}: index_price is null (in {where['get_index_price']})")
+        prices[name] = price  # a non-finite or absurd value is the validation gate's to refuse
+    return FetchedChain(currency, instruments, book, prices, landed, where)
 
 
 def normalise(cycle: Cycle, chains: list[FetchedChain]) -> Batch:
@@ -181,29 +205,72 @@ def normalise(cycle: Cycle, chains: list[FetchedChain]) -> Batch:
     for chain in chains:
         if not chain.book:
             continue
-        seen = snapshot_ts_of(chain.book)
-        ins = instruments_frame(chain.instruments, seen)
+        body = BOOK_METHOD
+        try:
+            seen = snapshot_ts_of(chain.book)
+            body = INSTRUMENTS_METHOD
+            ins = instruments_frame(chain.instruments, seen)
+            body = BOOK_METHOD
+            snap_frames.append(option_snapshot_frame(chain.book, ins, chain.index_prices, cycle.source))
+        except NormaliseError as exc:  # a type error in a body: one line naming its file, nothing published
+            path = chain.files.get(exc.body or body, "the response")
+            raise SourceError(f"{path}: {exc}; nothing was published") from None
         ins_frames.append(ins)
-        snap_frames.append(option_snapshot_frame(chain.book, ins, chain.index_prices, cycle.source))
     instruments = pl.concat(ins_frames) if ins_frames else pl.DataFrame(schema=INSTRUMENT)
     snapshots = pl.concat(snap_frames) if snap_frames else pl.DataFrame(schema=OPTION_SNAPSHOT)
     return Batch(cycle.stamp_ts, cycle.source, instruments, snapshots)
 
 
-def validate(batch: Batch, data_dir: Path, now: datetime | None, max_age_s: float) -> None:
-    """Great Expectations gate; a failing batch goes to quarantine with its report and the run fails."""
+def validate(
+    batch: Batch,
+    data_dir: Path,
+    now: datetime | None,
+    max_age_s: float,
+    neighbours: Sequence[Batch] = (),
+) -> None:
+    """Great Expectations gate; a failing batch goes to quarantine with its report and the run fails.
+
+    Coverage (a chain with far fewer options than its neighbours is refused) compares each chain with the
+    published chains of its currency nearest in time, the other ``neighbours`` batches (the rest of the run
+    or day), and, for API snapshots, the unexpired options get_instruments lists.
+    """
     from pipelines import quality
 
     max_age = timedelta(seconds=max_age_s) if now is not None else None
+    around, listed = coverage_references(batch, data_dir, neighbours)
     reports = [
         quality.validate_instruments(batch.instruments),
-        quality.validate_option_snapshots(batch.snapshots, now=now, max_age=max_age),
+        quality.validate_option_snapshots(batch.snapshots, now=now, max_age=max_age, neighbours=around, listed=listed),
     ]
     failed = [r for r in reports if not r.success]
     if not failed:
         return
     where = quarantine(data_dir, batch, failed)
     raise QualityError(f"{'; '.join(r.summary() for r in failed)} (batch quarantined in {where})")
+
+
+def coverage_references(
+    batch: Batch, data_dir: Path, others: Sequence[Batch] = ()
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """What :func:`validate` judges the coverage of ``batch``'s chains against: (neighbours, listing).
+
+    Neighbours: the published chains of each currency nearest in time and the chains of the ``others``
+    batches. Listing: per chain, the unexpired options get_instruments listed with it -- None for a Tardis
+    batch, whose instruments are derived from its own chain.
+    """
+    from pipelines.polars_checks import CHAIN_SIZE, chain_sizes, published_chain_sizes
+
+    own = chain_sizes(batch.snapshots)
+    frames = [chain_sizes(b.snapshots) for b in others if b is not batch]
+    frames.append(published_chain_sizes(data_dir, own))
+    around = pl.concat([f.cast(CHAIN_SIZE) for f in frames]).unique(maintain_order=True)
+    if batch.source == "tardis":
+        return around, None
+    unexpired = own.join(batch.instruments.select("currency", "expiration_ts"), on="currency").filter(
+        pl.col("expiration_ts") > pl.col("snapshot_ts")
+    )
+    listed = unexpired.group_by("currency", "snapshot_ts").agg(pl.len().alias("options")).cast(CHAIN_SIZE)
+    return around, listed
 
 
 def quarantine(data_dir: Path, batch: Batch, reports) -> Path:
@@ -289,7 +356,7 @@ def snapshot_cycle(settings: Settings, steps=PLAIN_STEPS, now: datetime | None =
             result.raw_files += sum(len(c.raw_paths) for c in chains)
             batch = steps.normalise(cycle, chains)
             fresh_as_of = now if cycle.source == "deribit" and settings.max_snapshot_age_s > 0 else None
-            steps.validate(batch, data_dir, fresh_as_of, settings.max_snapshot_age_s)
+            steps.validate(batch, data_dir, fresh_as_of, settings.max_snapshot_age_s, result.batches)
             result.batches.append(batch)
         steps.publish(result.batches, data_dir, result.run_id, now, datetime.now(UTC))
         prepare_warehouse(data_dir)

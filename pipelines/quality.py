@@ -25,6 +25,15 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.polars_checks import (
+    CHAIN_SIZE,
+    COVERAGE_NEIGHBOURS,
+    COVERAGE_SHARE,
+    chain_sizes,
+    coverage_failures,
+    non_finite_failures,
+    short_chains,
+)
 from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT
 
 _PARTIAL = 20  # unexpected values / row ids GE keeps per failed check (SUMMARY result format)
@@ -93,13 +102,44 @@ def _unique(cols: tuple[str, ...]) -> _Check:
 
 _FRESHNESS = _between("snapshot_ts >= now - max_age", "snapshot_ts", min_value=_Param(_FRESH_PARAM))
 
+# Bounds (docs/data-quality.md says why each is what it is): generous enough that 7 months of real chains
+# sit far inside them, tight enough that every product the analytics form (q c gamma F^2) stays finite.
+MAX_OPEN_INTEREST = 1e7  # contracts of one option; the largest recorded is 82,738 (ETH)
+MIN_IV, MAX_IV = 1.0, 1000.0  # mark_iv, percent; recorded 10.6 .. 348.8
+MAX_USD = 1e9  # strike, forward, index (USD); no underlying is within a factor of 100 of it
+MAX_CONTRACT_SIZE = 1e6  # coins per contract; Deribit uses 1 (BTC, ETH), 10 or 1000 (small coins)
+FORWARD_TO_INDEX = (0.5, 2.0)  # underlying_price / index_price; recorded 0.989 .. 1.050
+STRIKE_TO_INDEX = (0.01, 100.0)  # strike / index_price; recorded 0.148 .. 10.4
+
+
+def _g(x: float) -> str:
+    """1e7 -> '1e7', 0.5 -> '0.5' (labels of the bounds)."""
+    return f"{x:g}".replace("e+0", "e").replace("e+", "e")
+
+
+def _range(col: str, low: float, high: float, *, open_low: bool = False, label: str | None = None) -> _Check:
+    """``col in [low, high]`` (``(low, high]`` when ``open_low``); nulls pass, so pair it with a not-null check."""
+    text = f"{label or col} in {'(' if open_low else '['}{_g(low)}, {_g(high)}]"
+    return _between(text, col, min_value=low, max_value=high, strict_min=open_low)
+
+
+# Derived columns the suite checks (computed in polars, never stored).
+_RATIOS = {
+    "forward_to_index": ("underlying_price", "index_price"),
+    "strike_to_index": ("strike", "index_price"),
+}
+
 _OPTION_SNAPSHOT_CHECKS = (
     *(_not_null(c) for c in ("currency", "snapshot_ts", "instrument_name", "strike", "contract_size")),
+    # Null policy: an option without open interest, IV or forward cannot be counted, and dropping it would
+    # shrink the chain silently -- the snapshot is quarantined instead (docs/data-quality.md).
     _not_null("open_interest"),
     _between("open_interest >= 0", "open_interest", min_value=0),
-    _between("mark_iv null or in (0, 1000]", "mark_iv", min_value=0, max_value=1000, strict_min=True),
-    _between("strike > 0", "strike", min_value=0, strict_min=True),
-    _between("contract_size > 0", "contract_size", min_value=0, strict_min=True),
+    _between(f"open_interest <= {_g(MAX_OPEN_INTEREST)}", "open_interest", max_value=MAX_OPEN_INTEREST),
+    _not_null("mark_iv"),
+    _range("mark_iv", MIN_IV, MAX_IV),
+    _range("strike", 0, MAX_USD, open_low=True),
+    _range("contract_size", 0, MAX_CONTRACT_SIZE, open_low=True),
     # ignore_row_if="neither": a null expiry (or snapshot) fails instead of being skipped.
     _Check(
         "expiration_ts > snapshot_ts",
@@ -110,17 +150,20 @@ _OPTION_SNAPSHOT_CHECKS = (
     _not_null("option_type"),
     _in_set("option_type", ("call", "put")),
     _unique(("currency", "snapshot_ts", "instrument_name")),
-    _between("underlying_price null or > 0", "underlying_price", min_value=0, strict_min=True),
+    _not_null("underlying_price"),
+    _range("underlying_price", 0, MAX_USD, open_low=True),
     _not_null("index_price"),
-    _between("index_price > 0", "index_price", min_value=0, strict_min=True),
-    _between("mark_price null or >= 0", "mark_price", min_value=0),
+    _range("index_price", 0, MAX_USD, open_low=True),
+    _range("forward_to_index", *FORWARD_TO_INDEX, label="underlying_price / index_price"),
+    _range("strike_to_index", *STRIKE_TO_INDEX, label="strike / index_price"),
+    *(_range(c, 0, MAX_USD, label=f"{c} null or") for c in ("mark_price", "bid_price", "ask_price")),
 )
 
 _INSTRUMENT_CHECKS = (
     *(_not_null(c) for c in ("currency", "instrument_name", "strike", "contract_size", "option_type")),
     _unique(("currency", "instrument_name")),
-    _between("strike > 0", "strike", min_value=0, strict_min=True),
-    _between("contract_size > 0", "contract_size", min_value=0, strict_min=True),
+    _range("strike", 0, MAX_USD, open_low=True),
+    _range("contract_size", 0, MAX_CONTRACT_SIZE, open_low=True),
     _in_set("option_type", ("call", "put")),
 )
 
@@ -139,13 +182,23 @@ _TRADE_CHECKS = (
 
 
 def validate_option_snapshots(
-    frame: pl.DataFrame, *, now: datetime | None = None, max_age: timedelta | None = None
+    frame: pl.DataFrame,
+    *,
+    now: datetime | None = None,
+    max_age: timedelta | None = None,
+    neighbours: pl.DataFrame | None = None,
+    listed: pl.DataFrame | None = None,
 ) -> ValidationReport:
-    """Validate an OPTION_SNAPSHOT frame.
+    """Validate an OPTION_SNAPSHOT frame: finite numbers, nulls, bounds, keys, expiry, coverage.
 
     Freshness (every ``snapshot_ts >= now - max_age``) is checked only when both ``now`` and
     ``max_age`` are given: live runs pass the clock, replays and backfills do not. ``now`` must be
     timezone-aware.
+
+    Coverage compares each (currency, snapshot_ts) chain in ``frame`` with its nearest other chains of
+    that currency -- those in ``frame`` and the rows of ``neighbours`` (currency, snapshot_ts, options of
+    chains already published or in the same run) -- and with ``listed`` (the same columns: options the
+    exchange lists at that snapshot_ts), see :func:`short_chains`.
     """
     params = None
     if now is not None and max_age is not None:
@@ -153,7 +206,13 @@ def validate_option_snapshots(
             raise ValueError("validate_option_snapshots: now must be timezone-aware")
         params = {_FRESH_PARAM: (now - max_age).astimezone(UTC)}
     checks = _OPTION_SNAPSHOT_CHECKS + ((_FRESHNESS,) if params else ())
-    return _validate("option_snapshots", frame, OPTION_SNAPSHOT, checks, "instrument_name", params)
+    derived = frame.with_columns(
+        (pl.col(num) / pl.col(den)).alias(name)
+        for name, (num, den) in _RATIOS.items()
+        if all(frame.schema.get(c) == pl.Float64 for c in (num, den))
+    )
+    extra = coverage_failures(chain_sizes(frame), neighbours, listed)
+    return _validate("option_snapshots", derived, OPTION_SNAPSHOT, checks, "instrument_name", params, extra)
 
 
 def validate_instruments(frame: pl.DataFrame) -> ValidationReport:
@@ -196,10 +255,13 @@ def _validate(
     checks: tuple[_Check, ...],
     id_column: str,
     params: dict | None,
+    extra: list[str] | None = None,
 ) -> ValidationReport:
     problems, bad = _schema_problems(frame, schema)
     usable = [c for c in checks if all(col in frame.columns and col not in bad for col in c.columns)]
     failures = ["schema: " + "; ".join(problems)] if problems else []
+    ids = id_column if id_column in frame.columns and id_column not in bad else None
+    failures += non_finite_failures(frame, ids, skip=tuple(_RATIOS)) + (extra or [])
     # A check is skipped when a column it reads is missing or mistyped: for option snapshots and
     # instruments that is already a schema failure; trades check only the columns they have.
     details: dict = {
@@ -209,7 +271,6 @@ def _validate(
         "skipped_checks": [c.label for c in checks if c not in usable],
     }
     if usable:
-        ids = id_column if id_column in frame.columns and id_column not in bad else None
         needed = sorted({col for c in usable for col in c.columns} | ({ids} if ids else set()))
         result = _run_suite(table, frame.select(needed), tuple(usable), ids, params)
         details.update(result)
@@ -350,4 +411,14 @@ def _ge_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-__all__ = ["ValidationReport", "validate_instruments", "validate_option_snapshots", "validate_trades"]
+__all__ = [
+    "CHAIN_SIZE",
+    "COVERAGE_NEIGHBOURS",
+    "COVERAGE_SHARE",
+    "ValidationReport",
+    "chain_sizes",
+    "short_chains",
+    "validate_instruments",
+    "validate_option_snapshots",
+    "validate_trades",
+]

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -14,7 +14,9 @@ import polars as pl
 import pytest
 
 from pipelines.quality import (
+    CHAIN_SIZE,
     ValidationReport,
+    short_chains,
     validate_instruments,
     validate_option_snapshots,
     validate_trades,
@@ -111,9 +113,16 @@ def test_without_now_freshness_is_not_checked_so_replays_of_old_snapshots_pass()
     assert all("max_age" not in r["check"] for r in report.details["results"])
 
 
-def test_missing_mark_iv_underlying_and_mark_price_are_allowed():
-    report = validate_option_snapshots(with_victim(mark_iv=None, underlying_price=None, mark_price=None))
+def test_a_missing_mark_price_is_allowed_it_is_not_an_input_of_the_exposure():
+    report = validate_option_snapshots(with_victim(mark_price=None, bid_price=None, ask_price=None))
     assert report.success, report.summary()
+
+
+@pytest.mark.parametrize("column", ["mark_iv", "underlying_price", "open_interest"])
+def test_a_missing_pricing_input_fails_the_snapshot_instead_of_dropping_the_option(column):
+    # null policy (docs/data-quality.md): an option that cannot be priced is not silently left out
+    line = only_failure(validate_option_snapshots(with_victim(**{column: pl.lit(None, pl.Float64)})))
+    assert line == f"{column} not null: 1 row fails ({VICTIM})"
 
 
 # --- each broken variant fails with a line naming its check --------------------------------------------
@@ -123,18 +132,25 @@ def test_missing_mark_iv_underlying_and_mark_price_are_allowed():
     ("broken", "check"),
     [
         ({"open_interest": pl.lit(-3.0)}, "open_interest >= 0"),
+        ({"open_interest": pl.lit(1e300)}, "open_interest <= 1e7"),
         ({"open_interest": pl.lit(None, pl.Float64)}, "open_interest not null"),
-        ({"mark_iv": pl.lit(0.0)}, "mark_iv null or in (0, 1000]"),
-        ({"mark_iv": pl.lit(5000.0)}, "mark_iv null or in (0, 1000]"),
-        ({"strike": pl.lit(0.0)}, "strike > 0"),
-        ({"contract_size": pl.lit(0.0)}, "contract_size > 0"),
+        ({"mark_iv": pl.lit(0.0)}, "mark_iv in [1, 1000]"),
+        ({"mark_iv": pl.lit(0.5)}, "mark_iv in [1, 1000]"),
+        ({"mark_iv": pl.lit(5000.0)}, "mark_iv in [1, 1000]"),
+        ({"strike": pl.lit(400.0)}, "strike / index_price in [0.01, 100]"),
+        ({"strike": pl.lit(7e6)}, "strike / index_price in [0.01, 100]"),
+        ({"contract_size": pl.lit(0.0)}, "contract_size in (0, 1e6]"),
+        ({"contract_size": pl.lit(1e7)}, "contract_size in (0, 1e6]"),
         ({"expiration_ts": pl.col("snapshot_ts") - pl.duration(days=1)}, "expiration_ts > snapshot_ts"),
         ({"expiration_ts": pl.col("snapshot_ts")}, "expiration_ts > snapshot_ts"),
         ({"expiration_ts": pl.lit(None, UTC_TS)}, "expiration_ts > snapshot_ts"),
         ({"option_type": pl.lit("CALL")}, "option_type in {call, put}"),
-        ({"underlying_price": pl.lit(-1.0)}, "underlying_price null or > 0"),
-        ({"index_price": pl.lit(0.0)}, "index_price > 0"),
-        ({"mark_price": pl.lit(-0.01)}, "mark_price null or >= 0"),
+        ({"underlying_price": pl.lit(20000.0)}, "underlying_price / index_price in [0.5, 2]"),
+        ({"underlying_price": pl.lit(200000.0)}, "underlying_price / index_price in [0.5, 2]"),
+        ({"mark_price": pl.lit(-0.01)}, "mark_price null or in [0, 1e9]"),
+        ({"mark_price": pl.lit(float("nan"))}, "mark_price finite (not NaN/inf)"),
+        ({"bid_price": pl.lit(float("nan"))}, "bid_price finite (not NaN/inf)"),
+        ({"ask_price": pl.lit(-1.0)}, "ask_price null or in [0, 1e9]"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -143,6 +159,41 @@ def test_a_chain_with_one_broken_row_fails_naming_the_check_and_the_row(broken, 
     line = only_failure(report)
     assert line == f"{check}: 1 row fails ({VICTIM})"
     assert report.summary() == f"option_snapshots: 1 check failed: {line}"
+
+
+@pytest.mark.parametrize(
+    ("broken", "checks"),
+    [
+        # NaN: GE reads it as null, so only the finiteness check (in polars) can tell it from a missing value
+        ({"open_interest": pl.lit(float("nan"))}, ["open_interest finite (not NaN/inf)", "open_interest not null"]),
+        ({"mark_iv": pl.lit(float("nan"))}, ["mark_iv finite (not NaN/inf)", "mark_iv not null"]),
+        (
+            {"underlying_price": pl.lit(float("inf"))},
+            [
+                "underlying_price finite (not NaN/inf)",
+                "underlying_price in (0, 1e9]",
+                "underlying_price / index_price in [0.5, 2]",
+            ],
+        ),
+        ({"open_interest": pl.lit(float("-inf"))}, ["open_interest finite (not NaN/inf)", "open_interest >= 0"]),
+        (
+            {"index_price": pl.lit(0.0)},
+            [
+                "index_price in (0, 1e9]",
+                "underlying_price / index_price in [0.5, 2]",
+                "strike / index_price in [0.01, 100]",
+            ],
+        ),
+        (
+            {"strike": pl.lit(0.0)},
+            ["strike in (0, 1e9]", "strike / index_price in [0.01, 100]"],
+        ),
+    ],
+    ids=lambda v: "-".join(v) if isinstance(v, dict) else None,
+)
+def test_a_non_finite_or_zero_value_fails_every_check_it_breaks(broken, checks):
+    report = validate_option_snapshots(with_victim(**broken))
+    assert report.failures == [f"{c}: 1 row fails ({VICTIM})" for c in checks]
 
 
 def test_a_duplicated_instrument_fails_the_unique_key():
@@ -166,8 +217,8 @@ def test_a_naive_now_is_refused():
 
 
 def test_several_broken_checks_are_each_reported():
-    report = validate_option_snapshots(with_victim(open_interest=pl.lit(-1.0), strike=pl.lit(0.0)))
-    assert [f.split(":")[0] for f in report.failures] == ["open_interest >= 0", "strike > 0"]
+    report = validate_option_snapshots(with_victim(open_interest=pl.lit(-1.0), mark_iv=pl.lit(0.0)))
+    assert [f.split(":")[0] for f in report.failures] == ["open_interest >= 0", "mark_iv in [1, 1000]"]
     assert report.summary().startswith("option_snapshots: 2 checks failed: open_interest >= 0: 1 row fails")
 
 
@@ -175,7 +226,7 @@ def test_a_failure_line_quotes_three_rows_then_an_ellipsis():
     report = validate_option_snapshots(btc_chain().with_columns(open_interest=pl.lit(-1.0)))
     line = only_failure(report)
     assert line.startswith(f"open_interest >= 0: {btc_chain().height} rows fail (")
-    assert line.endswith(", ...)") and line.count(", ") == 3
+    assert line.endswith(", ...)") and line.split(" (", 1)[1].count(", ") == 3
 
 
 # --- schema ----------------------------------------------------------------------------------------------
@@ -196,7 +247,8 @@ def test_missing_and_mistyped_columns_fail_the_schema_and_skip_their_checks():
     frame = btc_chain().drop("strike").with_columns(pl.col("open_interest").cast(pl.String))
     report = validate_option_snapshots(frame)
     assert only_failure(report) == "schema: missing strike; open_interest is String, expected Float64"
-    assert "strike > 0" in report.details["skipped_checks"]
+    assert "strike in (0, 1e9]" in report.details["skipped_checks"]
+    assert "strike / index_price in [0.01, 100]" in report.details["skipped_checks"]
     assert "open_interest >= 0" in report.details["skipped_checks"]
 
 
@@ -221,7 +273,7 @@ def test_an_instrument_with_a_bad_strike_or_type_fails():
         option_type=pl.when(pl.col("index") == 1).then(pl.lit("straddle")).otherwise(pl.col("option_type")),
     ).drop("index")
     report = validate_instruments(broken)
-    assert [f.split(":")[0] for f in report.failures] == ["strike > 0", "option_type in {call, put}"]
+    assert [f.split(":")[0] for f in report.failures] == ["strike in (0, 1e9]", "option_type in {call, put}"]
 
 
 def test_the_recorded_trade_tape_fails_on_its_duplicated_trade_ids():
@@ -276,9 +328,9 @@ def test_the_details_are_json_for_the_quarantine_report():
     report = validate_option_snapshots(with_victim(open_interest=pl.lit(None, pl.Float64), mark_iv=pl.lit(5000.0)))
     details = json.loads(json.dumps(report.details, allow_nan=False))
     failed = {r["check"]: r for r in details["results"] if not r["success"]}
-    assert set(failed) == {"open_interest not null", "mark_iv null or in (0, 1000]"}
-    assert failed["mark_iv null or in (0, 1000]"]["partial_unexpected_list"] == [5000.0]
-    assert failed["mark_iv null or in (0, 1000]"]["row_ids"] == [VICTIM]
+    assert set(failed) == {"open_interest not null", "mark_iv in [1, 1000]"}
+    assert failed["mark_iv in [1, 1000]"]["partial_unexpected_list"] == [5000.0]
+    assert failed["mark_iv in [1, 1000]"]["row_ids"] == [VICTIM]
     assert details["statistics"]["unsuccessful_expectations"] == 2
 
 
@@ -306,3 +358,73 @@ def test_validating_prints_nothing_even_with_debug_logging_and_all_warnings_on()
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert (out.stdout, out.stderr) == ("", "")
+
+
+# --- coverage: a chain far smaller than its neighbours ---------------------------------------------------
+
+
+def one_hour_later(chain: pl.DataFrame, hours: int = 1) -> pl.DataFrame:
+    return chain.with_columns(pl.col("snapshot_ts") + pl.duration(hours=hours))
+
+
+def test_a_chain_with_a_fraction_of_its_neighbours_options_fails_coverage():
+    full = btc_chain()
+    stray = one_hour_later(full).head(1)  # e.g. one Tardis row a few ms off its snapshot
+    report = validate_option_snapshots(pl.concat([full, one_hour_later(full, 2), stray]))
+    line = only_failure(report)
+    assert line == (
+        "options >= 50% of the neighbours' median and of the listing: 1 chain fails "
+        f"(BTC 2026-07-31T12:33:22.630Z: 1 option vs median {full.height} of 2 neighbours)"
+    )
+
+
+def test_a_chain_alone_is_judged_against_the_listing_it_is_given():
+    chain = btc_chain()
+    listed = pl.DataFrame(
+        {"currency": ["BTC"], "snapshot_ts": [snapshot_time()], "options": [2 * chain.height + 1]},
+        schema=CHAIN_SIZE,
+    )
+    assert validate_option_snapshots(chain).success  # nothing to compare with
+    assert only_failure(validate_option_snapshots(chain, listed=listed)) == (
+        "options >= 50% of the neighbours' median and of the listing: 1 chain fails "
+        f"(BTC 2026-07-31T11:33:22.630Z: 854 options vs {2 * chain.height + 1} listed)"
+    )
+    listed = listed.with_columns(options=pl.lit(2 * chain.height, pl.Int64))  # exactly half: still enough
+    assert validate_option_snapshots(chain, listed=listed).success
+    # a listing at another time, or of another currency, is not this chain's
+    assert validate_option_snapshots(
+        chain, listed=listed.with_columns(currency=pl.lit("ETH"), options=pl.lit(10**6))
+    ).success
+
+
+def test_neighbours_are_the_five_nearest_in_time_and_the_reference_is_their_median():
+    t0 = datetime(2026, 7, 31, tzinfo=UTC)
+    far = [(t0 - timedelta(hours=100 + h), 1000) for h in range(5)]  # a bigger chain long ago
+    near = [(t0 + timedelta(hours=h), 150) for h in (-2, -1, 1, 2, 3)]  # the 5 nearest: median 150
+
+    def sizes(options: int) -> pl.DataFrame:
+        rows = [(t0, options), *far, *near]
+        return pl.DataFrame([("BTC", t, n) for t, n in rows], schema=CHAIN_SIZE, orient="row")
+
+    assert short_chains(sizes(75)).is_empty()  # 75 = 50 % of 150 (over all ten neighbours it would fail)
+    short = short_chains(sizes(74))
+    assert short.rows() == [("BTC", t0, 74, 150.0, 5, None)]
+    assert short_chains(sizes(74).filter(pl.col("currency") == "ETH")).is_empty()
+
+
+def test_no_recorded_tardis_chain_falls_below_the_coverage_threshold(shared_data):
+    # 7 months of real chains (1,692): the threshold has ample room for listings and expiries
+    days = sorted((shared_data / "tardis" / "options_chain").glob("*.csv.gz"))
+    frames = [pl.read_csv(p, columns=["symbol", "timestamp"], schema_overrides={"timestamp": pl.Int64}) for p in days]
+    sizes = (
+        pl.concat(frames)
+        .group_by(pl.col("symbol").str.extract(r"^([A-Z]+)-").alias("currency"), "timestamp")
+        .agg(pl.len().alias("options"))
+        .select(
+            "currency",
+            pl.from_epoch("timestamp", time_unit="us").dt.replace_time_zone("UTC").alias("snapshot_ts"),
+            "options",
+        )
+    )
+    assert sizes.height > 1600
+    assert short_chains(sizes).is_empty()

@@ -1,10 +1,17 @@
 """Normalise Deribit API v2 response bodies into the frame contracts of :mod:`transforms.schemas`.
 
 Pure: takes the already-parsed ``result`` payloads and returns frames.
+
+Types are strict (docs/data-quality.md): a numeric field is a JSON number or null. A string ("12,5",
+even "12.5"), a boolean or an object is a :class:`NormaliseError` naming the body, the instrument,
+the field and the value, never a silent conversion. A null stays null (a null open interest is not
+0), and a number that is not finite (JSON ``NaN``/``Infinity``, or an integer too large for a float)
+is kept as NaN/inf: those are values, not types, and the validation gate quarantines them.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 
@@ -20,7 +27,41 @@ _NAME = re.compile(
 
 
 class NormaliseError(ValueError):
-    """A response body does not have the shape Deribit documents."""
+    """A response body does not have the shape Deribit documents.
+
+    ``body`` names the response it was found in (``get_book_summary_by_currency``, ``get_instruments``)
+    when known, so the caller can name the file that holds it.
+    """
+
+    def __init__(self, message: str, body: str | None = None):
+        super().__init__(message)
+        self.body = body
+
+
+_BOOK = "get_book_summary_by_currency"
+_INSTRUMENTS = "get_instruments"
+_EXPIRY = "expiration_timestamp"
+
+
+def number(value, field: str, where: str, body: str | None = None) -> float | None:
+    """A JSON number as a float (None stays None); any other type is a NormaliseError naming it.
+
+    Integers too large for a float become inf (a value the validation gate refuses, not a type error).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise NormaliseError(f"{where}: {field} is not a number: {value!r}"[:300], body)
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
+def _text(value, field: str, where: str, body: str | None = None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise NormaliseError(f"{where}: {field} is not a string: {value!r}"[:300], body)
 
 
 def parse_option_name(name: str) -> dict:
@@ -41,8 +82,14 @@ def parse_option_name(name: str) -> dict:
     }
 
 
-def _ms(value) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=UTC)
+def _ms(value: float | None) -> datetime | None:
+    """Epoch milliseconds as a UTC datetime; a value no datetime can hold (inf, 1e300) is a NormaliseError."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        raise NormaliseError(f"timestamp out of range: {value!r}") from None
 
 
 def instruments_frame(instruments: list[dict], seen_ts: datetime) -> pl.DataFrame:
@@ -55,24 +102,30 @@ def instruments_frame(instruments: list[dict], seen_ts: datetime) -> pl.DataFram
             if ins.get("kind", "option") != "option":
                 continue
             settle = ins.get("settlement_currency") or ins["base_currency"]
+            where = f"{_INSTRUMENTS} entry {ins.get('instrument_name', '?')}"
             rows.append(
                 {
-                    "currency": ins["base_currency"],
-                    "instrument_name": ins["instrument_name"],
-                    "option_type": ins["option_type"],
-                    "strike": float(ins["strike"]),
-                    "expiration_ts": _ms(ins["expiration_timestamp"]),
-                    "contract_size": float(ins["contract_size"]),
+                    "currency": _text(ins["base_currency"], "base_currency", where, _INSTRUMENTS),
+                    "instrument_name": _text(ins["instrument_name"], "instrument_name", where, _INSTRUMENTS),
+                    "option_type": _text(ins["option_type"], "option_type", where, _INSTRUMENTS),
+                    "strike": number(ins["strike"], "strike", where, _INSTRUMENTS),
+                    "expiration_ts": _ms(
+                        number(ins["expiration_timestamp"], "expiration_timestamp", where, _INSTRUMENTS)
+                    ),
+                    "contract_size": number(ins["contract_size"], "contract_size", where, _INSTRUMENTS),
                     "settlement_period": ins.get("settlement_period"),
                     "settlement_currency": settle,
                     "price_index": ins.get("price_index") or f"{ins['base_currency'].lower()}_usd",
                     "is_linear": ins.get("instrument_type") == "linear" or settle in ("USDC", "USDT"),
-                    "listed_ts": _ms(ins.get("creation_timestamp")),
+                    "listed_ts": _ms(number(ins.get("creation_timestamp"), "creation_timestamp", where, _INSTRUMENTS)),
                     "seen_ts": seen_ts,
                 }
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise NormaliseError(f"get_instruments entry lacks {exc}: {ins.get('instrument_name', '?')}") from None
+        except NormaliseError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            name = ins.get("instrument_name", "?") if isinstance(ins, dict) else "?"
+            raise NormaliseError(f"{_INSTRUMENTS} entry lacks {exc}: {name}", _INSTRUMENTS) from None
     frame = pl.DataFrame(rows, schema=INSTRUMENT, orient="row") if rows else pl.DataFrame(schema=INSTRUMENT)
     check(frame, INSTRUMENT, "instruments")
     return frame
@@ -80,9 +133,16 @@ def instruments_frame(instruments: list[dict], seen_ts: datetime) -> pl.DataFram
 
 def snapshot_ts_of(book_summary: list[dict]) -> datetime:
     """The snapshot time of a book summary: its (latest) ``creation_timestamp``, UTC."""
-    stamps = [r.get("creation_timestamp") for r in book_summary if r.get("creation_timestamp") is not None]
+    stamps = [
+        number(
+            r.get("creation_timestamp"), "creation_timestamp", f"{_BOOK} entry {r.get('instrument_name', '?')}", _BOOK
+        )
+        for r in book_summary
+        if isinstance(r, dict) and r.get("creation_timestamp") is not None
+    ]
+    stamps = [s for s in stamps if math.isfinite(s)]
     if not stamps:
-        raise NormaliseError("book summary has no creation_timestamp")
+        raise NormaliseError("book summary has no creation_timestamp", _BOOK)
     return _ms(max(stamps))
 
 
@@ -109,6 +169,9 @@ def option_snapshot_frame(
     for b in book_summary:
         try:
             name = b["instrument_name"]
+            if not isinstance(name, str):
+                raise NormaliseError(f"{_BOOK} entry has no instrument_name string: {name!r}"[:300], _BOOK)
+            where = f"{_BOOK} entry {name}"
             ins = by_name.get(name)
             if ins is None:
                 p = parse_option_name(name)
@@ -135,31 +198,30 @@ def option_snapshot_frame(
                     "expiration_ts": ins["expiration_ts"],
                     "contract_size": ins["contract_size"],
                     "is_linear": ins["is_linear"],
-                    "open_interest": float(b["open_interest"] or 0.0),
-                    "mark_iv": _float(b.get("mark_iv")),
-                    "mark_price": _float(b.get("mark_price")),
-                    "bid_price": _float(b.get("bid_price")),
-                    "ask_price": _float(b.get("ask_price")),
-                    "underlying_price": _float(b.get("underlying_price")),
-                    "underlying_index": b.get("underlying_index"),
+                    # a null stays null (the gate refuses it): never 0 contracts by default
+                    "open_interest": number(b["open_interest"], "open_interest", where, _BOOK),
+                    **{f: number(b.get(f), f, where, _BOOK) for f in _BOOK_NUMBERS},
+                    "underlying_index": _text(b.get("underlying_index"), "underlying_index", where, _BOOK),
                     "index_price": float(index_price),
                     "source": source,
                 }
             )
         except KeyError as exc:
-            raise NormaliseError(f"book summary entry lacks {exc}") from None
+            raise NormaliseError(f"book summary entry lacks {exc}", _BOOK) from None
+        except (TypeError, AttributeError):  # an entry that is not an object
+            raise NormaliseError(f"book summary entry is not an object: {b!r}"[:300], _BOOK) from None
     frame = pl.DataFrame(rows, schema=OPTION_SNAPSHOT, orient="row")
     check(frame, OPTION_SNAPSHOT, "option_snapshots")
     return frame.sort("currency", "instrument_name")
 
 
-def _float(value) -> float | None:
-    return None if value is None else float(value)
+_BOOK_NUMBERS = ("mark_iv", "mark_price", "bid_price", "ask_price", "underlying_price")
 
 
 __all__ = [
     "NormaliseError",
     "instruments_frame",
+    "number",
     "option_snapshot_frame",
     "parse_option_name",
     "snapshot_ts_of",

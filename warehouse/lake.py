@@ -33,6 +33,18 @@ def data_files(data_dir: Path, table: str) -> list[Path]:
     return sorted(p for p in root.glob("currency=*/date=*/*.parquet")) if root.is_dir() else []
 
 
+def currency_files(data_dir: Path, table: str, currency: str) -> list[Path]:
+    """Published data files of one currency of a table, in (date, name) order: time order for snapshot tables,
+    whose files are named by their snapshot stamp."""
+    root = table_dir(data_dir, table) / f"currency={currency}"
+    return sorted(root.glob("date=*/*.parquet")) if root.is_dir() else []
+
+
+def row_count(path: Path) -> int:
+    """Rows of one Parquet file, from its footer (the data is not read)."""
+    return pl.scan_parquet(path).select(pl.len()).collect().item()
+
+
 def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
     frame.write_parquet(path, compression="zstd", statistics=True)
 
