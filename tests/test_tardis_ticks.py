@@ -149,8 +149,8 @@ def test_stale_options_are_left_out_and_counted_per_snapshot(ticks, landed):
 def test_an_option_listed_mid_day_appears_from_the_first_grid_time_after_its_first_update(ticks, landed):
     data_dir, _, _ = landed
     truth = pl.read_parquet(ticks / "truth" / "options_asof.parquet")
-    first_seen = truth.group_by("symbol").agg(pl.col("snapshot_us").min()).filter(
-        pl.col("snapshot_us") > us_of(DAYS[0], 1)
+    first_seen = (
+        truth.group_by("symbol").agg(pl.col("snapshot_us").min()).filter(pl.col("snapshot_us") > us_of(DAYS[0], 1))
     )
     assert first_seen.height > 0
     symbol, first = first_seen.sort("snapshot_us").row(0)
@@ -194,12 +194,10 @@ def test_key_levels_at_a_grid_time_equal_those_computed_from_the_truth_rows(tick
     data_dir, _, _ = landed
     at = datetime(2026, 7, 31, 12, tzinfo=UTC)
     compute_cycle(data_dir, ["BTC"], since=at, until=at)
-    got = lake.scan(data_dir, "key_levels").collect().filter(
-        (pl.col("snapshot_ts") == at) & (pl.col("model") == "naive")
+    got = (
+        lake.scan(data_dir, "key_levels").collect().filter((pl.col("snapshot_ts") == at) & (pl.col("model") == "naive"))
     )
-    truth = truth_options(ticks).filter(
-        (pl.col("t") == at) & pl.col("symbol").str.starts_with("BTC-")
-    )
+    truth = truth_options(ticks).filter((pl.col("t") == at) & pl.col("symbol").str.starts_with("BTC-"))
     spot = pl.read_parquet(ticks / "truth" / "index_asof.parquet").filter(
         (pl.col("symbol") == "BTC-PERPETUAL") & (pl.col("snapshot_us") == int(at.timestamp()) * US)
     )["index_price"][0]
@@ -229,11 +227,15 @@ def test_key_levels_at_a_grid_time_equal_those_computed_from_the_truth_rows(tick
 
 # ---------------------------------------------------------------- hand-written tick files for the edges
 
-CHAIN = ["exchange", "symbol", "timestamp", "local_timestamp", "type", "strike_price", "expiration",
-         "open_interest", "last_price", "bid_price", "bid_amount", "bid_iv", "ask_price", "ask_amount", "ask_iv",
-         "mark_price", "mark_iv", "underlying_index", "underlying_price", "delta", "gamma", "vega", "theta", "rho"]  # fmt: skip
-TICKER = ["exchange", "symbol", "timestamp", "local_timestamp", "funding_timestamp", "funding_rate",
-          "predicted_funding_rate", "open_interest", "last_price", "index_price", "mark_price"]  # fmt: skip
+CHAIN = (
+    "exchange symbol timestamp local_timestamp type strike_price expiration open_interest last_price bid_price "
+    "bid_amount bid_iv ask_price ask_amount ask_iv mark_price mark_iv underlying_index underlying_price delta gamma "
+    "vega theta rho"
+).split()
+TICKER = (
+    "exchange symbol timestamp local_timestamp funding_timestamp funding_rate predicted_funding_rate open_interest "
+    "last_price index_price mark_price"
+).split()
 D0 = date(2026, 3, 2)
 EXPIRY = us_of(date(2026, 3, 27), 8)
 
@@ -326,7 +328,9 @@ def test_a_stretch_without_index_rows_skips_those_snapshots_with_a_reason(tmp_pa
     assert skipped == [(11, ("BTC",)), (12, ("BTC",))] and result.exit_code == 1
     assert "no BTC-PERPETUAL index_price within 60 s" in result.failed[0].reason
     assert "the latest is 1,830 s old" in result.failed[0].reason  # 10:29:30
-    assert sorted({t.hour for t in stored(tmp_path / "d")["snapshot_ts"]}) == [h for h in range(1, 24) if h not in (11, 12)]
+    assert sorted({t.hour for t in stored(tmp_path / "d")["snapshot_ts"]}) == [
+        h for h in range(1, 24) if h not in (11, 12)
+    ]
 
 
 def _three_days(root: Path) -> list[date]:

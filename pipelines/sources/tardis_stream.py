@@ -48,7 +48,9 @@ def _batches(path: Path, columns: dict):
     return pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-        convert_options=pacsv.ConvertOptions(include_columns=list(columns), column_types=columns),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=list(columns), column_types=columns, null_values=[""], strings_can_be_null=True
+        ),
     )
 
 
@@ -88,8 +90,11 @@ def read_options(path: Path, every_us: int, currencies: tuple[str, ...]) -> tupl
     """(bucket_us + OPTION_STATE rows of ``currencies``, option rows read) of one options_chain file."""
     wanted = list(currencies)
 
+    seen = [0]
+
     def prepare(frame: pl.DataFrame) -> pl.DataFrame:
-        _check_rows(path, frame)
+        _check_rows(path, frame, seen[0])
+        seen[0] += frame.height
         currency = pl.col("symbol").str.split_exact("-", 1).struct.field("field_0").alias("currency")
         return frame.with_columns(currency, _bucket(frame, every_us)).filter(pl.col("currency").is_in(wanted))
 
@@ -100,9 +105,16 @@ def read_options(path: Path, every_us: int, currencies: tuple[str, ...]) -> tupl
     return frame.select(list(schema)).cast(schema).sort("bucket_us", "symbol"), rows
 
 
-def _check_rows(path: Path, frame: pl.DataFrame) -> None:
-    if frame["timestamp"].null_count() or frame["symbol"].null_count():
-        raise SourceError(f"{path}: a row has an empty symbol or timestamp")
+def _check_rows(path: Path, frame: pl.DataFrame, before: int) -> None:
+    """A row that cannot be placed or priced is bad input (line numbers count the header as line 1)."""
+    for col in ("symbol", "timestamp"):
+        if frame[col].null_count():
+            raise SourceError(f"{path}: line {before + int(frame[col].is_null().arg_true()[0]) + 2}: {col} is empty")
+    for col in _FLOATS:
+        bad = frame[col].is_nan() | frame[col].is_infinite()
+        if bad.any():
+            at = int(bad.arg_true()[0])
+            raise SourceError(f"{path}: line {before + at + 2}: {col} {frame[col][at]!r} is not a finite number")
     if (frame["exchange"] != "deribit").any():
         raise SourceError(f"{path}: rows of another exchange in a Deribit file (expected 'deribit')")
 
