@@ -2,7 +2,8 @@
 
 Backfills (the ``--each-timestamp`` reading, whose steps it times; the as-of grid reading of
 tick-level files is ``benchmarks/bench_tardis_ticks.py``) the first N day files (default 30) of the
-recorded Tardis history (``../shared/data/tardis``: 214 days, 1,692 chain snapshots, 1.37 M option rows) into an empty scratch data dir with
+recorded Tardis history (``../shared/data/tardis``: 214 days, 1,692 chain snapshots, 1.37 M option
+rows) into an empty scratch data dir with
 :func:`pipelines.backfill.backfill_cycle`, end to end: read and parse the gzip CSVs, normalise, build
 the derived instruments, Great Expectations validation, zstd Parquet staging, one journaled commit per
 day, the DuckDB views. Then runs the same backfill again (every file replaced by an identical one), and
