@@ -80,10 +80,12 @@ def backfill_cycle(
     grid: Grid | None = None,
     each_timestamp: bool = False,
     workers: int = 2,
+    on_read: Callable[[date, float, int], None] | None = None,
 ) -> BackfillResult:
     """Backfill ``settings.data_dir`` from a Tardis directory (days ``since..until``, inclusive, UTC)
     or a replay directory; see the module docstring for what is published when. ``grid`` defaults to
-    snapshots every hour, options older than an hour left out; ``workers`` day files are read at once."""
+    snapshots every hour, options older than an hour left out; ``workers`` day files are read at once, each
+    reporting ``on_read(day, fraction read, rows read)`` as it goes."""
     t0 = time.perf_counter()
     if (tardis_dir is None) == (replay_dir is None):
         raise ConfigError("backfill needs exactly one of --tardis DIR or --replay DIR")
@@ -106,7 +108,14 @@ def backfill_cycle(
                 report(backfill_day(settings, d.options_chain, run_id=result.run_id, lock_wait_s=lock_wait_s))
         else:
             run_grid(
-                settings, days, grid, run_id=result.run_id, lock_wait_s=lock_wait_s, workers=workers, report=report
+                settings,
+                days,
+                grid,
+                run_id=result.run_id,
+                lock_wait_s=lock_wait_s,
+                workers=workers,
+                report=report,
+                on_read=on_read,
             )
     finally:
         refresh_warehouse(settings, lock_wait_s=lock_wait_s)
@@ -133,6 +142,7 @@ def run_grid(
     workers: int,
     report: Callable[[DayResult], None],
     fetch=None,
+    on_read: Callable[[date, float, int], None] | None = None,
 ) -> None:
     """The as-of grid path: days already published on this grid are skipped (reported as such), the
     others read ``workers`` at a time (or through ``fetch``, e.g. Prefect task futures) and published in order."""
@@ -144,7 +154,7 @@ def run_grid(
         return
     pool = None
     if fetch is None:
-        fetch, pool = prefetching_reader(todo, grid, settings.currencies, workers)
+        fetch, pool = prefetching_reader(todo, grid, settings.currencies, workers, on_read)
     try:
         plan = [d.day for d in days]
         run_days(settings, plan, todo, grid, fetch, run_id=run_id, lock_wait_s=lock_wait_s, progress=report)

@@ -134,18 +134,17 @@ def index_windows(read: DayRead, currencies: tuple[str, ...], grid: Grid) -> dic
 
 
 def _classify(point: GridPoint, grid: Grid, ticker: Path, window_us: int) -> tuple[str, str]:
-    """(status, reason) of one grid point before validation."""
+    """(status, reason) of one grid point before validation: no fresh option or no index row at all yet (the
+    first grid time of the first file) is no data; options without a recent enough index is a failure."""
     if point.options.is_empty():
         why = f"{point.stale} stale" if point.stale else "no option rows yet"
         return "no_data", f"no option updated within {grid.describe(grid.max_staleness_s)} ({why})"
+    if point.index_age_us is None:
+        return "no_data", f"no {point.currency}-PERPETUAL index_price yet ({point.options.height} option(s))"
     if point.index_price is None:
-        where = (
-            f"the latest is {point.index_age_us / US_PER_S:,.0f} s old"
-            if point.index_age_us is not None
-            else "none yet"
-        )
+        age = f"the latest is {point.index_age_us / US_PER_S:,.0f} s old"
         limit = f"{window_us // US_PER_S:,} s"
-        return "failed", f"no {point.currency}-PERPETUAL index_price within {limit} in {ticker.name} ({where})"
+        return "failed", f"no {point.currency}-PERPETUAL index_price within {limit} in {ticker.name} ({age})"
     return "published", ""
 
 
@@ -254,9 +253,16 @@ Fetch = Callable[[int], DayRead]  # i -> the i-th day of the run, read (raises S
 Progress = Callable[[DayResult], None]
 
 
-def prefetching_reader(days: list[TardisDay], grid: Grid, currencies: tuple[str, ...], workers: int):
-    """A :data:`Fetch` over ``days`` reading at most ``workers + 1`` days ahead on a thread pool (DuckDB
-    releases the GIL while it decompresses and parses), and the pool to shut down afterwards."""
+def prefetching_reader(
+    days: list[TardisDay],
+    grid: Grid,
+    currencies: tuple[str, ...],
+    workers: int,
+    on_read: Callable[[date, float, int], None] | None = None,
+):
+    """A :data:`Fetch` over ``days`` reading at most ``workers + 1`` days ahead on a thread pool (pyarrow and
+    polars release the GIL while they decompress, parse and reduce), and the pool to shut down afterwards.
+    ``on_read(day, fraction, rows)`` reports each read as it goes (from the reading threads)."""
     pool = ThreadPoolExecutor(max(workers, 1), thread_name_prefix="tardis-read")
     futures: dict[int, Future] = {}
 
@@ -264,7 +270,10 @@ def prefetching_reader(days: list[TardisDay], grid: Grid, currencies: tuple[str,
         for k in range(i, min(i + workers + 1, len(days))):
             if k not in futures:
                 d = days[k]
-                futures[k] = pool.submit(read_day, d.options_chain, grid.every_us, currencies, d.derivative_ticker)
+                watch = (lambda f, n, day=d.day: on_read(day, f, n)) if on_read else None
+                futures[k] = pool.submit(
+                    read_day, d.options_chain, grid.every_us, currencies, d.derivative_ticker, watch
+                )
         for k in [k for k in futures if k < i - 1]:
             del futures[k]  # published: let its frames go
         return futures[i].result()

@@ -598,7 +598,8 @@ def cmd_backfill(args) -> int:
             replay_dir=args.replay,
             since=since,
             until=until,
-            progress=progress,
+            progress=progress.done,
+            on_read=progress.read,
             grid=grid,
             each_timestamp=args.each_timestamp,
         )
@@ -620,31 +621,40 @@ def cmd_backfill(args) -> int:
 
 
 class _day_progress:
-    """Backfill progress per day: a rich bar on a terminal (days done; the last day's rows read and snapshots
-    built), one line per day on stderr when piped."""
+    """Backfill progress per day: on a terminal a rich bar per day file (fraction read, rows read, then the
+    snapshots built); piped, one line per day on stderr as each is published."""
 
     def __enter__(self):
-        self.bar = None
+        self.bar, self.tasks = None, {}
         if sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(
-                TextColumn("backfilling"),
+                TextColumn("{task.fields[day]}"),
                 BarColumn(),
-                MofNCompleteColumn(),
                 TextColumn("{task.description}"),
                 TimeElapsedColumn(),
-                transient=False,
+                console=Console(stderr=True),
             )
             self.bar.start()
-            self.task = self.bar.add_task("", total=None)
-        return self.show
+        return self
 
-    def show(self, done, total, day) -> None:
+    def _task(self, day):
+        if day not in self.tasks:
+            self.tasks[day] = self.bar.add_task("", total=1.0, day=str(day))
+        return self.tasks[day]
+
+    def read(self, day, fraction, rows) -> None:
+        if self.bar is not None:
+            self.bar.update(self._task(day), completed=fraction, description=f"{rows:,} rows read")
+
+    def done(self, done, total, day) -> None:
         if self.bar is None:
             print(f"backfill {done}/{total} {day.line()}", file=sys.stderr, flush=True)
             return
-        self.bar.update(self.task, completed=done, total=total, description=day.line())
+        text = "already published" if day.resumed else f"{day.rows_read:,} rows read, {day.snapshots} snapshots built"
+        self.bar.update(self._task(day.day), completed=1.0, description=text)
 
     def __exit__(self, *exc):
         if self.bar is not None:

@@ -15,6 +15,7 @@ Failures (truncated gzip, bad value, wrong header) are a one-line
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,6 +28,7 @@ from pipelines.errors import SourceError
 from pipelines.sources.tardis import day_of, ticker_file_for
 from transforms.asof import BUCKET, INDEX_STATE, OPTION_STATE, bucket_expr
 
+OnRows = Callable[[float, int], None]  # (fraction of the file read, rows read so far)
 _FLOATS = ("strike_price", "open_interest", "bid_price", "ask_price", "mark_price", "mark_iv", "underlying_price")
 _OPTION_COLUMNS = {
     "exchange": pa.string(),
@@ -43,30 +45,45 @@ _MERGE_EVERY = 16  # reduce the per-batch reductions every this many batches
 
 
 def _batches(path: Path, columns: dict):
-    """Record batches of ``columns`` of a gzipped CSV, decompressed and parsed as a stream."""
-    stream = pa.input_stream(str(path), compression="gzip", buffer_size=1 << 20)
-    return pacsv.open_csv(
+    """(record batch of ``columns``, fraction of the compressed file consumed) of a gzipped CSV, decompressed
+    and parsed as a stream."""
+    raw = pa.OSFile(str(path))
+    size = max(Path(path).stat().st_size, 1)
+    stream = pa.input_stream(pa.CompressedInputStream(raw, "gzip"), buffer_size=1 << 20)
+    reader = pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
         convert_options=pacsv.ConvertOptions(
             include_columns=list(columns), column_types=columns, null_values=[""], strings_can_be_null=True
         ),
     )
+    try:
+        for batch in reader:
+            yield batch, min(raw.tell() / size, 1.0)
+    finally:
+        raw.close()
 
 
 def _last_per(frame: pl.DataFrame, keys: list[str], ts: str) -> pl.DataFrame:
-    """Per ``keys`` the row with the largest ``ts`` (of equal ones, the later row)."""
-    return frame.sort(ts, maintain_order=True).group_by(keys).last()
+    """Per ``keys`` the row with the largest ``ts`` (of equal ones, the earlier row: verbatim duplicates are
+    the same row, and the tool never stamps two different updates of an option with the same microsecond)."""
+    rows = frame.with_row_index("__i")
+    pick = rows.group_by(keys).agg(pl.col("__i").get(pl.col(ts).arg_max()))["__i"].sort()
+    return frame[pick]
 
 
-def _stream_reduce(path: Path, columns: dict, prepare, keys: list[str], ts: str) -> tuple[pl.DataFrame, int]:
+def _stream_reduce(
+    path: Path, columns: dict, prepare, keys: list[str], ts: str, on_rows: OnRows | None = None
+) -> tuple[pl.DataFrame, int]:
     """Stream ``path`` in batches, ``prepare`` each (filter, add keys) and keep per ``keys`` the latest row."""
     acc: list[pl.DataFrame] = []
     rows = 0
     try:
-        for batch in _batches(path, columns):
+        for batch, done in _batches(path, columns):
             frame = pl.from_arrow(batch)
             rows += frame.height
+            if on_rows is not None:
+                on_rows(done, rows)
             acc.append(_last_per(prepare(frame), keys, ts))
             if len(acc) >= _MERGE_EVERY:
                 acc = [_last_per(pl.concat(acc), keys, ts)]
@@ -82,26 +99,23 @@ def _reason(exc: BaseException) -> str:
     return text[:240]
 
 
-def _bucket(frame: pl.DataFrame, every_us: int) -> pl.Expr:
-    return bucket_expr(pl.col("timestamp"), every_us).alias("bucket_us")
-
-
-def read_options(path: Path, every_us: int, currencies: tuple[str, ...]) -> tuple[pl.DataFrame, int]:
+def read_options(
+    path: Path, every_us: int, currencies: tuple[str, ...], on_rows: OnRows | None = None
+) -> tuple[pl.DataFrame, int]:
     """(bucket_us + OPTION_STATE rows of ``currencies``, option rows read) of one options_chain file."""
-    wanted = list(currencies)
-
     seen = [0]
 
     def prepare(frame: pl.DataFrame) -> pl.DataFrame:
         _check_rows(path, frame, seen[0])
         seen[0] += frame.height
-        currency = pl.col("symbol").str.split_exact("-", 1).struct.field("field_0").alias("currency")
-        return frame.with_columns(currency, _bucket(frame, every_us)).filter(pl.col("currency").is_in(wanted))
+        return frame.with_columns(bucket_expr(pl.col("timestamp"), every_us).alias("bucket_us"))
 
-    frame, rows = _stream_reduce(path, _OPTION_COLUMNS, prepare, ["bucket_us", "symbol"], "timestamp")
+    frame, rows = _stream_reduce(path, _OPTION_COLUMNS, prepare, ["bucket_us", "symbol"], "timestamp", on_rows)
     schema = {**BUCKET, **OPTION_STATE}
     if frame.is_empty():
         return pl.DataFrame(schema=schema), rows
+    currency = pl.col("symbol").str.split_exact("-", 1).struct.field("field_0").alias("currency")
+    frame = frame.with_columns(currency).filter(pl.col("currency").is_in(list(currencies)))
     return frame.select(list(schema)).cast(schema).sort("bucket_us", "symbol"), rows
 
 
@@ -124,7 +138,7 @@ def read_index(path: Path, every_us: int, currencies: tuple[str, ...]) -> tuple[
     wanted = [f"{c}-PERPETUAL" for c in currencies]
     parts, rows = [], 0
     try:
-        for batch in _batches(path, _INDEX_COLUMNS):
+        for batch, _ in _batches(path, _INDEX_COLUMNS):
             frame = pl.from_arrow(batch)
             rows += frame.height
             parts.append(frame.filter(pl.col("symbol").is_in(wanted) & pl.col("index_price").is_not_null()))
@@ -162,12 +176,19 @@ class DayRead:
     seconds: float
 
 
-def read_day(path: Path, every_us: int, currencies: tuple[str, ...], ticker_path: Path | None = None) -> DayRead:
-    """One Tardis day (options_chain + its derivative_ticker) reduced to per-bucket last rows."""
+def read_day(
+    path: Path,
+    every_us: int,
+    currencies: tuple[str, ...],
+    ticker_path: Path | None = None,
+    on_rows: OnRows | None = None,
+) -> DayRead:
+    """One Tardis day (options_chain + its derivative_ticker) reduced to per-bucket last rows; ``on_rows`` gets
+    (fraction of the options_chain file read, rows read so far) as the read goes."""
     t0 = time.perf_counter()
     path = Path(path)
     ticker_path = Path(ticker_path) if ticker_path is not None else ticker_file_for(path)
-    options, rows = read_options(path, every_us, currencies)
+    options, rows = read_options(path, every_us, currencies, on_rows)
     index, index_rows, span = read_index(ticker_path, every_us, currencies)
     options = options.sort("bucket_us", "symbol")
     return DayRead(day_of(path), path, ticker_path, options, index, rows, index_rows, span, time.perf_counter() - t0)

@@ -1,0 +1,156 @@
+"""Tick-level Tardis backfill against the gzip floor: ``python -m benchmarks.bench_tardis_ticks [--skip-dask]``.
+
+Files: made once with ``../shared/tools/tardis_ticks.py`` and cached (``--cache``, default
+``/work/scratch/w12-tardis/ticks`` or ``$TMPDIR/gexflow-ticks``): 2026-07-30..31 at ``--rate 6`` (about 13 M
+option rows and 0.8 GB gzipped a day; generating them takes minutes and ~12 GB of memory) and, for the
+Dask comparison, 2026-07-28..31 at ``--dask-rate 1``.
+
+Measured in one run, on this machine as it is (other processes included):
+
+- the floor: a serial ``zcat`` of every file of the days (options_chain + derivative_ticker) to /dev/null;
+- ``gexflow backfill --tardis`` of 1 and of 2 days, both currencies, default grid (1 h, 1 h staleness),
+  analytics computed (the CLI's default), in a fresh data dir, as a subprocess: wall and peak RSS;
+- the ratio of the 2-day wall to the 2-day serial zcat (the issue's target: <= 1.5);
+- 4 days through the Prefect ``backfill`` flow (no compute): the default thread-pool task runner against a
+  2-worker ``distributed.LocalCluster`` (one thread each) through prefect-dask; and the CLI on 1 and 4 of
+  those days (no compute), for memory against the number of days.
+
+Writes ``benchmarks/results/bench_tardis_ticks.json``; scratch data dirs are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TOOL = SHARED / "tools" / "tardis_ticks.py"
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_CACHE = Path("/work/scratch/w12-tardis/ticks") if Path("/work/scratch").is_dir() else None
+
+
+def ensure_files(out: Path, since: str, until: str, rate: float) -> Path:
+    """The tool's files for ``since..until`` at ``rate`` in ``out`` (generated once, then reused)."""
+    if len(list(out.glob("options_chain/*.csv.gz"))) and (out / "done").is_file():
+        return out
+    print(f"generating {since}..{until} at --rate {rate:g} into {out} (once) ...", flush=True)
+    cmd = [sys.executable, str(TOOL), str(SHARED / "data" / "tardis"), str(out), "--since", since, "--until", until]
+    subprocess.run([*cmd, "--rate", str(rate)], check=True)
+    (out / "done").write_text("ok\n")
+    return out
+
+
+def day_files(root: Path, days: list[str]) -> list[Path]:
+    return [p for d in days for p in sorted(root.rglob(f"*_{d}_*.csv.gz"))]
+
+
+def zcat_seconds(paths: list[Path]) -> float:
+    t0 = time.perf_counter()
+    for p in paths:
+        subprocess.run(["zcat", str(p)], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def timed_child(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall s, peak RSS GB, stdout) of a child process (its own rusage, from wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read()}")
+        return wall, usage.ru_maxrss / 1e6, out.read()  # ru_maxrss: kB on Linux
+
+
+def backfill(root: Path, since: str, until: str, *extra: str) -> dict:
+    scratch = Path(tempfile.mkdtemp(prefix="gexflow-bench-ticks-"))
+    cmd = [sys.executable, "-m", "pipelines.cli", "backfill", "--tardis", str(root), "--since", since, "--until", until]
+    cmd += ["--data-dir", str(scratch / "data"), "--currency", "BTC,ETH", *extra]
+    try:
+        wall, rss, out = timed_child(cmd)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"wall_s": round(wall, 1), "peak_rss_gb": round(rss, 2), "report": out.strip().splitlines()[:2]}
+
+
+def dask_comparison(root: Path, days: list[str]) -> dict:
+    """4 days through the backfill flow: thread pool vs a 2-worker LocalCluster (reads only differ)."""
+    import distributed
+    from prefect import flow
+
+    from pipelines.flows import backfill_flow, backfill_runner
+
+    @flow
+    def warm_up() -> int:  # the temporary Prefect server starts here, not inside a timed run
+        return 1
+
+    warm_up()
+    out = {}
+    for name in ("threads", "dask"):
+        scratch = Path(tempfile.mkdtemp(prefix="gexflow-bench-ticks-"))
+        args = (["BTC", "ETH"], str(scratch / "data"), str(root), None, days[0], days[-1])
+        try:
+            if name == "threads":
+                t0 = time.perf_counter()
+                backfill_flow(*args, compute=False)
+                out[name] = round(time.perf_counter() - t0, 1)
+            else:
+                with distributed.LocalCluster(
+                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+                ) as cluster:
+                    t0 = time.perf_counter()
+                    backfill_runner(cluster.scheduler_address)(*args, compute=False)
+                    out[name] = round(time.perf_counter() - t0, 1)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE or Path(tempfile.gettempdir()) / "gexflow-ticks")
+    ap.add_argument("--rate", type=float, default=6.0)
+    ap.add_argument("--dask-rate", type=float, default=1.0)
+    ap.add_argument("--skip-dask", action="store_true")
+    args = ap.parse_args(argv)
+    if not TOOL.is_file():
+        raise SystemExit(f"needs {TOOL}")
+    days = ["2026-07-30", "2026-07-31"]
+    root = ensure_files(args.cache / f"rate{args.rate:g}", days[0], days[-1], args.rate)
+    result: dict = {"rate": args.rate, "days": days, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    sizes = {d: sum(p.stat().st_size for p in day_files(root, [d])) / 1e9 for d in days}
+    result["gz_gb"] = {d: round(v, 2) for d, v in sizes.items()}
+    for n in (1, 2):
+        span = days[:n]
+        result[f"zcat_{n}d_s"] = round(zcat_seconds(day_files(root, span)), 1)
+        result[f"backfill_{n}d"] = backfill(root, span[0], span[-1])
+        print(json.dumps({k: result[k] for k in (f"zcat_{n}d_s", f"backfill_{n}d")}), flush=True)
+    result["ratio_2d"] = round(result["backfill_2d"]["wall_s"] / result["zcat_2d_s"], 2)
+    if not args.skip_dask:
+        four = ["2026-07-28", "2026-07-29", "2026-07-30", "2026-07-31"]
+        droot = ensure_files(args.cache / f"rate{args.dask_rate:g}-4d", four[0], four[-1], args.dask_rate)
+        result["dask_4d"] = {"rate": args.dask_rate, **dask_comparison(droot, four)}
+        result["dask_4d"]["zcat_s"] = round(zcat_seconds(day_files(droot, four)), 1)
+        for n in (1, 4):  # memory does not grow with the number of days (CLI, thread pool, no compute)
+            result["dask_4d"][f"cli_{n}d_no_compute"] = backfill(droot, four[0], four[n - 1], "--no-compute")
+    result["load_after"] = os.getloadavg()[0]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_tardis_ticks.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
