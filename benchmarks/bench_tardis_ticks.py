@@ -72,19 +72,19 @@ def zcat(paths: list[Path]) -> tuple[float, float]:
 
 
 def timed_child(cmd: list[str]) -> tuple[float, float, float, str]:
-    """(wall s, peak RSS GB, CPU s, stdout) of a child process (its own rusage, from wait4)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    """(wall s, peak RSS GB, CPU s, stdout) of a child process, measured by ``/usr/bin/time`` (the peak RSS
+    of a child forked from this process would otherwise count this process's own pages before exec)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = Path(tmp) / "time"
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%M %U %S", "-o", str(stats), *cmd], capture_output=True, text=True, cwd=REPO
+        )
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
         if proc.returncode:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read()}")
-        cpu = usage.ru_utime + usage.ru_stime
-        return wall, usage.ru_maxrss / 1e6, cpu, out.read()  # ru_maxrss: kB on Linux
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+        rss_kb, user, system = stats.read_text().split()[-3:]
+        return wall, int(rss_kb) / 1e6, float(user) + float(system), proc.stdout
 
 
 def backfill(root: Path, since: str, until: str, *extra: str) -> dict:
@@ -103,6 +103,7 @@ def dask_comparison(root: Path, days: list[str]) -> dict:
     """4 days through the backfill flow: thread pool vs a 2-worker LocalCluster (reads only differ)."""
     # a loaded machine starts the temporary Prefect server slowly (the default wait is 20 s)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="gexflow-bench-prefect-"))  # own sqlite db
     import distributed
     from prefect import flow
 

@@ -119,6 +119,7 @@ def backfill_cycle(
             )
     finally:
         refresh_warehouse(settings, lock_wait_s=lock_wait_s)
+        result.days.sort(key=lambda d: d.day)
     result.seconds = time.perf_counter() - t0
     return result
 
