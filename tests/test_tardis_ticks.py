@@ -386,3 +386,25 @@ def test_each_timestamp_refuses_tick_files_and_the_grid_is_checked(tmp_path):
 
     with pytest.raises(ConfigError, match="--every must divide a day"):
         run(tmp_path / "t", tmp_path / "d", grid=Grid(7 * 60, 3600))
+
+
+def test_the_cli_takes_the_grid_and_reports_one_line_per_day_when_piped(tmp_path, capsys):
+    from pipelines.cli import main
+
+    write_day(tmp_path / "t", D0, hourly("BTC-27MAR26-70000-C", D0, 1.0, minute=50))
+    args = ["backfill", "--tardis", str(tmp_path / "t"), "--data-dir", str(tmp_path / "d"), "--currency", "BTC"]
+    assert main([*args, "--no-compute", "--every", "30m", "--max-staleness", "30m"]) == 0
+    out, err = capsys.readouterr()
+    # updates at :50; at :00 the last is 10 min old, at :30 40 min (stale); 00:00 and 00:30 have none yet
+    assert f"backfill 1/1 {D0}: 24 rows read, 23 snapshot(s), 23 options, 0 stale left out, 25 without data" in err
+    assert "backfilled 23 snapshot(s)" in out
+    times = sorted({t.strftime("%H:%M") for t in stored(tmp_path / "d")["snapshot_ts"]})
+    assert times[:3] == ["01:00", "02:00", "03:00"] and len(times) == 23
+    for flag, value, needle in [
+        ("--every", "7m", "--every must divide a day"),
+        ("--every", "soon", "--every must be a duration like 1h"),
+        ("--max-staleness", "0s", "--max-staleness must be whole seconds between 1 s and 10 days"),
+    ]:
+        assert main([*args, flag, value]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1
