@@ -1,7 +1,9 @@
 """Tardis backfill benchmark: ``python -m benchmarks.bench_backfill [--days N | --all] [--tardis DIR]``.
 
-Backfills the first N day files (default 30) of the recorded Tardis history (``../shared/data/tardis``:
-214 days, 1,692 chain snapshots, 1.37 M option rows) into an empty scratch data dir with
+Backfills (the ``--each-timestamp`` reading, whose steps it times; the as-of grid reading of
+tick-level files is ``benchmarks/bench_tardis_ticks.py``) the first N day files (default 30) of the
+recorded Tardis history (``../shared/data/tardis``: 214 days, 1,692 chain snapshots, 1.37 M option
+rows) into an empty scratch data dir with
 :func:`pipelines.backfill.backfill_cycle`, end to end: read and parse the gzip CSVs, normalise, build
 the derived instruments, Great Expectations validation, zstd Parquet staging, one journaled commit per
 day, the DuckDB views. Then runs the same backfill again (every file replaced by an identical one), and
@@ -77,15 +79,15 @@ def run(days: int, tardis_dir: Path) -> dict:
     try:
         settings = Settings(data_dir=scratch / "data")
         t0 = time.perf_counter()
-        first = backfill.backfill_cycle(settings, tardis_dir=tardis_dir, since=since, until=since)
+        first = backfill.backfill_cycle(settings, tardis_dir=tardis_dir, since=since, until=since, each_timestamp=True)
         cold_first_day = time.perf_counter() - t0
         timer.seconds.clear()
         t0 = time.perf_counter()
-        result = backfill.backfill_cycle(settings, tardis_dir=tardis_dir, since=since, until=until)
+        result = backfill.backfill_cycle(settings, tardis_dir=tardis_dir, since=since, until=until, each_timestamp=True)
         warm = time.perf_counter() - t0
         steps = dict(timer.seconds)
         t0 = time.perf_counter()
-        again = backfill.backfill_cycle(settings, tardis_dir=tardis_dir, since=since, until=until)
+        again = backfill.backfill_cycle(settings, tardis_dir=tardis_dir, since=since, until=until, each_timestamp=True)
         rerun = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in (scratch / "data" / "lake").rglob("*.parquet"))
         t0 = time.perf_counter()

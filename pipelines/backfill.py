@@ -1,36 +1,38 @@
 """Backfill: Tardis.dev CSV history (or recorded API replays) into the lake, one journaled commit per day.
 
 :func:`backfill_cycle` is the table of contents. For Tardis it plans the day files
-(:func:`plan_backfill`) and runs :func:`backfill_day` on each:
+(:func:`plan_backfill`, every name and header checked before anything is read) and by default builds
+chain snapshots **as of a UTC grid** (DESIGN section 2; :mod:`pipelines.backfill_grid`):
 
-    read options_chain + derivative_ticker -> normalise (transforms.tardis) -> one ingest.Batch per
-    snapshot timestamp -> validate -> stage -> commit the day (one journal) under the writer lock
+    stream each day file (DuckDB, one core per file, days ahead in parallel) -> last update per
+    (grid bucket, option) -> in day order: chain as of each grid time (carry from the previous day,
+    the next file's rows stamped before midnight) -> validate -> stage -> commit the day + its end state
 
-Choices (README "Backfill"):
+``each_timestamp=True`` is the old reading of snapshot-grouped files (every distinct ``timestamp`` is a
+snapshot, :func:`backfill_day`); it refuses tick-level files.
+
+Choices (docs/backfill.md):
 
 - **Publishing unit: one day file.** Each day is one :func:`warehouse.files.commit`, so a crash loses
-  at most the day in flight and a re-run resumes; file names are the snapshot stamps
+  at most the day in flight; file names are the snapshot stamps
   (``lake/<table>/currency=C/date=D/<YYYYMMDDTHHMMSSmmmZ>.parquet``, the names live snapshots use),
-  so re-running replaces files instead of duplicating rows. A re-run never deletes: a snapshot that
-  landed once and fails later keeps its earlier file.
-- **Bad snapshots: skip and report.** A snapshot timestamp whose batch fails validation is quarantined
-  by :func:`pipelines.ingest.validate` (both currencies of that timestamp, as a live cycle would) and
-  the others of the day still land; a currency's chain with no index price within 60 s is skipped
-  (not quarantined: the CSV is the record). Both are listed in ``result.failed`` and in the
-  ``ingest_runs`` state table with ``status = 'failed'``; ``result.exit_code`` is 1 when anything
-  failed. Bad input -- a missing directory, no files in range, a malformed file -- is a one-line
-  :class:`~pipelines.errors.SourceError` instead: before anything is written for wrong names and
-  headers (checked for every day up front), and at that day (earlier days stay published) for a
-  bad value inside a file.
-- **Locking: per day, for the commit only.** Reading, validating and staging (temp files nobody
-  reads) run without the lock; the rename of the day's files runs under
-  :func:`warehouse.files.writer_lock`, waiting up to ``lock_wait_s`` for it. So per-day steps may run
-  concurrently (threads or processes: days never share a file), and an hourly snapshot is never locked
-  out for the length of a long backfill. Great Expectations validation is serialised per process.
-- **Validation cost.** Each snapshot batch is validated exactly as a live one; to keep 800+ batches
-  affordable the whole day is first validated as one frame (every check is per row or keyed by
-  snapshot_ts, so the day passes iff every snapshot does) and only a failing day is re-validated (and
-  quarantined) snapshot by snapshot.
+  so re-running replaces files instead of duplicating rows. A re-run skips days already published on
+  the same grid (their end state is in ``lake/_state/tardis_backfill``) and gives the same files as an
+  uninterrupted run.
+- **Bad snapshots: skip and report.** A grid time whose batch fails validation is quarantined by
+  :func:`pipelines.ingest.validate` (both currencies, as a live cycle would) and the others of the day
+  still land; a currency's chain without a recent enough index price is skipped (not quarantined: the
+  CSV is the record). Both are in ``result.failed`` and in ``ingest_runs`` with ``status = 'failed'``;
+  ``result.exit_code`` is 1 then. A grid time with no fresh option (before the first update, or only
+  stale ones) is not published and is reported (``result.empty``), not a failure. Bad input -- a
+  missing directory, no files in range, a malformed or truncated file -- is a one-line
+  :class:`~pipelines.errors.SourceError`: before anything is written for wrong names and headers, and
+  at that day (earlier days stay published) for a bad value inside a file.
+- **Locking: per day, for the commit only.** Reading, validating and staging run without the lock; the
+  rename of the day's files runs under :func:`warehouse.files.writer_lock`, waiting up to
+  ``lock_wait_s`` for it, so an hourly snapshot is never locked out by a long backfill.
+- **Validation cost.** Only snapshots reach the quality gate (never ticks): the day's snapshots are
+  validated as one frame and only a failing day is re-validated (and quarantined) snapshot by snapshot.
 
 Replays (``replay_dir``) are :func:`pipelines.ingest.snapshot_cycle` with ``source=replay:<DIR>``.
 """
@@ -40,18 +42,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from datetime import time as time_of_day
 from pathlib import Path
 
 import polars as pl
 
 from pipelines import ingest
+from pipelines.backfill_grid import Grid, is_published, prefetching_reader, run_days
+from pipelines.backfill_report import BackfillResult, DayResult, FailedSnapshot, run_record, summary
 from pipelines.config import ConfigError, Settings
 from pipelines.lake_tables import prepare_warehouse
 from pipelines.sources import tardis
-from transforms.schemas import INGEST_RUN
 from transforms.tardis import instruments_frame, option_snapshot_frame, snapshot_index_prices
 from warehouse import files, lake, raw
 
@@ -61,87 +62,7 @@ DEFAULT_LOCK_WAIT_S = 120.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-Progress = Callable[[int, int, str, datetime], None]  # (days done, days total, currencies, day start UTC)
-
-
-@dataclass(frozen=True)
-class FailedSnapshot:
-    """A snapshot (one timestamp, one or both currencies) that did not land."""
-
-    snapshot_ts: datetime
-    currencies: tuple[str, ...]
-    file: Path  # the options_chain file it came from
-    reason: str  # one line
-    quarantined: Path | None = None  # quarantine/date=D/<stamp>/ with report.json, when validation failed
-
-    def line(self) -> str:
-        when = self.snapshot_ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return f"{','.join(self.currencies)} {when}: {self.reason}"
-
-
-@dataclass
-class DayResult:
-    day: date
-    path: Path
-    landed: pl.DataFrame  # one row per (currency, snapshot_ts) published: options, open_interest, index_price, expiries
-    failed: list[FailedSnapshot] = field(default_factory=list)
-    rows: int = 0  # option_snapshots rows published
-    files: int = 0  # lake files published (option_snapshots + instruments + state)
-    seconds: float = 0.0
-
-    @property
-    def snapshots(self) -> int:
-        """(currency, snapshot_ts) chains published."""
-        return self.landed.height
-
-
-@dataclass
-class BackfillResult:
-    run_id: str
-    source: str  # 'tardis' | 'replay'
-    days: list[DayResult] = field(default_factory=list)
-    ingest: ingest.IngestResult | None = None  # replays only
-    seconds: float = 0.0
-
-    def summary(self) -> pl.DataFrame:
-        """One row per (currency, snapshot_ts) landed: options, open_interest, index_price, expiries."""
-        if self.ingest is not None:
-            return self.ingest.summary()
-        frames = [d.landed for d in self.days]
-        return pl.concat(frames) if frames else _summary([])
-
-    @property
-    def rows(self) -> int:
-        return int(self.summary()["options"].sum() or 0)
-
-    @property
-    def snapshots(self) -> int:
-        return self.summary().height
-
-    @property
-    def failed(self) -> list[FailedSnapshot]:
-        return [f for d in self.days for f in d.failed]
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every snapshot landed, 1 when some were skipped (they are in ``failed``)."""
-        return 1 if self.failed else 0
-
-    def lines(self) -> list[str]:
-        """Human report: a totals line, then one line per failed snapshot."""
-        head = f"backfilled {self.snapshots} snapshot(s), {self.rows} rows"
-        if self.source == "tardis":
-            head += f" from {len(self.days)} day file(s)"
-        head += f" in {self.seconds:.1f} s"
-        if self.failed:
-            head += f"; {len(self.failed)} snapshot(s) failed"
-        # a day file with no option rows for the asked currencies (e.g. only a header) lands nothing: say so
-        empty = [d for d in self.days if d.rows == 0 and not d.failed]
-        return [
-            head,
-            *(f"  failed {f.line()}" for f in self.failed),
-            *(f"  empty {d.day}: {d.path.name} has no option rows for these currencies" for d in empty),
-        ]
+Progress = Callable[[int, int, DayResult], None]  # (days done, days total, the day just done)
 
 
 # ---------------------------------------------------------------- the cycle
@@ -156,9 +77,15 @@ def backfill_cycle(
     until: date | None = None,
     progress: Progress | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
+    grid: Grid | None = None,
+    each_timestamp: bool = False,
+    workers: int = 2,
+    on_read: Callable[[date, float, int], None] | None = None,
 ) -> BackfillResult:
     """Backfill ``settings.data_dir`` from a Tardis directory (days ``since..until``, inclusive, UTC)
-    or a replay directory; see the module docstring for what is published when."""
+    or a replay directory; see the module docstring for what is published when. ``grid`` defaults to
+    snapshots every hour, options older than an hour left out; ``workers`` day files are read at once, each
+    reporting ``on_read(day, fraction read, rows read)`` as it goes."""
     t0 = time.perf_counter()
     if (tardis_dir is None) == (replay_dir is None):
         raise ConfigError("backfill needs exactly one of --tardis DIR or --replay DIR")
@@ -168,19 +95,97 @@ def backfill_cycle(
         result = ingest.snapshot_cycle(settings.with_(source=f"replay:{replay_dir}"))
         return BackfillResult(result.run_id, "replay", ingest=result, seconds=time.perf_counter() - t0)
 
-    currencies = tardis_currencies(settings)
-    paths = plan_backfill(tardis_dir, since=since, until=until)
+    grid = check_grid(grid or Grid(), each_timestamp)
+    tardis_currencies(settings)
+    days = plan_days(tardis_dir, since=since, until=until)
     files.check_writable(settings.data_dir)
-    result = BackfillResult(new_run_id(), SOURCE)
+    result = BackfillResult(new_run_id(), SOURCE, missing=missing_days([d.day for d in days]))
     refresh_warehouse(settings, lock_wait_s=lock_wait_s)  # views bind now, so days show up as they land
-    for done, path in enumerate(paths, start=1):
-        day = backfill_day(settings, path, run_id=result.run_id, lock_wait_s=lock_wait_s)
-        result.days.append(day)
-        if progress:
-            progress(done, len(paths), ",".join(currencies), datetime.combine(day.day, time_of_day.min, UTC))
-    refresh_warehouse(settings, lock_wait_s=lock_wait_s)
+    report = _reporter(result, len(days), progress)
+    try:
+        if each_timestamp:
+            for d in days:
+                report(backfill_day(settings, d.options_chain, run_id=result.run_id, lock_wait_s=lock_wait_s))
+        else:
+            run_grid(
+                settings,
+                days,
+                grid,
+                run_id=result.run_id,
+                lock_wait_s=lock_wait_s,
+                workers=workers,
+                report=report,
+                on_read=on_read,
+            )
+    finally:
+        refresh_warehouse(settings, lock_wait_s=lock_wait_s)
+        result.days.sort(key=lambda d: d.day)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _reporter(result: BackfillResult, total: int, progress: Progress | None):
+    def report(day: DayResult) -> None:
+        result.days.append(day)
+        if progress:
+            progress(len(result.days), total, day)
+
+    return report
+
+
+def run_grid(
+    settings: Settings,
+    days: list[tardis.TardisDay],
+    grid: Grid,
+    *,
+    run_id: str,
+    lock_wait_s: float,
+    workers: int,
+    report: Callable[[DayResult], None],
+    fetch=None,
+    on_read: Callable[[date, float, int], None] | None = None,
+) -> None:
+    """The as-of grid path: days already published on this grid are skipped (reported as such), the
+    others read ``workers`` at a time (or through ``fetch``, e.g. Prefect task futures) and published in order."""
+    todo = [d for d in days if not is_published(settings.data_dir, d.day, grid)]
+    for d in days:
+        if d not in todo:
+            report(DayResult(d.day, d.options_chain, summary([]), resumed=True))
+    if not todo:
+        return
+    pool = None
+    if fetch is None:
+        fetch, pool = prefetching_reader(todo, grid, settings.currencies, workers, on_read)
+    try:
+        plan = [d.day for d in days]
+        run_days(settings, plan, todo, grid, fetch, run_id=run_id, lock_wait_s=lock_wait_s, progress=report)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def check_grid(grid: Grid, each_timestamp: bool) -> Grid:
+    if each_timestamp:
+        return grid
+    if grid.every_s <= 0 or 86_400 % grid.every_s:
+        raise ConfigError(f"--every must divide a day (e.g. 1h, 15m, 30s), got {grid.every_s} s")
+    if grid.every_s < 1 or grid.max_staleness_s <= 0:
+        raise ConfigError(f"--max-staleness must be positive, got {grid.max_staleness_s} s")
+    return grid
+
+
+def missing_days(days: list[date]) -> list[date]:
+    """Calendar days between the first and the last planned day that have no file."""
+    have = set(days)
+    span = (days[-1] - days[0]).days if days else 0
+    return [d for d in (days[0] + timedelta(days=k) for k in range(span)) if d not in have]
+
+
+def plan_days(tardis_dir: Path, *, since: date | None = None, until: date | None = None) -> list[tardis.TardisDay]:
+    """The day files to backfill (options_chain + derivative_ticker), oldest first; see :func:`plan_backfill`."""
+    if since is not None and until is not None and since > until:
+        raise ConfigError(f"--since {since} is after --until {until}")
+    return tardis.find_days(Path(tardis_dir), since, until)
 
 
 def plan_backfill(tardis_dir: Path, *, since: date | None = None, until: date | None = None) -> list[Path]:
@@ -189,9 +194,7 @@ def plan_backfill(tardis_dir: Path, *, since: date | None = None, until: date | 
     Raises a one-line SourceError before anything is written: missing directory, no file in range,
     a day without its ticker file, a file whose name or header is not Tardis'.
     """
-    if since is not None and until is not None and since > until:
-        raise ConfigError(f"--since {since} is after --until {until}")
-    return [d.options_chain for d in tardis.find_days(Path(tardis_dir), since, until)]
+    return [d.options_chain for d in plan_days(tardis_dir, since=since, until=until)]
 
 
 def tardis_currencies(settings: Settings) -> tuple[str, ...]:
@@ -225,7 +228,10 @@ def backfill_day(
     run_id: str | None = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S,
 ) -> DayResult:
-    """Read, validate and publish one Tardis day file (one journaled commit). Safe to run concurrently
+    """The old reading of a snapshot-grouped day file (``--each-timestamp``): every distinct ``timestamp`` is one
+    snapshot. Refuses a tick-level file (one whose timestamps are not grouped) before reading it whole.
+
+    Reads, validates and publishes the day (one journaled commit). Safe to run concurrently
     with other days: it takes the writer lock only to commit. Does not refresh the views (see
     :func:`refresh_warehouse`; they glob the lake, so a day shows up as soon as it is committed once they exist).
     """
@@ -238,6 +244,7 @@ def backfill_day(
     day = tardis.day_of(path)
     ticker_path = Path(ticker_path) if ticker_path is not None else tardis.ticker_file_for(path)
 
+    tardis.check_grouped(path)
     chain = tardis.read_options_chain(path, currencies)
     index = snapshot_index_prices(chain, tardis.read_index_prices(ticker_path, currencies))
     snapshots = option_snapshot_frame(chain, index, SOURCE)
@@ -250,7 +257,7 @@ def backfill_day(
     try:
         for batch in good:
             staged += ingest.stage(batch, data_dir)
-        record = _run_record(run_id, started, batches, failed)
+        record = run_record(run_id, started, batches, failed, SOURCE)
         if not record.is_empty():
             staged += lake.stage_partitions(
                 data_dir, "_state/ingest_runs", record, name=f"{run_id}-{day:%Y%m%d}", date_col="started_ts"
@@ -260,7 +267,7 @@ def backfill_day(
     except BaseException:
         files.discard(staged)
         raise
-    landed = _summary(good)
+    landed = summary(good)
     return DayResult(
         day=day,
         path=path,
@@ -331,48 +338,6 @@ def validate_batches(batches: list[ingest.Batch], data_dir: Path, path: Path) ->
     return failed
 
 
-_SUMMARY = {
-    "currency": pl.String,
-    "snapshot_ts": INGEST_RUN["snapshot_ts"],
-    "options": pl.UInt32,
-    "open_interest": pl.Float64,
-    "index_price": pl.Float64,
-    "expiries": pl.UInt32,
-}
-
-
-def _summary(batches: list[ingest.Batch]) -> pl.DataFrame:
-    """IngestResult.summary() of the batches, with every column also when nothing landed."""
-    if not any(b.snapshots.height for b in batches):
-        return pl.DataFrame(schema=_SUMMARY)
-    return ingest.IngestResult(run_id="", batches=batches).summary().cast(_SUMMARY)
-
-
-def _run_record(
-    run_id: str, started: datetime, batches: list[ingest.Batch], failed: list[FailedSnapshot]
-) -> pl.DataFrame:
-    """ingest_runs rows: 'ok' per landed (currency, snapshot_ts), 'failed' with the reason per failed one."""
-    finished = datetime.now(UTC)
-    quarantined = {f.snapshot_ts: f for f in failed if f.quarantined is not None}
-    ok = [b for b in batches if b.cycle_stamp not in quarantined]
-    frames = [ingest.run_record(run_id, started, finished, ok, "ok", "")]
-    for batch in batches:
-        if batch.cycle_stamp in quarantined:
-            reason = quarantined[batch.cycle_stamp].reason
-            frames.append(ingest.run_record(run_id, started, finished, [batch], "failed", reason))
-    for f in failed:
-        if f.quarantined is None:  # no index price: nothing of it was normalised into a batch
-            for currency in f.currencies:
-                frames.append(
-                    pl.DataFrame(
-                        [(run_id, started, finished, SOURCE, currency, f.snapshot_ts, 0, 0.0, "failed", f.reason)],
-                        schema=INGEST_RUN,
-                        orient="row",
-                    )
-                )
-    return pl.concat(frames)
-
-
 # ---------------------------------------------------------------- locking
 
 
@@ -387,10 +352,15 @@ __all__ = [
     "BackfillResult",
     "DayResult",
     "FailedSnapshot",
+    "Grid",
     "backfill_cycle",
     "backfill_day",
+    "check_grid",
+    "missing_days",
     "plan_backfill",
+    "plan_days",
     "refresh_warehouse",
+    "run_grid",
     "tardis_currencies",
     "validate_batches",
     "waiting_writer_lock",

@@ -181,6 +181,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="last UTC day YYYY-MM-DD (Tardis only; default: the last file)")
     p.add_argument("--no-compute", action="store_true", help="do not compute analytics for the backfilled snapshots")
     p.add_argument(
+        "--every",
+        default="1h",
+        metavar="DUR",
+        help="Tardis: a chain snapshot as of every DUR from 00:00 UTC (default 1h; e.g. 15m, 30s)",
+    )
+    p.add_argument(
+        "--max-staleness",
+        default="1h",
+        metavar="DUR",
+        help="Tardis: leave out options (and a grouped file's index) last updated longer ago than DUR (default 1h)",
+    )
+    p.add_argument(
+        "--each-timestamp",
+        action="store_true",
+        help="Tardis: the old reading of snapshot-grouped files, one snapshot per distinct timestamp "
+        "(refuses tick-level files)",
+    )
+    p.add_argument(
         "--dask-address",
         metavar="ADDR",
         help="fan the Tardis days out over an existing Dask cluster (tcp://host:8786; GEXFLOW_DASK_ADDRESS) as a "
@@ -619,11 +637,29 @@ def _day(value: str | None, flag: str):
     return day
 
 
+def duration_s(value: str, flag: str) -> int:
+    """``1h``, ``15m``, ``30s`` or plain seconds -> whole seconds > 0."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    text = str(value).strip().lower()
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise ConfigError(f"{flag} must be a duration like 1h, 15m or 30s, got {value!r}") from None
+    if not (0 < seconds < 10 * 86_400) or seconds != int(seconds):
+        raise ConfigError(f"{flag} must be whole seconds between 1 s and 10 days, got {value!r}")
+    return int(seconds)
+
+
 def cmd_backfill(args) -> int:
-    from pipelines.backfill import backfill_cycle
+    from pipelines.backfill import backfill_cycle, check_grid
+    from pipelines.backfill_grid import Grid
 
     settings = settings_from(args)
     since, until = _day(args.since, "--since"), _day(args.until, "--until")
+    grid = Grid(duration_s(args.every, "--every"), duration_s(args.max_staleness, "--max-staleness"))
+    check_grid(grid, args.each_timestamp)
     if settings.dask_address and settings.engine == "direct":
         raise ConfigError(
             "--dask-address fans the days out as a Prefect flow run; it cannot run with GEXFLOW_ENGINE=direct"
@@ -639,17 +675,24 @@ def cmd_backfill(args) -> int:
             args.since,
             args.until,
             compute=not args.no_compute,
+            every_s=grid.every_s,
+            max_staleness_s=grid.max_staleness_s,
+            each_timestamp=args.each_timestamp,
         )
         print(out)
         return int(out.get("exit_code", 0))
-    result = backfill_cycle(
-        settings,
-        tardis_dir=args.tardis,
-        replay_dir=args.replay,
-        since=since,
-        until=until,
-        progress=_progress("backfilling"),
-    )
+    with _day_progress() as progress:
+        result = backfill_cycle(
+            settings,
+            tardis_dir=args.tardis,
+            replay_dir=args.replay,
+            since=since,
+            until=until,
+            progress=progress.done,
+            on_read=progress.read,
+            grid=grid,
+            each_timestamp=args.each_timestamp,
+        )
     for line in result.lines():
         print(line)
     if not args.no_compute:
@@ -665,6 +708,48 @@ def cmd_backfill(args) -> int:
             )
             print(f"computed {len(done.snapshots)} snapshot(s)")
     return result.exit_code
+
+
+class _day_progress:
+    """Backfill progress per day: on a terminal a rich bar per day file (fraction read, rows read, then the
+    snapshots built); piped, one line per day on stderr as each is published."""
+
+    def __enter__(self):
+        self.bar, self.tasks = None, {}
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                TextColumn("{task.fields[day]}"),
+                BarColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+            self.bar.start()
+        return self
+
+    def _task(self, day):
+        if day not in self.tasks:
+            self.tasks[day] = self.bar.add_task("", total=1.0, day=str(day))
+        return self.tasks[day]
+
+    def read(self, day, fraction, rows) -> None:
+        if self.bar is not None:
+            self.bar.update(self._task(day), completed=fraction, description=f"{rows:,} rows read")
+
+    def done(self, done, total, day) -> None:
+        if self.bar is None:
+            print(f"backfill {done}/{total} {day.line()}", file=sys.stderr, flush=True)
+            return
+        text = "already published" if day.resumed else f"{day.rows_read:,} rows read, {day.snapshots} snapshots built"
+        self.bar.update(self._task(day.day), completed=1.0, description=text)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
 
 
 def cmd_forecast(args) -> int:

@@ -216,27 +216,54 @@ def backfill_flow(
     since: str | None = None,
     until: str | None = None,
     compute: bool = True,
+    every_s: int = 3600,
+    max_staleness_s: int = 3600,
+    each_timestamp: bool = False,
 ) -> dict:
-    """Tardis days fan out over the flow's task runner (threads here; a DaskTaskRunner from prefect-dask
-    on a cluster): each day validates and stages on its own and takes the writer lock only to commit."""
+    """Tardis days fan out over the flow's task runner (threads here; a DaskTaskRunner from prefect-dask on a
+    cluster): one ``read-tardis-day`` task per day file decompresses it once and returns its per-bucket last
+    rows (small); the flow then publishes the days in order, each from the previous day's end state (the
+    ``each_timestamp`` reading maps ``backfill_day`` instead)."""
     from datetime import date
     from pathlib import Path
 
     from pipelines import backfill
+    from pipelines.backfill_grid import Grid
+    from pipelines.sources.tardis_stream import read_day
 
     settings = _settings(currencies, None, data_dir, None)
     if replay_dir:
         backfill.backfill_cycle(settings, replay_dir=Path(replay_dir))
         failed = 0
     else:
-        days = backfill.plan_backfill(
+        grid = backfill.check_grid(Grid(every_s, max_staleness_s), each_timestamp)
+        backfill.tardis_currencies(settings)
+        days = backfill.plan_days(
             Path(tardis_dir),
             since=date.fromisoformat(since) if since else None,
             until=date.fromisoformat(until) if until else None,
         )
         backfill.refresh_warehouse(settings)
-        futures = _task(backfill.backfill_day, "backfill-day").map(settings, days)
-        results = [f.result() for f in futures]
+        results = []
+        if each_timestamp:
+            futures = _task(backfill.backfill_day, "backfill-day").map(settings, [d.options_chain for d in days])
+            results = [f.result() for f in futures]
+        else:
+            todo = [d for d in days if not backfill.is_published(settings.data_dir, d.day, grid)]
+            reader = _task(read_day, "read-tardis-day")
+            futures = [
+                reader.submit(d.options_chain, grid.every_us, settings.currencies, d.derivative_ticker) for d in todo
+            ]
+            backfill.run_grid(
+                settings,
+                days,
+                grid,
+                run_id=backfill.new_run_id(),
+                lock_wait_s=settings.lock_wait_s,
+                workers=0,
+                report=results.append,
+                fetch=lambda i: futures[i].result(),
+            )
         failed = sum(len(r.failed) for r in results)
         backfill.refresh_warehouse(settings)
     if compute:

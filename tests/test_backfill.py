@@ -1,7 +1,11 @@
-"""Tardis backfill end to end on the real recorded CSV files: every row lands once, per day, re-runnable.
+"""Tardis backfill end to end on the real recorded (snapshot-grouped) CSV files: every row lands once, per
+day, re-runnable.
 
-The oracle is the CSV itself, read with the standard library's csv module (not the polars reader
-under test), and the recorded API snapshots of the same recorder.
+These files hold about four recordings a day, all rows of one sharing a timestamp. Read by the as-of rule
+(DESIGN section 2: hourly grid, one hour of staleness), a recording at 11:33 is the 12:00 snapshot and
+the other grid times have no fresh option. The oracle is the CSV itself, read with the standard
+library's csv module (not the reader under test), and the recorded API snapshots of the same recorder.
+Tick-level files are tested in tests/test_tardis_ticks.py.
 """
 
 from __future__ import annotations
@@ -54,12 +58,22 @@ def write_csv_gz(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def csv_chains(days) -> dict[tuple[str, int], tuple[int, float]]:
-    """{(currency, snapshot ms): (rows, open interest sum)} straight from the options_chain CSVs."""
+HOUR_US = 3_600_000_000
+
+
+def grid_ms(ts_us: int | str) -> int:
+    """The hourly grid time (ms) a recording stamped ``ts_us`` is published at: the first full hour >= it."""
+    return -(-int(ts_us) // HOUR_US) * HOUR_US // 1000
+
+
+def csv_chains(days, grid: bool = True) -> dict[tuple[str, int], tuple[int, float]]:
+    """{(currency, snapshot ms): (rows, open interest sum)} straight from the options_chain CSVs, at the grid
+    time each recording is published at (``grid=False``: at the recording's own timestamp)."""
     out: dict[tuple[str, int], list] = {}
     for day in days:
         for row in read_csv_gz(chain_file(day)):
-            key = (row["symbol"].split("-")[0], int(row["timestamp"]) // 1000)
+            ms = grid_ms(row["timestamp"]) if grid else int(row["timestamp"]) // 1000
+            key = (row["symbol"].split("-")[0], ms)
             acc = out.setdefault(key, [0, 0.0])
             acc[0] += 1
             acc[1] += float(row["open_interest"])
@@ -67,9 +81,9 @@ def csv_chains(days) -> dict[tuple[str, int], tuple[int, float]]:
 
 
 def csv_index(days) -> dict[tuple[str, int], float]:
-    """{(currency, snapshot ms): index_price} of the PERPETUAL rows of the derivative_ticker CSVs."""
+    """{(currency, grid ms): index_price} of the PERPETUAL rows of the derivative_ticker CSVs."""
     return {
-        (row["symbol"].split("-")[0], int(row["timestamp"]) // 1000): float(row["index_price"])
+        (row["symbol"].split("-")[0], grid_ms(row["timestamp"])): float(row["index_price"])
         for day in days
         for row in read_csv_gz(ticker_file(day))
     }
@@ -151,7 +165,7 @@ def test_every_csv_row_lands_once_per_snapshot_with_the_csv_open_interest(landed
     assert dupes == [(0,)]
 
 
-def test_the_index_price_is_the_perpetual_tickers_index_at_the_same_timestamp(landed):
+def test_the_index_price_is_the_perpetual_tickers_index_of_the_recording(landed):
     data_dir, _, _ = landed
     rows = view_rows(data_dir, "select distinct currency, epoch_ms(snapshot_ts), index_price from option_snapshots")
     assert len(rows) == 24
@@ -165,49 +179,57 @@ def test_the_views_show_tardis_snapshots_with_instruments_and_run_records(landed
         data_dir,
         "select option_type, strike, expiration_ts, contract_size, is_linear, mark_iv, underlying_price, source "
         "from option_snapshots where instrument_name = 'BTC-14AUG26-50000-C' and snapshot_ts = $ts",
-        {"ts": datetime(2026, 7, 31, 11, 33, 22, 630000, tzinfo=UTC)},
+        {"ts": datetime(2026, 7, 31, 12, tzinfo=UTC)},  # recorded at 11:33:22.630
     )
     assert row == [("call", 50000.0, datetime(2026, 8, 14, 8, tzinfo=UTC), 1.0, False, 57.62, 63921.11, "tardis")]
     periods = dict(view_rows(data_dir, "select settlement_period, count(*) from instruments group by 1"))
     assert set(periods) == {"day", "week", "month"}
     runs = view_rows(data_dir, "select run_id, status, count(*) from ingest_runs group by all")
     assert runs == [(result.run_id, "ok", 24)]
-    assert [c[:3] for c in calls] == [(1, 3, "BTC,ETH"), (2, 3, "BTC,ETH"), (3, 3, "BTC,ETH")]
+    assert [(done, total, day.day, day.snapshots) for done, total, day in calls] == [
+        (1, 3, DAYS[0], 8),
+        (2, 3, DAYS[1], 8),
+        (3, 3, DAYS[2], 8),
+    ]
+    assert len(result.empty) == 3 * 2 * 20  # the other 20 grid times of a day: no option updated within 1h
 
 
-def test_rerunning_a_backfill_leaves_identical_lake_files(landed):
+def test_rerunning_a_backfill_skips_the_published_days_and_leaves_identical_lake_files(landed):
     data_dir, _, _ = landed
     before, chains = lake_files(data_dir), view_chains(data_dir)
     assert len(before) == 2 * 24  # one option_snapshots and one instruments file per (currency, snapshot)
     again = backfill_cycle(Settings(data_dir=data_dir), tardis_dir=TARDIS, since=DAYS[0], until=DAYS[-1])
+    assert [d.resumed for d in again.days] == [True, True, True]
     assert lake_files(data_dir) == before
     assert view_chains(data_dir) == chains
     runs = view_rows(data_dir, "select count(distinct run_id), count(*) from ingest_runs")
-    assert runs == [(2, 48)] and again.exit_code == 0
+    assert runs == [(1, 24)] and again.exit_code == 0
     assert not list((data_dir / "lake").rglob("*.tmp")) and not list((data_dir / files.JOURNAL_DIR).glob("*.json"))
 
 
-def test_the_tardis_snapshot_at_1133_is_the_recorded_api_snapshot_of_that_instant(tmp_path):
-    """Same recorder: the API snapshot 2026-07-31T11:33:22Z is the Tardis snapshot at 11:33:22.630409."""
+def test_the_1200_snapshot_is_the_recorded_api_snapshot_of_1133(tmp_path):
+    """Same recorder: the API snapshot 2026-07-31T11:33:22Z is the Tardis recording at 11:33:22.630409, which
+    the as-of rule publishes as the 12:00 snapshot, every value equal."""
     api = backfill_cycle(Settings(data_dir=tmp_path), replay_dir=API_SNAPSHOTS)
     api_rows = lake.scan(tmp_path, "option_snapshots").collect()
     instant = datetime(2026, 7, 31, 11, 33, 22, 630000, tzinfo=UTC)
     assert api.source == "replay" and instant in api_rows["snapshot_ts"].to_list()
 
     tardis = backfill_cycle(Settings(data_dir=tmp_path), tardis_dir=TARDIS, since=DAYS[2], until=DAYS[2])
-    stamps = sorted({ms for _, ms in csv_chains([DAYS[2]])})
+    stamps = sorted({ms for _, ms in csv_chains([DAYS[2]], grid=False)})
     nearest = min(stamps, key=lambda ms: abs(ms - int(instant.timestamp() * 1000)))
     assert nearest == int(instant.timestamp() * 1000)  # the same millisecond
 
-    stored = lake.scan(tmp_path, "option_snapshots").collect().filter(pl.col("snapshot_ts") == instant)
+    noon = datetime(2026, 7, 31, 12, tzinfo=UTC)
+    stored = lake.scan(tmp_path, "option_snapshots").collect().filter(pl.col("snapshot_ts") == noon)
     counts = dict(stored.group_by("currency").agg(pl.len()).rows())
     assert counts == {"BTC": 854, "ETH": 710}  # the API's 854/710 options
-    assert stored["source"].unique().to_list() == ["tardis"]  # same file name: the Tardis copy replaced it
-    key = ["currency", "snapshot_ts", "instrument_name"]
-    api_at = api_rows.filter(pl.col("snapshot_ts") == instant).drop("source").sort(key)
-    assert stored.drop("source").sort(key).equals(api_at)  # every value, OI and index price included
+    assert stored["source"].unique().to_list() == ["tardis"]
+    key = ["currency", "instrument_name"]
+    api_at = api_rows.filter(pl.col("snapshot_ts") == instant).drop("source", "snapshot_ts").sort(key)
+    assert stored.drop("source", "snapshot_ts").sort(key).equals(api_at)  # every value, OI and index price included
     sql = "select count(*) from option_snapshots where snapshot_ts = $ts"
-    assert view_rows(tmp_path, sql, {"ts": instant}) == [(854 + 710,)]
+    assert view_rows(tmp_path, sql, {"ts": noon}) == [(854 + 710,)]
     assert tardis.snapshots == 8
 
 
@@ -246,40 +268,41 @@ def test_a_snapshot_failing_validation_is_quarantined_and_the_others_land(tmp_pa
     result = backfill_cycle(Settings(data_dir=data_dir), tardis_dir=root)
     assert result.exit_code == 1 and len(result.failed) == 1
     failed = result.failed[0]
-    assert failed.currencies == ("BTC", "ETH") and int(failed.snapshot_ts.timestamp() * 1000) == int(bad_ts) // 1000
+    assert failed.currencies == ("BTC", "ETH") and int(failed.snapshot_ts.timestamp() * 1000) == grid_ms(bad_ts)
     assert "open_interest >= 0" in failed.reason and victim["symbol"] in failed.reason
     report = json.loads((failed.quarantined / "report.json").read_text())
     assert report[0]["table"] == "option_snapshots"
-    expected = {k: v for k, v in csv_chains([DAYS[1]]).items() if k[1] != int(bad_ts) // 1000}
+    expected = {k: v for k, v in csv_chains([DAYS[1]]).items() if k[1] != grid_ms(bad_ts)}
     assert set(view_chains(data_dir)) == set(expected) and len(expected) == 6
     sql = "select status, currency, epoch_ms(snapshot_ts) from ingest_runs where status <> 'ok'"
     statuses = view_rows(data_dir, sql)
-    assert sorted(statuses) == [("failed", "BTC", int(bad_ts) // 1000), ("failed", "ETH", int(bad_ts) // 1000)]
+    assert sorted(statuses) == [("failed", "BTC", grid_ms(bad_ts)), ("failed", "ETH", grid_ms(bad_ts))]
     assert any("failed" in line and "open_interest" in line for line in result.lines())
 
 
-def test_a_chain_without_an_index_price_within_60_s_is_skipped_and_one_within_is_priced(tmp_path):
+def test_a_chain_without_an_index_price_within_the_staleness_window_is_skipped_and_one_within_is_priced(tmp_path):
+    """On these grouped files the index is as old as the recording, so it obeys the options' staleness window
+    (DESIGN section 2): 30 min older still prices the snapshot; without its own row the index is 6 h old."""
     root = copy_days(tmp_path / "tardis", [DAYS[0]])
     ticks = read_csv_gz(ticker_file(DAYS[0], root))
     stamps = sorted({r["timestamp"] for r in ticks})
-    near, far = stamps[0], stamps[1]
+    near, far = stamps[1], stamps[2]
     for r in ticks:
         if r["symbol"] == "BTC-PERPETUAL" and r["timestamp"] == near:
-            r["timestamp"] = str(int(near) + 30_000_000)  # 30 s later: still prices the snapshot
+            r["timestamp"] = str(int(near) - 1_800_000_000)  # 30 min earlier: still prices the snapshot
             near_px = float(r["index_price"])
-        if r["symbol"] == "BTC-PERPETUAL" and r["timestamp"] == far:
-            r["timestamp"] = str(int(far) + 90_000_000)  # 90 s later: too far
+    ticks = [r for r in ticks if not (r["symbol"] == "BTC-PERPETUAL" and r["timestamp"] == far)]
     write_csv_gz(ticker_file(DAYS[0], root), ticks)
 
     data_dir = tmp_path / "data"
     result = backfill_cycle(Settings(data_dir=data_dir), tardis_dir=root)
     failed = [(f.currencies, int(f.snapshot_ts.timestamp() * 1000)) for f in result.failed]
-    assert failed == [(("BTC",), int(far) // 1000)]
-    assert "within 60 s" in result.failed[0].reason and "90 s away" in result.failed[0].reason
+    assert failed == [(("BTC",), grid_ms(far))]
+    assert "within 3,600 s" in result.failed[0].reason and "s old" in result.failed[0].reason
     got = view_chains(data_dir)
-    assert ("BTC", int(far) // 1000) not in got and ("ETH", int(far) // 1000) in got and len(got) == 7
+    assert ("BTC", grid_ms(far)) not in got and ("ETH", grid_ms(far)) in got and len(got) == 7
     sql = "select distinct index_price from option_snapshots where currency = 'BTC' and epoch_ms(snapshot_ts) = $ms"
-    px = view_rows(data_dir, sql, {"ms": int(near) // 1000})
+    px = view_rows(data_dir, sql, {"ms": grid_ms(near)})
     assert px == [(near_px,)]
 
 
@@ -320,7 +343,14 @@ def _non_numeric(root):
     rows = read_csv_gz(chain_file(DAYS[1], root))
     rows[2]["mark_iv"] = "n/a"
     write_csv_gz(chain_file(DAYS[1], root), rows)
-    return chain_file(DAYS[1], root), "line 4: mark_iv 'n/a' is not a finite number"
+    return chain_file(DAYS[1], root), "invalid value 'n/a'"
+
+
+def _not_finite(root):
+    rows = read_csv_gz(chain_file(DAYS[1], root))
+    rows[2]["mark_iv"] = "inf"
+    write_csv_gz(chain_file(DAYS[1], root), rows)
+    return chain_file(DAYS[1], root), "line 4: mark_iv inf is not a finite number"
 
 
 def _truncated(root):
@@ -334,7 +364,7 @@ def _no_ticker(root):
     return chain_file(DAYS[1], root), "no derivative_ticker file"
 
 
-@pytest.mark.parametrize("spoil", [_corrupt_header, _non_numeric, _truncated, _no_ticker])
+@pytest.mark.parametrize("spoil", [_corrupt_header, _non_numeric, _not_finite, _truncated, _no_ticker])
 def test_a_malformed_day_file_is_a_one_line_source_error_naming_it_and_writes_nothing(tmp_path, spoil):
     root = copy_days(tmp_path / "tardis", [DAYS[1]])
     path, needle = spoil(root)
@@ -381,7 +411,7 @@ def test_usdc_is_refused_for_tardis_backfills(tmp_path):
 
 
 def test_day_steps_run_concurrently_and_wait_for_the_writer_lock(tmp_path, landed):
-    """The Prefect fan-out shape: plan, map backfill_day over a pool, refresh the views once."""
+    """The Prefect fan-out shape of --each-timestamp: plan, map backfill_day over a pool, refresh the views once."""
     data_dir = tmp_path / "data"
     settings = Settings(data_dir=data_dir)
     paths = plan_backfill(TARDIS, since=DAYS[0], until=DAYS[-1])
@@ -404,5 +434,11 @@ def test_day_steps_run_concurrently_and_wait_for_the_writer_lock(tmp_path, lande
     holder.join()
     refresh_warehouse(settings)
     assert [d.snapshots for d in days] == [8, 8, 8]
-    assert lake_files(data_dir) == lake_files(landed[0])
-    assert view_chains(data_dir) == view_chains(landed[0])
+    assert view_chains(data_dir) == csv_chains(DAYS, grid=False)  # --each-timestamp: at the recordings' stamps
+
+
+def test_each_timestamp_is_the_old_reading_of_grouped_files(tmp_path):
+    result = backfill_cycle(
+        Settings(data_dir=tmp_path), tardis_dir=TARDIS, since=DAYS[2], until=DAYS[2], each_timestamp=True
+    )
+    assert result.snapshots == 8 and view_chains(tmp_path) == csv_chains([DAYS[2]], grid=False)

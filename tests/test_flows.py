@@ -270,8 +270,8 @@ def fetch_chain_run_counts(state, wait_s: float = 10.0) -> list[int]:
 
 
 def test_the_backfill_flow_fans_tardis_days_out_over_a_dask_cluster(prefect_harness, tmp_path):
-    """A real Dask cluster (scheduler and two worker processes on 127.0.0.1) runs the backfill-day tasks through
-    prefect-dask: every day is a task on a worker, and the result is the same as the thread pool's."""
+    """A real Dask cluster (scheduler and two worker processes on 127.0.0.1) runs the read-tardis-day tasks through
+    prefect-dask: every day file is read once, by one task on a worker; the flow publishes the days in order."""
     import distributed
 
     from pipelines.flows import backfill_runner
@@ -289,7 +289,7 @@ def test_the_backfill_flow_fans_tardis_days_out_over_a_dask_cluster(prefect_harn
         )
         workers = {w.worker_address for w in cluster.workers.values()}
     assert state.is_completed() and state.result()["exit_code"] == 0
-    ran = [t for t in stream.data if t["key"].startswith("backfill_day-")]  # Dask keys the task by its function
+    ran = [t for t in stream.data if t["key"].startswith("read_day-")]  # Dask keys the task by its function
     assert len(ran) == 2 and {t["worker"] for t in ran} <= workers  # one task per day file, each on a worker
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     days = con.execute("select count(distinct snapshot_ts::date) from option_snapshots where source = 'tardis'")

@@ -12,6 +12,7 @@ mapping to the frame contracts is pure and lives in :mod:`transforms.tardis`.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import re
 import zlib
@@ -109,6 +110,31 @@ def check_header(path: Path, required: tuple[str, ...], kind: str) -> None:
         raise SourceError(f"{path}: not a Tardis {kind} file: header lacks {', '.join(missing)}")
 
 
+GROUPED_HEAD_ROWS = 20_000  # rows looked at to tell a snapshot-grouped file from a tick-level one
+GROUPED_MAX_TIMESTAMPS = 50  # a grouped file's first rows share a handful of timestamps; ticks have thousands
+
+
+def check_grouped(path: Path) -> None:
+    """SourceError unless the file is snapshot-grouped (all rows of a snapshot share one ``timestamp``), judged
+    on its first rows: the each-timestamp reading would turn every tick of a tick-level file into a snapshot."""
+    stamps: set[str] = set()
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            at = next(reader).index("timestamp")
+            for k, row in enumerate(reader):
+                if k >= GROUPED_HEAD_ROWS:
+                    break
+                stamps.add(row[at])
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error, ValueError, IndexError, StopIteration) as exc:
+        raise SourceError(f"{path}: cannot read gzip CSV ({_reason(exc)})") from None
+    if len(stamps) > GROUPED_MAX_TIMESTAMPS:
+        raise SourceError(
+            f"{path}: not snapshot-grouped ({len(stamps):,} distinct timestamps in its first {k:,} rows): "
+            "a tick-level file is read as of a grid, without --each-timestamp"
+        )
+
+
 def _read_text_csv(path: Path) -> pl.DataFrame:
     """The whole file with every column as text (empty fields null), so a bad value is reported by line
     and column rather than as a type-inference error.
@@ -165,6 +191,7 @@ def _reason(exc: BaseException) -> str:
 
 __all__ = [
     "TardisDay",
+    "check_grouped",
     "check_header",
     "day_of",
     "find_days",
