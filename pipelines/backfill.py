@@ -312,7 +312,7 @@ def validate_batches(batches: list[ingest.Batch], data_dir: Path, path: Path) ->
     (currency, snapshot_ts, instrument_name); the derived instruments repeat those columns, keyed per
     snapshot) -> all pass. Otherwise each batch goes through ``ingest.validate``.
     """
-    from pipelines import quality
+    from pipelines import polars_checks, quality
 
     if not batches:
         return []
@@ -321,15 +321,17 @@ def validate_batches(batches: list[ingest.Batch], data_dir: Path, path: Path) ->
         day_instruments = pl.concat([b.instruments for b in batches]).unique(
             ["currency", "instrument_name"], keep="last", maintain_order=True
         )
+        # coverage: each chain against the published chains nearest in time (the day's own are in the frame)
+        published = polars_checks.published_chain_sizes(data_dir, quality.chain_sizes(day_snapshots))
         if (
-            quality.validate_option_snapshots(day_snapshots).success
+            quality.validate_option_snapshots(day_snapshots, neighbours=published).success
             and quality.validate_instruments(day_instruments).success
         ):
             return []
     failed = []
     for batch in batches:
         try:
-            ingest.validate(batch, data_dir, None, 0)
+            ingest.validate(batch, data_dir, None, 0, neighbours=batches)
         except ingest.QualityError as exc:
             stamp = raw.stamp_of(batch.cycle_stamp)
             folder = data_dir / "quarantine" / f"date={batch.cycle_stamp:%Y-%m-%d}" / stamp

@@ -260,8 +260,8 @@ def tardis_days(root: Path, days: list[str], edit: Callable[[pl.DataFrame], pl.D
     return root
 
 
-def backfill(data: Path, tardis: Path, capsys) -> tuple[int, str]:
-    code = main(["backfill", "--tardis", str(tardis), "--data-dir", str(data), "--currency", "BTC"])
+def backfill(data: Path, tardis: Path, capsys, *extra: str) -> tuple[int, str]:
+    code = main(["backfill", "--tardis", str(tardis), "--data-dir", str(data), "--currency", "BTC", *extra])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -292,7 +292,8 @@ def test_a_tardis_open_interest_of_1e300_quarantines_its_snapshot_and_the_others
     assert code == 1, out
     assert f"open_interest <= 1e7: 1 row fails ({victim})" in out
     levels = assert_finite_levels(data)
-    bad_ms = int(bad) // 1000
+    hour_ms = 3_600_000
+    bad_ms = -(-(int(bad) // 1000) // hour_ms) * hour_ms  # the grid time (next full hour) the recording becomes
     assert bad_ms not in levels["snapshot_ts"].dt.epoch("ms").to_list()
     assert levels.filter(pl.col("model") == "naive").height == len(stamps) - 1
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
@@ -304,7 +305,8 @@ def test_a_tardis_open_interest_of_1e300_quarantines_its_snapshot_and_the_others
 
 
 def stray_row(frame: pl.DataFrame, which: int = 1) -> tuple[pl.DataFrame, int]:
-    """One BTC row of the ``which``-th snapshot moved 5 ms later: a one-option "snapshot" of its own."""
+    """One BTC row of the ``which``-th snapshot moved 5 ms later: a one-option "snapshot" of its own when each
+    timestamp is read as a snapshot (``--each-timestamp``); the as-of grid folds it into its hour."""
     stamps = sorted(frame["timestamp"].unique().to_list())
     victim = frame.filter((pl.col("timestamp") == stamps[which]) & pl.col("symbol").str.starts_with("BTC-")).row(
         0, named=True
@@ -318,7 +320,7 @@ def stray_row(frame: pl.DataFrame, which: int = 1) -> tuple[pl.DataFrame, int]:
 def test_a_stray_tardis_row_after_a_published_day_is_refused_as_a_one_option_snapshot(tmp_path, capsys, tardis_day):
     day, frame = tardis_day
     data = tmp_path / "data"
-    code, out = backfill(data, tardis_days(tmp_path / "first", ["2026-07-29"]), capsys)
+    code, out = backfill(data, tardis_days(tmp_path / "first", ["2026-07-29"]), capsys, "--each-timestamp")
     assert code == 0, out
     holder: dict = {}
 
@@ -326,7 +328,7 @@ def test_a_stray_tardis_row_after_a_published_day_is_refused_as_a_one_option_sna
         out, holder["ms"] = stray_row(f)
         return out
 
-    code, out = backfill(data, tardis_days(tmp_path / "second", [day], spoil), capsys)
+    code, out = backfill(data, tardis_days(tmp_path / "second", [day], spoil), capsys, "--each-timestamp")
     assert code == 1, out
     assert (
         "options >= 50% of the neighbours' median and of the listing: 1 chain fails" in out
@@ -336,15 +338,12 @@ def test_a_stray_tardis_row_after_a_published_day_is_refused_as_a_one_option_sna
     assert holder["ms"] not in levels["snapshot_ts"].dt.epoch("ms").to_list()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs pipelines/backfill.py to pass the day's batches to ingest.validate(..., neighbours=batches)"
-    " (docs/data-quality.md, 'What the Tardis path calls')",
-)
 def test_a_stray_tardis_row_in_the_first_day_of_an_empty_lake_is_refused(tmp_path, capsys, tardis_day):
     day, frame = tardis_day
     data = tmp_path / "data"
-    code, out = backfill(data, tardis_days(tmp_path / "tardis", [day], lambda f: stray_row(f)[0]), capsys)
+    code, out = backfill(
+        data, tardis_days(tmp_path / "tardis", [day], lambda f: stray_row(f)[0]), capsys, "--each-timestamp"
+    )
     assert code == 1, out
     assert "options >= 50% of the neighbours' median" in out
 
@@ -416,3 +415,19 @@ def test_random_corruptions_of_a_real_snapshot_never_publish_a_non_finite_or_shr
         for col in ("open_interest", "mark_iv", "underlying_price", "index_price", "strike"):
             assert chain[col].null_count() == 0 and chain[col].is_finite().all(), col
         assert_finite_levels(data)
+
+
+def test_on_the_as_of_grid_a_stray_row_stays_in_its_hours_chain(tmp_path, capsys, tardis_day):
+    day, frame = tardis_day
+    data = tmp_path / "data"
+    code, out = backfill(data, tardis_days(tmp_path / "tardis", [day], lambda f: stray_row(f)[0]), capsys)
+    assert code == 0, out
+    chains = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        sizes = chains.execute(
+            "select snapshot_ts, count(*) from option_snapshots where currency = 'BTC' group by 1 order by 1"
+        ).fetchall()
+    finally:
+        chains.close()
+    recorded = frame.filter(pl.col("symbol").str.starts_with("BTC-")).group_by("timestamp").len().sort("timestamp")
+    assert [n for _, n in sizes] == recorded["len"].to_list()  # every chain whole, none of one option
