@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines.config import ConfigError, Settings, load_settings
+from pipelines.config import ANALYTICS_VERSION, ConfigError, Settings, load_settings
 
 EPILOG = (
     "Environment: GEXFLOW_DATA_DIR, GEXFLOW_DERIBIT_URL, GEXFLOW_CURRENCIES, GEXFLOW_SOURCE, GEXFLOW_ENGINE, "
@@ -260,7 +260,13 @@ def cmd_run(args) -> int:
     from pipelines import report
     from pipelines.compute import compute_cycle
 
-    compute_cycle(settings.data_dir, _coins(settings), only_missing=True, include_blocks=settings.include_blocks)
+    compute_cycle(
+        settings.data_dir,
+        _coins(settings),
+        only_missing=True,
+        include_blocks=settings.include_blocks,
+        kernel_threads=settings.kernel_threads,
+    )
     print(report.run_summary(settings.data_dir, _coins(settings)))
     print(f"data dir {settings.data_dir} ({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -294,6 +300,7 @@ def cmd_compute(args) -> int:
         book=book,
         include_blocks=args.include_blocks or settings.include_blocks,
         progress=_progress("computing"),
+        kernel_threads=settings.kernel_threads,
     )
     print(
         f"computed {len(result.snapshots)} snapshot(s): " + ", ".join(f"{t} {n} rows" for t, n in result.rows.items())
@@ -572,6 +579,7 @@ def cmd_backfill(args) -> int:
                 only_missing=True,
                 include_blocks=settings.include_blocks,
                 progress=_progress("computing"),
+                kernel_threads=settings.kernel_threads,
             )
             print(f"computed {len(done.snapshots)} snapshot(s)")
     return result.exit_code
@@ -709,7 +717,7 @@ def cmd_status(args) -> int:
 
     settings = load_settings({"data_dir": args.data_dir})
     query = _packaged_query("data_status.sql").read_text(encoding="utf-8")
-    columns, rows = _read_query(settings.data_dir, query, {})
+    columns, rows = _read_query(settings.data_dir, query, {"analytics_version": ANALYTICS_VERSION})
     print(render(columns, rows, args.format))
     return 0
 

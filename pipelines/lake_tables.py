@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from transforms.schemas import (
+    ANALYTICS_INPUT,
     DEALER_POSITION_STORED,
     EXPIRY_ROLLOFF,
     FLOW_FORECAST,
@@ -40,6 +41,7 @@ LAKE_TABLES: dict[str, dict] = {
     "expiry_rolloff": EXPIRY_ROLLOFF,
     "tape_coverage": TAPE_COVERAGE,
     "oi_reconciliation": OI_RECONCILIATION,
+    "_state/analytics_inputs": ANALYTICS_INPUT,
 }
 
 

@@ -334,7 +334,7 @@ QUERIES = {
     "gex_by_expiry": {"currency": "BTC"},
     "largest_hedge_flow_levels": {"currency": "BTC", "top_n": 3},
     "taker_flow_vs_naive": {"currency": "BTC"},
-    "data_status": {},
+    "data_status": {"analytics_version": 1},
 }
 LEAD_VIEWS = {"key_levels", "gex_by_strike"}
 
