@@ -102,3 +102,20 @@ def test_analytics_computed_before_inputs_were_recorded_count_as_stale(fake_deri
 
     assert len(compute_cycle(data, ["BTC"], only_missing=True).snapshots) == 1
     assert status(data, capsys)["stale"] == 0
+
+
+def test_a_new_analytics_version_makes_every_computed_snapshot_stale(
+    fake_deribit, fast_env, tmp_path, capsys, monkeypatch
+):
+    from pipelines import cli, inputs
+    from pipelines.compute import compute_cycle
+
+    data = tmp_path / "data"
+    base = ["--api-url", fake_deribit.url, "--currency", "BTC", "--data-dir", str(data)]
+    assert main(["ingest", *base]) == 0 and main(["compute", *base[2:]]) == 0
+    for module in (cli, inputs):  # a release whose analytics code changed stored numbers bumps the constant
+        monkeypatch.setattr(module, "ANALYTICS_VERSION", inputs.ANALYTICS_VERSION + 1)
+    assert status(data, capsys)["stale"] == 1
+    assert len(compute_cycle(data, ["BTC"], only_missing=True).snapshots) == 1
+    assert status(data, capsys)["stale"] == 0
+    assert query(data, "select distinct analytics_version from analytics_inputs") == [(inputs.ANALYTICS_VERSION,)]
