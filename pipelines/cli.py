@@ -457,9 +457,12 @@ def _repriced_profile(args, snapshot_ts):
         .select(list(DEALER_POSITION))
         .collect()
     )
-    profile = gex_profile(
-        chain, positions, vol_model=args.vol.replace("-", "_"), delta_convention=args.delta.replace("-", "_")
-    )
+    from pipelines.threads import chosen_threads
+
+    with chosen_threads():
+        profile = gex_profile(
+            chain, positions, vol_model=args.vol.replace("-", "_"), delta_convention=args.delta.replace("-", "_")
+        )
     # csv/json readers have no header line: each row says which conventions produced it
     return profile.sort("price_level").with_columns(
         pl.lit(args.vol).alias("vol_model"), pl.lit(args.delta).alias("delta_convention")

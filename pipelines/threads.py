@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import contextmanager
 
 import numba
 
@@ -87,3 +88,13 @@ class KernelThreads:
         threads = self.choose()
         numba.set_num_threads(threads)
         return threads
+
+
+@contextmanager
+def chosen_threads(fixed: int = 0):
+    """Run the block with the kernel threads :class:`KernelThreads` chooses once, then restore the caller's."""
+    before = numba.get_num_threads()
+    try:
+        yield KernelThreads(fixed).apply()
+    finally:
+        numba.set_num_threads(before)
