@@ -50,6 +50,12 @@ def _own_seconds() -> float:
     return t.user + t.system
 
 
+def threads_for(others: float, cores: int, cap: int) -> int:
+    """Threads for the kernels when other processes use ``others`` cores of ``cores``: the cores they leave idle
+    (a core counts as taken from a use above BUSY_SHARE of it), at least 1, at most ``cap``."""
+    return max(1, min(cap, cores - max(0, math.ceil(others - BUSY_SHARE))))
+
+
 class KernelThreads:
     """Chooses (and sets, :meth:`apply`) the numba thread count before each chunk of kernel work.
 
@@ -82,7 +88,7 @@ class KernelThreads:
         self._last = now
         others = max(0.0, (busy - own) / wall) if wall > 0 else 0.0
         self.last_others = others
-        return max(1, min(cap, len(self.cpus) - math.ceil(others - BUSY_SHARE)))
+        return threads_for(others, len(self.cpus), cap)
 
     def apply(self) -> int:
         threads = self.choose()

@@ -11,7 +11,7 @@ import numba
 import pytest
 
 from pipelines.config import ConfigError, load_settings
-from pipelines.threads import KernelThreads
+from pipelines.threads import KernelThreads, threads_for
 
 BUSY = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
 
@@ -52,3 +52,19 @@ def test_compute_leaves_the_callers_thread_count_as_it_was(tmp_path, fast_env, c
     numba.set_num_threads(2)
     assert len(compute_cycle(tmp_path, ["BTC"], kernel_threads=1).snapshots) == 2
     assert numba.get_num_threads() == 2
+
+
+@pytest.mark.parametrize(
+    ("others", "cores", "cap", "threads"),
+    [
+        (0.0, 2, 2, 2),  # idle box: every core
+        (0.2, 2, 2, 2),  # a little background noise does not count
+        (0.3, 2, 2, 1),
+        (1.0, 2, 2, 1),  # one core busy: one thread
+        (3.5, 2, 2, 1),  # never fewer than one
+        (1.0, 8, 8, 7),
+        (0.0, 8, 4, 4),  # numba's pool caps it
+    ],
+)
+def test_threads_are_the_cores_other_processes_leave_idle(others, cores, cap, threads):
+    assert threads_for(others, cores, cap) == threads
