@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines.config import ConfigError, Settings, load_settings
+from pipelines.config import ANALYTICS_VERSION, ConfigError, Settings, load_settings
 
 EPILOG = (
     "Environment: GEXFLOW_DATA_DIR, GEXFLOW_DERIBIT_URL, GEXFLOW_CURRENCIES, GEXFLOW_SOURCE, GEXFLOW_ENGINE, "
@@ -319,7 +319,13 @@ def cmd_run(args) -> int:
             _trades(settings, None)
         from pipelines.compute import compute_cycle
 
-        compute_cycle(settings.data_dir, _coins(settings), only_missing=True, include_blocks=settings.include_blocks)
+        compute_cycle(
+            settings.data_dir,
+            _coins(settings),
+            only_missing=True,
+            include_blocks=settings.include_blocks,
+            kernel_threads=settings.kernel_threads,
+        )
     from pipelines import report
 
     print(report.run_summary(settings.data_dir, _coins(settings)))
@@ -358,6 +364,7 @@ def cmd_compute(args) -> int:
         book=book,
         include_blocks=args.include_blocks or settings.include_blocks,
         progress=_progress("computing"),
+        kernel_threads=settings.kernel_threads,
     )
     print(
         f"computed {len(result.snapshots)} snapshot(s): " + ", ".join(f"{t} {n} rows" for t, n in result.rows.items())
@@ -554,9 +561,12 @@ def _repriced_profile(args, snapshot_ts):
         .select(list(DEALER_POSITION))
         .collect()
     )
-    profile = gex_profile(
-        chain, positions, vol_model=args.vol.replace("-", "_"), delta_convention=args.delta.replace("-", "_")
-    )
+    from pipelines.threads import chosen_threads
+
+    with chosen_threads():
+        profile = gex_profile(
+            chain, positions, vol_model=args.vol.replace("-", "_"), delta_convention=args.delta.replace("-", "_")
+        )
     # csv/json readers have no header line: each row says which conventions produced it
     return profile.sort("price_level").with_columns(
         pl.lit(args.vol).alias("vol_model"), pl.lit(args.delta).alias("delta_convention")
@@ -705,6 +715,7 @@ def cmd_backfill(args) -> int:
                 only_missing=True,
                 include_blocks=settings.include_blocks,
                 progress=_progress("computing"),
+                kernel_threads=settings.kernel_threads,
             )
             print(f"computed {len(done.snapshots)} snapshot(s)")
     return result.exit_code
@@ -917,7 +928,7 @@ def cmd_status(args) -> int:
 
     settings = load_settings({"data_dir": args.data_dir})
     query = _packaged_query("data_status.sql").read_text(encoding="utf-8")
-    columns, rows = _read_query(settings.data_dir, query, {})
+    columns, rows = _read_query(settings.data_dir, query, {"analytics_version": ANALYTICS_VERSION})
     if args.format == "table" and not args.wide:  # one column per currency: fits 100 columns
         import polars as pl
 

@@ -12,13 +12,16 @@ rows of non-naive models carry how far their total GEX and zero gamma sit from `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numba
 import polars as pl
 
+from pipelines import inputs
 from pipelines.errors import GexflowError
 from pipelines.lake_tables import prepare_warehouse
+from pipelines.threads import KernelThreads
 from transforms.exposure import exposure_tables
 from transforms.positioning import book_instruments_not_in_chain, book_notes, dealer_positions, validated_book
 from transforms.schemas import DEALER_POSITION_STORED, KEY_LEVELS_STORED, UTC_TS, check
@@ -260,11 +263,16 @@ def compute_cycle(
     include_blocks: bool = False,
     progress=None,
     lock_wait_s: float = 0.0,
+    kernel_threads: int = 0,
 ) -> ComputeResult:
-    """Compute and publish the analytic tables for every stored snapshot in range (one commit).
+    """Compute and publish the analytic tables for every stored snapshot in range (one commit); with
+    ``only_missing`` only those without analytics or whose analytics are stale (their inputs changed, see
+    :mod:`pipelines.inputs`). Each computed snapshot's inputs record is published in the same commit.
 
     With ``book`` every snapshot gets (or has replaced) the ``custom`` model from it; without, a snapshot
     that already has a stored ``custom`` model keeps it, recomputed from its stored book (:func:`stored_books`).
+    ``kernel_threads``: numba threads of the profile kernel; 0 chooses them per chunk from the cores other
+    processes leave idle (:class:`pipelines.threads.KernelThreads`).
     """
     data_dir = Path(data_dir)
     nothing = GexflowError(
@@ -276,16 +284,16 @@ def compute_cycle(
         raise nothing  # and do not create it
     files.check_writable(data_dir)
     result = ComputeResult()
+    numba_threads = numba.get_num_threads()
     with files.writer_lock(data_dir, lock_wait_s):
         chain = load_chain(data_dir, currencies, since, until)
         if chain.is_empty():
             raise nothing
-        done = computed_snapshots(data_dir) if only_missing else set()
         listed = listed_times(data_dir)
         staged: list[files.Staged] = []
         try:
             groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
-            todo = sorted((k for k in groups if (k[0], raw.stamp_of(k[1])) not in done), key=lambda k: (k[1], k[0]))
+            current, todo = _todo(data_dir, groups, only_missing)
             pending: dict[str, list[datetime]] = {}
             for currency, snapshot_ts in todo:
                 pending.setdefault(currency, []).append(snapshot_ts)
@@ -293,7 +301,9 @@ def compute_cycle(
             checks = tape_checks(data_dir, tapes, pending)
             books = stored_books(data_dir, todo) if book is None else {}
             done_count = 0
+            threads = KernelThreads(kernel_threads)
             for currency, stamps in _chunks(pending):
+                threads.apply()
                 part = pl.concat([groups[(currency, ts)] for ts in stamps])
                 positions = positions_for(
                     part,
@@ -317,15 +327,26 @@ def compute_cycle(
                     done_count += 1
                     if progress:
                         progress(done_count, len(todo), currency, snapshot_ts)
+            staged += inputs.stage_records(data_dir, current, todo, datetime.now(UTC), include_blocks)
             files.commit(data_dir, staged)
         except BaseException:
             files.discard(staged)
             raise
+        finally:
+            numba.set_num_threads(numba_threads)
         prepare_warehouse(data_dir)
     if book is not None and todo:
         computed = pl.concat([groups[k].select("instrument_name") for k in todo])
         result.book_unmatched = book_instruments_not_in_chain(computed, book)["instrument_name"].to_list()
     return result
+
+
+def _todo(data_dir: Path, groups: dict, only_missing: bool) -> tuple[pl.DataFrame, list[tuple[str, datetime]]]:
+    """(the current inputs of every snapshot in ``groups``, the snapshots to compute in time order): all of them,
+    or with ``only_missing`` those without analytics or whose analytics are stale (:mod:`pipelines.inputs`)."""
+    current = inputs.current_inputs(data_dir, groups)
+    fresh = inputs.fresh_snapshots(data_dir, current, computed_snapshots(data_dir)) if only_missing else set()
+    return current, sorted((k for k in groups if k not in fresh), key=lambda k: (k[1], k[0]))
 
 
 # Snapshots per analytics call: one call over many snapshots is ~3.8x faster than one per snapshot (polars'

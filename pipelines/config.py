@@ -14,6 +14,9 @@ DEFAULT_API_URL = "https://www.deribit.com/api/v2"
 DEFAULT_CURRENCIES = ("BTC", "ETH")
 # Deribit option settlement currencies (USDC carries the linear SOL/XRP/... options).
 KNOWN_CURRENCIES = ("BTC", "ETH", "USDC", "USDT")
+# Version of the analytics code, recorded with every computed snapshot (pipelines/inputs.py): bump it when a change
+# of transforms/ or pipelines/compute.py changes stored numbers, and every computed snapshot counts as stale.
+ANALYTICS_VERSION = 1
 
 
 class ConfigError(ValueError):
@@ -46,6 +49,9 @@ class Settings:
     # an existing Dask cluster's scheduler (tcp://host:8786): backfill days fan out over its workers through
     # prefect-dask (pip install 'gexflow[dask]'); unset = the flow's own thread pool
     dask_address: str | None = None
+    # numba threads of the GEX profile kernel; 0 = per chunk of snapshots, the cores other processes leave idle
+    # (pipelines/threads.py: on a shared box a busy core would make 2 threads ~19x slower than 1)
+    kernel_threads: int = 0
     extra: dict = field(default_factory=dict)
 
     @property
@@ -78,6 +84,7 @@ _ENV = {
     "lock_wait_s": "GEXFLOW_LOCK_WAIT_S",
     "include_blocks": "GEXFLOW_INCLUDE_BLOCKS",
     "dask_address": "GEXFLOW_DASK_ADDRESS",
+    "kernel_threads": "GEXFLOW_KERNEL_THREADS",
 }
 
 
@@ -129,7 +136,7 @@ def _validated(values: dict) -> Settings:
                     f"--dask-address must be a Dask scheduler address like tcp://host:8786, got {value!r}"
                 )
             out[name] = str(value)
-        elif name in ("burst", "max_retries"):
+        elif name in ("burst", "max_retries", "kernel_threads"):
             out[name] = _number(name, value, int, minimum=0)
         elif name in (
             "rate_per_s",

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from pipelines.errors import GexflowError
+from pipelines.threads import chosen_threads
 from transforms.exposure import exposure_tables
 from transforms.forecast import expiry_rolloff, flow_forecast, forecast_start, forecast_summary
 from transforms.schemas import (
@@ -174,7 +175,13 @@ def compute(
     horizons_hours,
     include_next_expiry: bool,
 ) -> ForecastFrames:
-    """Every frame of the forecast (pure transforms), one currency at a time for the forecast itself."""
+    """Every frame of the forecast (pure transforms), one currency at a time for the forecast itself; the
+    profile kernels get the cores other processes leave idle (pipelines.threads)."""
+    with chosen_threads():
+        return _compute(chain, positions, t0, horizons_hours, include_next_expiry)
+
+
+def _compute(chain, positions, t0, horizons_hours, include_next_expiry) -> ForecastFrames:
     try:
         forecast = pl.concat(
             [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from transforms.grade_schemas import FORECAST_GRADE, FORECAST_HISTORY, INDEX_PRICE
 from transforms.schemas import (
+    ANALYTICS_INPUT,
     DEALER_POSITION_STORED,
     EXPIRY_ROLLOFF,
     FLOW_FORECAST,
@@ -44,6 +45,7 @@ LAKE_TABLES: dict[str, dict] = {
     "forecast_history": FORECAST_HISTORY,
     "index_prices": INDEX_PRICE,
     "forecast_grades": FORECAST_GRADE,
+    "_state/analytics_inputs": ANALYTICS_INPUT,
 }
 
 

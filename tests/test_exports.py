@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from pipelines.config import ANALYTICS_VERSION
 from pipelines.errors import GexflowError
 from pipelines.exports import export_folder, publish_forecast_exports
 from pipelines.forecast import FORECAST_TABLES, forecast_cycle, pick_snapshots
@@ -334,7 +335,7 @@ QUERIES = {
     "gex_by_expiry": {"currency": "BTC"},
     "largest_hedge_flow_levels": {"currency": "BTC", "top_n": 3},
     "taker_flow_vs_naive": {"currency": "BTC"},
-    "data_status": {},
+    "data_status": {"analytics_version": ANALYTICS_VERSION},
 }
 LEAD_VIEWS = {"key_levels", "gex_by_strike"}
 

@@ -126,6 +126,21 @@ TRADE_WATERMARK = {
 }
 
 # One row per (run_id, currency): what each trades run fetched and stored (lake/_state/trade_runs).
+# One row per computed (currency, snapshot_ts): what its analytics were computed from (lake/_state/analytics_inputs,
+# written in the same commit as the analytics). A row whose inputs no longer match the lake marks them stale.
+ANALYTICS_INPUT = {
+    "currency": pl.String,
+    "snapshot_ts": UTC_TS,
+    "computed_ts": UTC_TS,
+    "analytics_version": pl.Int64,  # pipelines.inputs.ANALYTICS_VERSION when computed
+    "snapshot_file": pl.String,  # the option_snapshots file, relative to the lake root
+    "snapshot_sha256": pl.String,  # its content hash
+    "tape_trades": pl.Int64,  # trades of the coin's tape (own + its linear options') with ts <= snapshot_ts
+    "tape_start_ts": UTC_TS,  # earliest trades-run window start of the coin's own tape; nullable
+    "linear_tape_start_ts": UTC_TS,  # the later of the USDC/USDT tapes' earliest starts; nullable
+    "include_blocks": pl.Boolean,  # taker_flow counted block trades and combo legs (recorded, not compared)
+}
+
 TRADE_RUN = {
     "run_id": pl.String,
     "currency": pl.String,
