@@ -7,12 +7,14 @@ from pathlib import Path
 from transforms.schemas import (
     DEALER_POSITION_STORED,
     EXPIRY_ROLLOFF,
+    EXPOSURE_BY_EXPIRY,
     FLOW_FORECAST,
     FORECAST_SUMMARY,
     GEX_BY_STRIKE,
     GEX_PROFILE,
     INGEST_RUN,
     INSTRUMENT,
+    KEY_LEVELS_BY_TENOR,
     KEY_LEVELS_STORED,
     OI_RECONCILIATION,
     OPTION_SNAPSHOT,
@@ -40,6 +42,8 @@ LAKE_TABLES: dict[str, dict] = {
     "expiry_rolloff": EXPIRY_ROLLOFF,
     "tape_coverage": TAPE_COVERAGE,
     "oi_reconciliation": OI_RECONCILIATION,
+    "exposure_by_expiry": EXPOSURE_BY_EXPIRY,
+    "key_levels_by_tenor": KEY_LEVELS_BY_TENOR,
 }
 
 
