@@ -18,6 +18,7 @@ from transforms.schemas import (
     KEY_LEVELS_STORED,
     OI_RECONCILIATION,
     OPTION_SNAPSHOT,
+    SCENARIO_PROFILE,
     TAPE_COVERAGE,
     TRADE,
     TRADE_RUN,
@@ -44,6 +45,7 @@ LAKE_TABLES: dict[str, dict] = {
     "oi_reconciliation": OI_RECONCILIATION,
     "exposure_by_expiry": EXPOSURE_BY_EXPIRY,
     "key_levels_by_tenor": KEY_LEVELS_BY_TENOR,
+    "scenario_profiles": SCENARIO_PROFILE,
 }
 
 

@@ -35,7 +35,7 @@ from transforms.exposure import (
 )
 from transforms.schemas import EXPOSURE_BY_EXPIRY, KEY_LEVELS, KEY_LEVELS_BY_TENOR, UTC_TS, check
 
-DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor")
+DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor", "scenario_profiles")
 TENORS = (("1d", 1.0), ("7d", 7.0), ("30d", 30.0))
 _SNAPSHOT = ["currency", "snapshot_ts"]
 _MS_PER_HOUR = 3_600_000.0
@@ -180,13 +180,20 @@ def depth_tables(
     step: float = 0.0025,
     vol_model: str = "sticky_strike",
 ) -> dict[str, pl.DataFrame]:
-    """exposure_by_expiry and key_levels_by_tenor from the greeks and position join of
+    """exposure_by_expiry, key_levels_by_tenor and scenario_profiles (every scenario of
+    :data:`transforms.scenarios.STORED_SCENARIOS`, on the grid in steps of at least SCENARIO_STEP) from the greeks
+    and position join of
     :func:`transforms.exposure.exposure_tables` (``x``) and its key levels (``levels``, KEY_LEVELS)."""
+    from transforms.scenarios import SCENARIO_STEP, STORED_SCENARIOS, scenario_tables
+
     check(levels, KEY_LEVELS, "key levels")
     ratio = 1.0 + _grid_steps(half_width, step)
     return {
         "exposure_by_expiry": _by_expiry(x),
         "key_levels_by_tenor": _by_tenor(greeks, x, levels, ratio, vol_model),
+        "scenario_profiles": scenario_tables(
+            greeks, x, scenarios=STORED_SCENARIOS, half_width=half_width, step=max(step, SCENARIO_STEP)
+        ),
     }
 
 

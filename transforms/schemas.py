@@ -409,3 +409,24 @@ KEY_LEVELS_BY_TENOR = {
     "put_wall": pl.Float64,
     "abs_gamma_strike": pl.Float64,
 }
+
+# One row per (currency, snapshot_ts, model, scenario, price_level): the dealer book under a what-if scenario
+# (transforms/scenarios.py). Flows in coins from (S0, t0) to the scenario at S', > 0 = dealers buy; the three
+# parts sum to hedge_flow_coins at every level.
+SCENARIO_PROFILE = {
+    "currency": pl.String,
+    "snapshot_ts": UTC_TS,
+    "model": pl.String,
+    "scenario": pl.String,  # rolloff_next | rolloff_monthly | iv_minus_10 | iv_minus_5 | iv_plus_5 | iv_plus_10 | ...
+    "horizon_ts": UTC_TS,  # t1: the time the book is re-priced at (snapshot_ts for the vol scenarios)
+    "price_level": pl.Float64,  # S', USD
+    "pct_from_spot": pl.Float64,  # percent
+    "dealer_gex_usd": pl.Float64,  # the scenario book's GEX at S': USD per 1 % move
+    "dealer_delta": pl.Float64,  # the scenario book's dealer delta at S', coins
+    "hedge_flow_coins": pl.Float64,  # -(D_scenario(S') - D(S0, t0)): coins, > 0 = dealers buy
+    "gamma_flow_coins": pl.Float64,  # the price move at t1 and the old vols
+    "vanna_flow_coins": pl.Float64,  # the vol change at S'
+    "charm_flow_coins": pl.Float64,  # time passing at spot (incl. the unwind of settled options); level-independent
+    "hedge_flow_usd": pl.Float64,  # hedge_flow_coins * S'
+    "zero_gamma": pl.Float64,  # the scenario book's zero gamma nearest spot, USD; NULL if none in range
+}
