@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.config import ConfigError, Settings, load_settings
+from pipelines.scenario_view import SCENARIO_NAMES
 
 EPILOG = (
     "Environment: GEXFLOW_DATA_DIR, GEXFLOW_DERIBIT_URL, GEXFLOW_CURRENCIES, GEXFLOW_SOURCE, GEXFLOW_ENGINE, "
@@ -160,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
                 default="sticky-strike",
                 help="how IVs move with spot (default sticky-strike, the stored profile); sticky-moneyness "
                 "re-prices the stored snapshot and positions along each expiry's smile",
+            )
+            p.add_argument(
+                "--scenario",
+                choices=SCENARIO_NAMES,
+                help="what-if: rolloff_next / rolloff_monthly (that expiry settled, re-priced then), iv_minus_10 .. "
+                "iv_plus_10 (vol points), spot_vol (IV along the smile), time_24h; flow split into gamma, vanna, charm",
             )
             p.add_argument(
                 "--delta",
@@ -456,6 +463,10 @@ def cmd_profile(args) -> int:
     from pipelines.tables import render_frame
 
     frame = _levels_frame(args, "gex_profile").sort("price_level")
+    if args.scenario:
+        from pipelines.scenario_view import show
+
+        return show(args, frame, load_settings({"data_dir": args.data_dir}).data_dir)
     if args.vol != "sticky-strike" or args.delta != "forward":
         frame = _repriced_profile(args, frame["snapshot_ts"][0])
     if args.plot:

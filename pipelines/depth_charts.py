@@ -174,4 +174,57 @@ def vanna_by_strike_chart(by_strike: pl.DataFrame, spot: float, path: Path, *, h
     return path
 
 
-__all__ = ["gex_by_expiry_chart", "history_chart", "strike_expiry_heatmap", "vanna_by_strike_chart"]
+def scenario_chart(rows: pl.DataFrame, base: pl.DataFrame, path: Path) -> Path:
+    """One scenario of one book (SCENARIO_PROFILE rows) against today's profile (GEX_PROFILE rows): GEX per level
+    (top) and the hedge flow split into gamma, vanna and charm (bottom), zero gammas marked, into ``path``."""
+    rows, base = rows.sort("price_level"), base.sort("price_level")
+    head = rows.row(0, named=True)
+    fig = _figure(10.0, 7.0)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot(base["price_level"], base["dealer_gex_usd"] / 1e6, color="#888888", linewidth=1.2, label="today")
+    top.plot(rows["price_level"], rows["dealer_gex_usd"] / 1e6, color="#333333", linewidth=1.6, label=head["scenario"])
+    x = rows["price_level"].to_numpy()
+    for column, label, color in (
+        ("gamma_flow_coins", "gamma (price move)", "#4C78A8"),
+        ("vanna_flow_coins", "vanna (vol change)", "#B279A2"),
+        ("charm_flow_coins", "charm (time, settlements)", "#F58518"),
+        ("hedge_flow_coins", "total", "#000000"),
+    ):
+        bottom.plot(
+            x, rows[column].to_numpy(), color=color, linewidth=1.8 if column == "hedge_flow_coins" else 1.2, label=label
+        )
+    spot = (
+        float(rows.filter(pl.col("pct_from_spot").abs() < 1e-9)["price_level"][0])
+        if rows["pct_from_spot"].abs().min() < 1e-9
+        else None
+    )
+    for ax in (top, bottom):
+        if spot is not None:
+            ax.axvline(
+                spot,
+                color=MARKERS["spot"][0],
+                linestyle="--",
+                linewidth=1.0,
+                label=f"spot {_price(spot)}" if ax is top else None,
+            )
+        if head["zero_gamma"] is not None:
+            label = f"zero gamma after {_price(head['zero_gamma'])}" if ax is top else None
+            ax.axvline(head["zero_gamma"], color=MARKERS["zero_gamma"][0], linestyle=":", linewidth=1.2, label=label)
+        ax.axhline(0.0, color="#444444", linewidth=0.6)
+        ax.grid(True, alpha=0.25)
+    top.set_title(
+        f"{head['currency']} {head['model']} scenario {head['scenario']} (re-priced at "
+        f"{head['horizon_ts']:%Y-%m-%d %H:%M} UTC), snapshot {head['snapshot_ts']:%Y-%m-%d %H:%M:%S} UTC",
+        fontsize=10,
+    )
+    top.set_ylabel("dealer GEX (USD millions per 1 % move)")
+    bottom.set_ylabel(f"hedge flow ({head['currency']}, > 0 = dealers buy)")
+    bottom.set_xlabel(f"{head['currency']} spot level (USD)")
+    top.legend(fontsize=8, loc="upper left", framealpha=0.8)
+    bottom.legend(fontsize=8, loc="upper right", framealpha=0.8)
+    _thousands(top, bottom)
+    fig.savefig(path, format=image_format(path))
+    return path
+
+
+__all__ = ["gex_by_expiry_chart", "history_chart", "scenario_chart", "strike_expiry_heatmap", "vanna_by_strike_chart"]
