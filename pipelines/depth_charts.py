@@ -129,7 +129,7 @@ def strike_expiry_heatmap(by_strike: pl.DataFrame, spot: float, path: Path, *, h
     below = int(np.searchsorted(strikes, spot))
     ax.axhline(below - 0.5, color="#222222", linestyle="--", linewidth=1.0, label=f"spot {_price(spot)}")
     ax.set_xlabel("expiry (08:00 UTC)")
-    ax.set_ylabel("strike (USD)")
+    ax.set_ylabel("strike (USD; one row per listed strike)")
     ax.legend(fontsize=8, loc="upper right")
     fig.colorbar(image, ax=ax, label="dealer GEX (USD millions per 1 % move)")
     ax.set_title(
@@ -164,7 +164,7 @@ def vanna_by_strike_chart(by_strike: pl.DataFrame, spot: float, path: Path, *, h
     ax.set_title(
         f"{head['currency']} {head['model']} dealer vanna exposure by strike, snapshot "
         f"{head['snapshot_ts']:%Y-%m-%d %H:%M} "
-        f"UTC (total {vanna.sum():+,.1f} coins per vol point; > 0 = dealers sell if IV rises)",
+        f"UTC\n(total {vanna.sum():+,.1f} {head['currency']} per vol point; > 0 = dealers sell if IV rises)",
         fontsize=10,
     )
     ax.legend(fontsize=8, loc="upper left")
