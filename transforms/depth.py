@@ -80,22 +80,6 @@ def _by_expiry(x: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
-class _Sum:
-    """The profile of a tenor bucket as the sum of the profiles of its disjoint expiry pieces."""
-
-    def __init__(self, pieces: list):
-        self.pieces = pieces
-
-    def __call__(self, ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ratio = np.asarray(ratio, dtype=np.float64)
-        gex, delta = np.zeros(ratio.size), np.zeros(ratio.size)
-        for piece in self.pieces:
-            g, d = piece(ratio)
-            gex += g
-            delta += d
-        return gex, delta
-
-
 def _nearest(roots: list[float], spot: float) -> float | None:
     return min(roots, key=lambda r: (abs(r - spot), r)) if roots else None
 
@@ -114,7 +98,11 @@ def _tenor_rows(key, group: pl.DataFrame, greeks: pl.DataFrame, ratio: np.ndarra
             gex = gex + profile(ratio)[0]
         lower = cut
         inside = group.filter((pl.col("tau_years") > 0.0) & (pl.col("tau_years") <= cut))
-        roots = [r * spot for r in zero_gamma_roots(_Sum(list(pieces)), ratio, gex)] if pieces else []
+        roots = []
+        if pieces and bool(np.any(gex > 0.0)) and bool(np.any(gex < 0.0)):
+            # a root to refine: one book of the whole bucket, so each Brent step is one kernel call
+            bucket = pieces[0] if len(pieces) == 1 else _Profile(inside, greeks, vol_model, "forward")
+            roots = [r * spot for r in zero_gamma_roots(bucket, ratio, gex)]
         rows.append(_row(key, tenor, days, spot, inside, roots))
     return rows
 

@@ -94,8 +94,9 @@ class _Book:
         return self.t0_ms
 
 
-def _scenario_state(book: _Book, scenario: str, t1: int, ratio: np.ndarray):
-    """(GEX, D) of the scenario book on the grid, and a callable giving them at any ratio (for the roots)."""
+def _scenario_state(book: _Book, scenario: str, t1: int, ratio: np.ndarray, moved: tuple):
+    """(GEX, D) of the scenario book on the grid, and a callable giving them at any ratio (for the roots).
+    ``moved`` = (GEX, D) at t1 with the old vols, which is the scenario book itself when the vols stay."""
     if scenario in IV_SHIFTS:
         sigma = np.maximum(book.sigma + IV_SHIFTS[scenario] / 100.0, MIN_SIGMA)
 
@@ -111,6 +112,7 @@ def _scenario_state(book: _Book, scenario: str, t1: int, ratio: np.ndarray):
         def at(r):
             return book(r, t1)
 
+        return moved[0], moved[1], lambda r: at(np.asarray(r, dtype=np.float64))
     gex, delta = at(ratio)
     return gex, delta, lambda r: at(np.asarray(r, dtype=np.float64))
 
@@ -122,7 +124,7 @@ def _scenario_frame(book: _Book, scenario: str, ratio: np.ndarray, base: tuple, 
     centre = int(np.flatnonzero(ratio == 1.0)[0])
     d0 = base[1][centre]  # D(S0, sigma0, t0)
     moved = book(ratio, t1) if t1 != book.t0_ms else base  # D(S', sigma0, t1)
-    gex, delta, at = _scenario_state(book, scenario, t1, ratio)
+    gex, delta, at = _scenario_state(book, scenario, t1, ratio, moved)
     charm = -(moved[1][centre] - d0)
     gamma = -(moved[1] - moved[1][centre])
     vanna = -(delta - moved[1])
