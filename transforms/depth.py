@@ -31,7 +31,6 @@ from transforms.exposure import (
     _Profile,
     _spot,
     _walls,
-    zero_gamma_roots,
 )
 from transforms.schemas import EXPOSURE_BY_EXPIRY, KEY_LEVELS, KEY_LEVELS_BY_TENOR, UTC_TS, check
 
@@ -84,30 +83,49 @@ def _nearest(roots: list[float], spot: float) -> float | None:
     return min(roots, key=lambda r: (abs(r - spot), r)) if roots else None
 
 
+def _bucket(group: pl.DataFrame, greeks: pl.DataFrame, book, lo: float, hi: float, vol_model: str):
+    """The re-priced (GEX, D) of the options with lo < tau <= hi as a function of S'/S0."""
+    if vol_model == "sticky_strike":
+        part = book.within(lo, hi)
+        return None if part.weight.size == 0 else (lambda r: part(r, part.t0_ms))
+    tau = group["tau_years"]
+    piece = group.filter((tau > lo) & (tau <= hi))
+    if not piece.filter(pl.col("is_priced") & (pl.col("weight_coins") != 0.0)).height:
+        return None
+    return _Profile(piece, greeks, vol_model, "forward")
+
+
 def _tenor_rows(key, group: pl.DataFrame, greeks: pl.DataFrame, ratio: np.ndarray, vol_model: str) -> list[dict]:
-    """The '1d', '7d', '30d' rows of one (currency, snapshot_ts, model) group: each bucket's profile is built
-    from the disjoint pieces (0, 1], (1, 7], (7, 30] days, so the options are priced once on the grid."""
+    """The '1d', '7d', '30d' rows of one (currency, snapshot_ts, model) group: each bucket's profile on the grid is
+    the sum of the disjoint pieces (0, 1], (1, 7], (7, 30] days, so the options are priced once on the grid; a
+    bucket whose GEX changes sign gets its roots refined on one book of the whole bucket."""
+    from transforms.scenarios import _Book, grid_roots
+
     spot = _spot(group)
-    rows, pieces, gex, lower = [], [], np.zeros(ratio.size), 0.0
+    book = _Book(group, greeks)
+    tau = group["tau_years"].to_numpy()
+    expiry = group["expiration_ts"].dt.epoch("ms").to_numpy()
+    sums = {c: group[c].to_numpy() for c in ("gex_usd", "delta_coins", "vanna_coins_per_vol", "charm_coins_per_day")}
+    rows, gex, lower, any_piece = [], np.zeros(ratio.size), 0.0, False
     for tenor, days in TENORS:
         cut = days / _DAYS_PER_YEAR
-        piece = group.filter((pl.col("tau_years") > lower) & (pl.col("tau_years") <= cut))
-        if piece.filter(pl.col("is_priced") & (pl.col("weight_coins") != 0.0)).height:
-            profile = _Profile(piece, greeks, vol_model, "forward")
-            pieces.append(profile)
-            gex = gex + profile(ratio)[0]
+        piece = _bucket(group, greeks, book, lower, cut, vol_model)
+        if piece is not None:
+            gex = gex + piece(ratio)[0]
+            any_piece = True
         lower = cut
-        inside = group.filter((pl.col("tau_years") > 0.0) & (pl.col("tau_years") <= cut))
+        inside = (tau > 0.0) & (tau <= cut)
         roots = []
-        if pieces and bool(np.any(gex > 0.0)) and bool(np.any(gex < 0.0)):
-            # a root to refine: one book of the whole bucket, so each Brent step is one kernel call
-            bucket = pieces[0] if len(pieces) == 1 else _Profile(inside, greeks, vol_model, "forward")
-            roots = [r * spot for r in zero_gamma_roots(bucket, ratio, gex)]
-        rows.append(_row(key, tenor, days, spot, inside, roots))
+        if any_piece and bool(np.any(gex > 0.0)) and bool(np.any(gex < 0.0)):
+            bucket = _bucket(group, greeks, book, 0.0, cut, vol_model)
+            roots = [r * spot for r in grid_roots(bucket, ratio, gex)]
+        rows.append(_row(key, tenor, days, spot, {c: v[inside] for c, v in sums.items()}, expiry[inside], roots))
     return rows
 
 
-def _row(key, tenor: str, days: float | None, spot: float, inside: pl.DataFrame, roots: list[float]) -> dict:
+def _row(
+    key, tenor: str, days: float | None, spot: float, sums: dict, expiries: np.ndarray, roots: list[float]
+) -> dict:
     return {
         "currency": key[0],
         "snapshot_ts": key[1],
@@ -115,11 +133,11 @@ def _row(key, tenor: str, days: float | None, spot: float, inside: pl.DataFrame,
         "tenor": tenor,
         "max_days": days,
         "spot": spot,
-        "expiries": inside["expiration_ts"].n_unique(),
-        "total_gex_usd": float(inside["gex_usd"].sum()),
-        "dealer_delta_coins": float(inside["delta_coins"].sum()),
-        "vanna_coins_per_vol": float(inside["vanna_coins_per_vol"].sum()),
-        "charm_coins_per_day": float(inside["charm_coins_per_day"].sum()),
+        "expiries": int(np.unique(expiries).size),
+        "total_gex_usd": float(sums["gex_usd"].sum()),
+        "dealer_delta_coins": float(sums["delta_coins"].sum()),
+        "vanna_coins_per_vol": float(sums["vanna_coins_per_vol"].sum()),
+        "charm_coins_per_day": float(sums["charm_coins_per_day"].sum()),
         "zero_gamma": _nearest(roots, spot),
         "zero_gamma_roots": roots,
     }
@@ -132,7 +150,11 @@ def _by_tenor(greeks: pl.DataFrame, x: pl.DataFrame, levels: pl.DataFrame, ratio
         rows += _tenor_rows(key, group, greeks, ratio, vol_model)
         level = stored[key]  # 'all' = key_levels itself
         alive = group.filter(pl.col("tau_years") > 0.0)
-        row = _row(key, "all", None, level["spot"], alive, level["zero_gamma_roots"])
+        sums = {
+            c: alive[c].to_numpy() for c in ("gex_usd", "delta_coins", "vanna_coins_per_vol", "charm_coins_per_day")
+        }
+        expiries = alive["expiration_ts"].dt.epoch("ms").to_numpy()
+        row = _row(key, "all", None, level["spot"], sums, expiries, level["zero_gamma_roots"])
         row.update(total_gex_usd=level["total_gex_usd"], zero_gamma=level["zero_gamma"])
         rows.append(row)
     head = [c for c in KEY_LEVELS_BY_TENOR if c not in ("call_wall", "put_wall", "abs_gamma_strike")]

@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from transforms.exposure import GROUP, _exposures, _grid_steps, _Profile, _spot, _with_keys
+from transforms.exposure import GROUP, _exposures, _grid_steps, _Profile, _spot
 from transforms.greeks import MS_PER_YEAR
 from transforms.kernels import profile_at_levels
 from transforms.schemas import SCENARIO_PROFILE, check
@@ -63,6 +63,16 @@ class _Book:
         self.weight = live["weight_coins"].to_numpy()
         self.put_weight = np.where((live["option_type"] == "put").to_numpy(), self.weight, 0.0)
         self.expiries = sorted({int(e) for e in self.expiry_ms if e > self.t0_ms})
+
+    def within(self, lo: float, hi: float) -> _Book:
+        """The same book restricted to the options with lo < tau <= hi (years) at the snapshot."""
+        tau = self.tau(self.t0_ms)
+        keep = (tau > lo) & (tau <= hi)
+        part = object.__new__(_Book)
+        part.__dict__.update(self.__dict__)
+        for name in ("expiry_ms", "forward", "strike", "sigma", "weight", "put_weight"):
+            setattr(part, name, getattr(self, name)[keep])
+        return part
 
     def tau(self, at_ms: int) -> np.ndarray:
         return (self.expiry_ms - at_ms).astype(np.float64) / MS_PER_YEAR
@@ -144,7 +154,9 @@ def _scenario_state(book: _Book, scenario: str, t1: int, ratio: np.ndarray, move
     return gex, delta, lambda r: at(np.asarray(r, dtype=np.float64))
 
 
-def _scenario_frame(book: _Book, scenario: str, ratio: np.ndarray, base: tuple, spot: float) -> pl.DataFrame | None:
+def _scenario_columns(book: _Book, scenario: str, ratio: np.ndarray, base: tuple, spot: float) -> dict | None:
+    """The scenario's columns as numpy arrays (the frame is built once for all groups: polars per-frame overhead
+    would cost more than the pricing)."""
     t1 = book.horizon(scenario)
     if t1 is None:
         return None
@@ -152,29 +164,48 @@ def _scenario_frame(book: _Book, scenario: str, ratio: np.ndarray, base: tuple, 
     d0 = base[1][centre]  # D(S0, sigma0, t0)
     moved = book(ratio, t1) if t1 != book.t0_ms else base  # D(S', sigma0, t1)
     gex, delta, at = _scenario_state(book, scenario, t1, ratio, moved)
-    charm = -(moved[1][centre] - d0)
-    gamma = -(moved[1] - moved[1][centre])
-    vanna = -(delta - moved[1])
     total = -(delta - d0)
     roots = [r * spot for r in grid_roots(at, ratio, gex)]
-    zero = min(roots, key=lambda r: (abs(r - spot), r)) if roots else None
+    zero = min(roots, key=lambda r: (abs(r - spot), r)) if roots else np.nan
     levels = spot * ratio
-    return pl.DataFrame(
-        {
-            "scenario": scenario,
-            "horizon_ts": datetime.fromtimestamp(t1 / 1000, UTC),
-            "price_level": levels,
-            "pct_from_spot": (ratio - 1.0) * 100.0,
-            "dealer_gex_usd": gex,
-            "dealer_delta": delta,
-            "hedge_flow_coins": total,
-            "gamma_flow_coins": gamma,
-            "vanna_flow_coins": vanna,
-            "charm_flow_coins": np.full(ratio.size, charm),
-            "hedge_flow_usd": total * levels,
-            "zero_gamma": zero,
-        },
-        schema_overrides={"zero_gamma": pl.Float64, "horizon_ts": SCENARIO_PROFILE["horizon_ts"]},
+    n = ratio.size
+    return {
+        "scenario": [scenario] * n,
+        "horizon_ts": np.full(n, t1, dtype=np.int64),
+        "price_level": levels,
+        "pct_from_spot": (ratio - 1.0) * 100.0,
+        "dealer_gex_usd": gex,
+        "dealer_delta": delta,
+        "hedge_flow_coins": total,
+        "gamma_flow_coins": -(moved[1] - moved[1][centre]),
+        "vanna_flow_coins": -(delta - moved[1]),
+        "charm_flow_coins": np.full(n, -(moved[1][centre] - d0)),
+        "hedge_flow_usd": total * levels,
+        "zero_gamma": np.full(n, zero),
+    }
+
+
+def _frame(parts: list[tuple[tuple, dict]]) -> pl.DataFrame:
+    if not parts:
+        return pl.DataFrame(schema=SCENARIO_PROFILE)
+    keys = [key for key, cols in parts for _ in range(cols["price_level"].size)]
+    data = {
+        "currency": [k[0] for k in keys],
+        "snapshot_ts": [k[1] for k in keys],
+        "model": [k[2] for k in keys],
+    }
+    for name in parts[0][1]:
+        values = [cols[name] for _, cols in parts]
+        data[name] = sum(values, []) if name == "scenario" else np.concatenate(values)
+    ts = SCENARIO_PROFILE["horizon_ts"]
+    return (
+        pl.DataFrame(data)
+        .with_columns(
+            pl.col("snapshot_ts").cast(ts),
+            pl.col("horizon_ts").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
+            pl.col("zero_gamma").fill_nan(None),
+        )
+        .select(list(SCENARIO_PROFILE))
     )
 
 
@@ -198,16 +229,16 @@ def scenario_profiles(
 def scenario_tables(greeks, x, *, scenarios=SCENARIOS, half_width: float = 0.25, step: float = 0.01) -> pl.DataFrame:
     """:func:`scenario_profiles` from the greeks and position join of transforms.exposure (``x``)."""
     ratio = 1.0 + _grid_steps(half_width, step)
-    frames = []
+    parts = []
     for key, group in x.partition_by(GROUP, as_dict=True, maintain_order=True).items():
         spot = _spot(group)
         book = _Book(group, greeks)
         base = book(ratio, book.t0_ms)
         for scenario in scenarios:
-            frame = _scenario_frame(book, scenario, ratio, base, spot)
-            if frame is not None:
-                frames.append(_with_keys(frame, key).select(list(SCENARIO_PROFILE)))
-    out = pl.concat(frames) if frames else pl.DataFrame(schema=SCENARIO_PROFILE)
+            cols = _scenario_columns(book, scenario, ratio, base, spot)
+            if cols is not None:
+                parts.append((key, cols))
+    out = _frame(parts)
     check(out, SCENARIO_PROFILE, "scenario_profiles")
     return out
 
