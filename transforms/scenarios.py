@@ -104,13 +104,14 @@ class _Book:
         return self.t0_ms
 
 
-SUBGRID = 256  # levels per refinement stage of grid_roots
+SUBGRID = 32  # levels per refinement stage of grid_roots
+STAGES = 4  # a 1 % bracket / 31^4 = 1e-8 of spot, then linear: ~1e-15 for a smooth profile
 
 
 def grid_roots(at, ratio: np.ndarray, gex: np.ndarray) -> list[float]:
-    """The ratios where GEX(S') changes sign between grid levels, each refined in two stages of SUBGRID levels
-    evaluated in one kernel call each, then linearly inside the last sub-step (~1e-13 of spot for a smooth
-    profile; two kernel calls per root instead of ten single-level Brent steps). Same brackets as
+    """The ratios where GEX(S') changes sign between grid levels, each refined in STAGES stages of SUBGRID levels
+    evaluated in one kernel call each, then linearly inside the last sub-step (well below 1e-12 of spot for a
+    smooth profile; fewer kernel evaluations than single-level Brent steps). Same brackets as
     transforms.exposure.zero_gamma_roots."""
     nonzero = np.flatnonzero(gex != 0.0)
     roots = []
@@ -121,7 +122,7 @@ def grid_roots(at, ratio: np.ndarray, gex: np.ndarray) -> list[float]:
             roots.append(float(ratio[(j + k) // 2]))
             continue
         a, b, fa, fb = float(ratio[j]), float(ratio[k]), float(gex[j]), float(gex[k])
-        for _ in range(2):
+        for _ in range(STAGES):
             sub = np.linspace(a, b, SUBGRID)
             values = at(sub[1:-1])[0]
             xs, fs = sub, np.concatenate([[fa], values, [fb]])
