@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.config import ANALYTICS_VERSION, ConfigError, Settings, load_settings
+from pipelines.scenario_view import SCENARIO_NAMES
 
 EPILOG = (
     "Environment: GEXFLOW_DATA_DIR, GEXFLOW_DERIBIT_URL, GEXFLOW_CURRENCIES, GEXFLOW_SOURCE, GEXFLOW_ENGINE, "
@@ -162,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "re-prices the stored snapshot and positions along each expiry's smile",
             )
             p.add_argument(
+                "--scenario",
+                choices=SCENARIO_NAMES,
+                help="what-if: rolloff_next / rolloff_monthly (that expiry settled, re-priced then), iv_minus_10 .. "
+                "iv_plus_10 (vol points), spot_vol (IV along the smile), time_24h; flow split into gamma, vanna, charm",
+            )
+            p.add_argument(
                 "--delta",
                 choices=["forward", "premium-adjusted"],
                 default="forward",
@@ -169,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "option value / forward for inverse options (re-priced, like --vol sticky-moneyness)",
             )
         p.set_defaults(func=cmd_levels if name == "levels" else cmd_profile)
+
+    _history_parser(sub)
 
     p = sub.add_parser("backfill", help="backfill snapshots from Tardis CSV files or a replay directory", epilog=EPILOG)
     _common(p, source=False, api=False)
@@ -504,6 +513,10 @@ def cmd_profile(args) -> int:
     from pipelines.tables import render_frame
 
     frame = _levels_frame(args, "gex_profile").sort("price_level")
+    if args.scenario:
+        from pipelines.scenario_view import show
+
+        return show(args, frame, load_settings({"data_dir": args.data_dir}).data_dir)
     if args.vol != "sticky-strike" or args.delta != "forward":
         frame = _repriced_profile(args, frame["snapshot_ts"][0])
     if args.plot:
@@ -571,6 +584,61 @@ def _repriced_profile(args, snapshot_ts):
     return profile.sort("price_level").with_columns(
         pl.lit(args.vol).alias("vol_model"), pl.lit(args.delta).alias("delta_convention")
     )
+
+
+def _history_parser(sub) -> None:
+    p = sub.add_parser(
+        "history", help="key levels over the stored snapshots: spot, zero gamma, walls, total GEX and their changes"
+    )
+    p.add_argument("--currency", default="BTC", help="one currency (default BTC)")
+    p.add_argument(
+        "--model", type=_model, default="naive", help="naive, customer_long, taker_flow, custom (default naive)"
+    )
+    p.add_argument("--since", help="first snapshot time, ISO (UTC if no offset)")
+    p.add_argument("--until", help="last snapshot time, ISO")
+    p.add_argument(
+        "--plot", type=Path, metavar="FILE", help="chart spot, zero gamma and walls over time (png, svg, pdf)"
+    )
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _data_dir(p)
+    p.set_defaults(func=cmd_history)
+
+
+def cmd_history(args) -> int:
+    """The key_levels_history view for one currency and model (sql/views/key_levels_history.sql)."""
+    since, until = parse_when(args.since, "--since"), parse_when(args.until, "--until")
+    if since and until and since > until:
+        raise ConfigError(f"--since {args.since} is after --until {args.until}")
+    if args.plot:
+        from pipelines.charts import image_format
+
+        try:
+            image_format(args.plot)
+        except ValueError as exc:
+            raise ConfigError(f"--plot {exc}") from None
+    from pipelines.history import load_history
+    from pipelines.tables import render_frame
+
+    data_dir = load_settings({"data_dir": args.data_dir}).data_dir
+    currency = args.currency.strip().upper()
+    frame = load_history(data_dir, currency, args.model, since, until)
+    if frame.is_empty():
+        raise ConfigError(f"no key levels for {currency} model {args.model} in that range: run `gexflow compute` first")
+    if args.plot:
+        from pipelines.depth_charts import history_chart
+
+        history_chart(frame, args.plot)
+    shown = frame
+    if args.format == "table":
+        shown = frame.select(
+            "snapshot_ts", "spot", "zero_gamma", "call_wall", "put_wall", "total_gex_usd",
+            "spot_change_24h", "zero_gamma_change_24h", "total_gex_change_24h",
+        )  # fmt: skip
+        print(f"{currency} {args.model}: USD levels; total_gex_usd per 1 % move; changes vs the snapshot ~24 h before")
+    print(render_frame(shown, args.format))
+    if args.plot:
+        print(f"chart written to {args.plot}")
+    return 0
 
 
 def parse_when(value: str | None, flag: str):

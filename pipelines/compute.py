@@ -22,6 +22,7 @@ from pipelines import inputs
 from pipelines.errors import GexflowError
 from pipelines.lake_tables import prepare_warehouse
 from pipelines.threads import KernelThreads
+from transforms.depth import DEPTH_TABLES
 from transforms.exposure import exposure_tables
 from transforms.positioning import book_instruments_not_in_chain, book_notes, dealer_positions, validated_book
 from transforms.schemas import DEALER_POSITION_STORED, KEY_LEVELS_STORED, UTC_TS, check
@@ -176,6 +177,7 @@ def analytics(
         "gex_by_strike": tables["gex_by_strike"],
         "gex_profile": tables["gex_profile"],
         "key_levels": with_model_gaps(tables["key_levels"]),
+        **{t: tables[t] for t in DEPTH_TABLES},
     }
 
 

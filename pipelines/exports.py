@@ -7,6 +7,8 @@ Per currency C (base coin):
     C_rolloff.parquet|csv|json    EXPIRY_ROLLOFF rows: one per (model, upcoming expiry)
     C_flow_<horizon>.png          hedge flow per price level stacked by component (pipelines/charts.py)
     C_gex.png                     dealer GEX profile
+    C_exposure_by_expiry.*, C_history.*, C_gex_by_expiry.png, C_gex_heatmap.png, C_vanna_by_strike.png,
+    C_history.png                 depth tables and charts (pipelines/depth_exports.py)
 and one ``index.html`` with the summary tables and the charts (relative links; no external CSS, JS or
 fonts, so it reads offline).
 
@@ -295,12 +297,14 @@ def build_forecast_exports(
     rolloff: pl.DataFrame | None = None,
     profiles: pl.DataFrame | None = None,
     levels: pl.DataFrame | None = None,
+    depth=None,
 ) -> BuiltExport:
     """Build the files of ``exports/flow_forecast/date=<D>/`` for every currency of ``forecast`` in a hidden
     temporary folder beside it (charts take seconds, so this runs before the writer lock is taken).
 
     ``forecast``/``summary``/``rolloff`` are FLOW_FORECAST / FORECAST_SUMMARY / EXPIRY_ROLLOFF frames;
-    ``profiles`` (GEX_PROFILE) and ``levels`` (KEY_LEVELS) add the GEX chart.
+    ``profiles`` (GEX_PROFILE) and ``levels`` (KEY_LEVELS) add the GEX chart; ``depth``
+    (:class:`pipelines.depth_exports.DepthExport`) adds exposure by expiry, the 30-day history and their charts.
     """
     from pipelines import charts as charting
 
@@ -337,6 +341,10 @@ def build_forecast_exports(
                 pictures[currency].append(
                     charting.gex_profile_chart(profiles.filter(mine), lv, tmp / f"{currency}_gex.png")
                 )
+            if depth is not None:
+                more_data, more_charts = depth.write(tmp, currency)
+                data[currency] += more_data
+                pictures[currency] += more_charts
         page = index_html(forecast_date, summary, rolloff, pictures, data)
         (tmp / "index.html").write_text(page, encoding="utf-8")
     except BaseException:

@@ -61,6 +61,8 @@ class ForecastFrames:
     rolloff: pl.DataFrame  # EXPIRY_ROLLOFF
     levels: pl.DataFrame  # KEY_LEVELS at each snapshot
     profiles: pl.DataFrame  # GEX_PROFILE at each snapshot (for the charts)
+    by_expiry: pl.DataFrame | None = None  # EXPOSURE_BY_EXPIRY at each snapshot (depth charts)
+    by_strike: pl.DataFrame | None = None  # GEX_BY_STRIKE at each snapshot (depth charts)
 
 
 @dataclass
@@ -202,6 +204,8 @@ def _compute(chain, positions, t0, horizons_hours, include_next_expiry) -> Forec
             rolloff=expiry_rolloff(chain, positions),
             levels=tables["key_levels"],
             profiles=tables["gex_profile"],
+            by_expiry=tables["exposure_by_expiry"],
+            by_strike=tables["gex_by_strike"],
         )
     except (ValueError, SchemaError) as exc:
         raise GexflowError(f"forecast failed: {exc}") from None
@@ -275,8 +279,13 @@ def forecast_cycle(
     built = None
     if export:
         # charts take seconds: render them before taking the writer lock, so a concurrent ingest is not shut out
+        from pipelines.depth_exports import DepthExport, recent_history
         from pipelines.exports import build_forecast_exports
 
+        models_used = positions["model"].unique(maintain_order=True).to_list()
+        depth = DepthExport(
+            frames.by_expiry, frames.by_strike, frames.levels, recent_history(data_dir, picks, models_used)
+        )
         built = build_forecast_exports(
             data_dir,
             forecast_date,
@@ -285,6 +294,7 @@ def forecast_cycle(
             rolloff=frames.rolloff,
             profiles=frames.profiles,
             levels=frames.levels,
+            depth=depth,
         )
     try:
         with files.writer_lock(data_dir, lock_wait_s):

@@ -9,15 +9,18 @@ from transforms.schemas import (
     ANALYTICS_INPUT,
     DEALER_POSITION_STORED,
     EXPIRY_ROLLOFF,
+    EXPOSURE_BY_EXPIRY,
     FLOW_FORECAST,
     FORECAST_SUMMARY,
     GEX_BY_STRIKE,
     GEX_PROFILE,
     INGEST_RUN,
     INSTRUMENT,
+    KEY_LEVELS_BY_TENOR,
     KEY_LEVELS_STORED,
     OI_RECONCILIATION,
     OPTION_SNAPSHOT,
+    SCENARIO_PROFILE,
     TAPE_COVERAGE,
     TRADE,
     TRADE_RUN,
@@ -46,6 +49,9 @@ LAKE_TABLES: dict[str, dict] = {
     "index_prices": INDEX_PRICE,
     "forecast_grades": FORECAST_GRADE,
     "_state/analytics_inputs": ANALYTICS_INPUT,
+    "exposure_by_expiry": EXPOSURE_BY_EXPIRY,
+    "key_levels_by_tenor": KEY_LEVELS_BY_TENOR,
+    "scenario_profiles": SCENARIO_PROFILE,
 }
 
 

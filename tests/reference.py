@@ -128,3 +128,94 @@ def profile_point(
 def profile(chain: list[Option], ratios, **kwargs) -> tuple[list[float], list[float]]:
     points = [profile_point(chain, r, **kwargs) for r in ratios]
     return [p[0] for p in points], [p[1] for p in points]
+
+
+# --- depth (issue 15): exposure by expiry / strike / tenor, one option at a time ------------------------------
+
+DAYS_PER_YEAR = 365.0
+
+
+@dataclass(frozen=True)
+class Held:
+    """One option of a chain with its dealer position, for the depth references."""
+
+    option: Option
+    strike: float
+    expiry_ms: int
+    is_call: bool
+    open_interest: float
+    contract_size: float
+
+
+def dealer_exposure(h: Held) -> dict[str, float]:
+    """Dealer-signed GEX (USD per 1 %), delta (coins), vanna (coins per vol point), charm (coins per day) of one
+    option, and the USD forms (coins x F)."""
+    o = h.option
+    g = black76(o.forward, o.strike, o.sigma, o.tau, o.is_call)
+    out = {
+        "gex_usd": o.weight * g.gamma * o.forward * o.forward * 0.01,
+        "dealer_delta_coins": o.weight * g.delta,
+        "vanna_coins_per_vol": o.weight * g.vanna / 100.0,
+        "charm_coins_per_day": o.weight * g.charm_per_year / DAYS_PER_YEAR,
+    }
+    out["dealer_delta_usd"] = out["dealer_delta_coins"] * o.forward
+    out["vanna_usd_per_vol"] = out["vanna_coins_per_vol"] * o.forward
+    out["charm_usd_per_day"] = out["charm_coins_per_day"] * o.forward
+    return out
+
+
+def summed(held: list[Held], key) -> dict:
+    """{key(h): {measure: (sum, sum of |terms|)}} over ``held``; the second number judges a sum that cancels."""
+    out: dict = {}
+    for h in held:
+        bucket = out.setdefault(key(h), {})
+        for name, value in dealer_exposure(h).items():
+            s, a = bucket.get(name, (0.0, 0.0))
+            bucket[name] = (s + value, a + abs(value))
+    return out
+
+
+def zero_gamma_roots(options: list[Option], ratios: list[float], tol: float = 1e-15) -> list[float]:
+    """S'/S0 where the scalar GEX profile changes sign between neighbouring ``ratios``, each found by bisection
+    until the bracket is ``tol`` relative wide."""
+
+    def gex(r: float) -> float:
+        return profile_point(options, r)[0]
+
+    values = [gex(r) for r in ratios]
+    roots = []
+    for a, b, fa, fb in zip(ratios[:-1], ratios[1:], values[:-1], values[1:], strict=True):
+        if fa == 0.0 or fb == 0.0 or (fa < 0.0) == (fb < 0.0):
+            continue
+        while b - a > tol * b:
+            m = 0.5 * (a + b)
+            fm = gex(m)
+            if fm == 0.0:
+                a = b = m
+            elif (fm < 0.0) == (fa < 0.0):
+                a, fa = m, fm
+            else:
+                b = m
+        roots.append(0.5 * (a + b))
+    return roots
+
+
+def walls(held: list[Held]) -> tuple[float | None, float | None, float | None]:
+    """(call wall, put wall, abs-gamma strike): strikes with the largest gamma*OI*c*F^2*0.01 (ties: lower strike)."""
+    calls: dict[float, float] = {}
+    puts: dict[float, float] = {}
+    for h in held:
+        o = h.option
+        g = black76(o.forward, o.strike, o.sigma, o.tau, o.is_call)
+        value = g.gamma * h.open_interest * h.contract_size * o.forward * o.forward * 0.01
+        side = calls if h.is_call else puts
+        side[h.strike] = side.get(h.strike, 0.0) + value
+        (puts if h.is_call else calls).setdefault(h.strike, 0.0)
+    both = {k: calls[k] + puts[k] for k in calls}
+
+    def best(d: dict[float, float]) -> float | None:
+        if not d or max(d.values()) <= 0.0:
+            return None
+        return min(d, key=lambda k: (-d[k], k))
+
+    return best(calls), best(puts), best(both)

@@ -147,7 +147,10 @@ def test_export_files_load_back_in_polars_and_duckdb_with_the_documented_columns
     finally:
         con.close()
     assert sorted(result.exports.data_files) == sorted(
-        folder / f"{c}_{k}.{f}" for c in CURRENCIES for k in SCHEMAS for f in ("parquet", "csv", "json")
+        folder / f"{c}_{k}.{f}"
+        for c in CURRENCIES
+        for k in (*SCHEMAS, "exposure_by_expiry")  # no stored key levels here, so no C_history files
+        for f in ("parquet", "csv", "json")
     )
 
 
@@ -174,7 +177,8 @@ def test_index_html_has_the_summary_tables_and_charts_that_exist(published):
     page = _Page()
     page.feed((folder / "index.html").read_text(encoding="utf-8"))
     assert {"summary-BTC", "summary-ETH", "rolloff-BTC", "rolloff-ETH"} <= set(page.tables)
-    expected_charts = {f"{c}_{k}.png" for c in CURRENCIES for k in ("flow_1h", "flow_24h", "flow_next_expiry", "gex")}
+    kinds = ("flow_1h", "flow_24h", "flow_next_expiry", "gex", "gex_by_expiry", "gex_heatmap", "vanna_by_strike")
+    expected_charts = {f"{c}_{k}.png" for c in CURRENCIES for k in kinds}  # no history: nothing computed here
     assert set(page.images) == expected_charts == {p.name for p in result.exports.charts}
     for name in page.images + page.links:
         assert (folder / name).is_file() and "/" not in name
@@ -336,6 +340,7 @@ QUERIES = {
     "largest_hedge_flow_levels": {"currency": "BTC", "top_n": 3},
     "taker_flow_vs_naive": {"currency": "BTC"},
     "data_status": {"analytics_version": ANALYTICS_VERSION},
+    "key_levels_history": {"currency": "BTC", "model": "naive", "since": "2026-01-01", "until": "2026-12-31"},
 }
 LEAD_VIEWS = {"key_levels", "gex_by_strike"}
 

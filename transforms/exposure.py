@@ -96,6 +96,11 @@ def _exposures(
             .otherwise(0.0)
             .alias("gex_usd")
         )
+        .with_columns(
+            (pl.col("weight_coins") * pl.col("delta")).alias("delta_coins"),
+            (pl.col("weight_coins") * pl.col("vanna") * 0.01).alias("vanna_coins_per_vol"),
+            (pl.col("weight_coins") * pl.col("charm_per_day")).alias("charm_coins_per_day"),
+        )
         .sort(*GROUP, "instrument_name")
         .collect()
     )
@@ -203,6 +208,10 @@ def _by_strike(x: pl.DataFrame) -> pl.DataFrame:
         pl.col("gex_usd").filter(~is_call).sum().alias("put_gex_usd"),
         pl.col("open_interest").filter(is_call).sum().alias("call_open_interest"),
         pl.col("open_interest").filter(~is_call).sum().alias("put_open_interest"),
+        pl.col("vanna_coins_per_vol").sum(),
+        (pl.col("vanna_coins_per_vol") * pl.col("underlying_price")).sum().alias("vanna_usd_per_vol"),
+        pl.col("charm_coins_per_day").sum(),
+        (pl.col("charm_coins_per_day") * pl.col("underlying_price")).sum().alias("charm_usd_per_day"),
     ]
     per_expiry = x.group_by(*GROUP, "expiration_ts", "strike").agg(aggs)
     all_expiries = (
@@ -405,17 +414,22 @@ def exposure_tables(
     half_width: float = 0.25,
     step: float = 0.0025,
     vol_model: str = "sticky_strike",
+    depth: bool = True,
 ) -> dict[str, pl.DataFrame]:
     """:func:`gex_by_strike`, :func:`gex_profile` and :func:`key_levels` (forward delta) of the same inputs,
-    the same frames, with the greeks, the position join and each group's profile computed once for all three."""
+    the same frames, with the greeks, the position join and each group's profile computed once for all three;
+    plus (``depth``) the tables of :func:`transforms.depth.depth_tables` (exposure_by_expiry, key_levels_by_tenor,
+    scenario_profiles) from the same greeks and join."""
     _check_options(vol_model, "forward")
     greeks, x = _exposures(chain, positions)
     frames, rows = _per_group(greeks, x, half_width, step, vol_model, "forward", profiles=True, levels=True)
-    return {
-        "gex_by_strike": _by_strike(x),
-        "gex_profile": _profile_table(frames),
-        "key_levels": _levels_table(rows, greeks),
-    }
+    from transforms.depth import depth_tables  # depth builds on this module's profile and roots
+
+    levels = _levels_table(rows, greeks)
+    tables = {"gex_by_strike": _by_strike(x), "gex_profile": _profile_table(frames), "key_levels": levels}
+    if depth:
+        tables.update(depth_tables(greeks, x, levels, half_width=half_width, step=step, vol_model=vol_model))
+    return tables
 
 
 def _walls(greeks: pl.DataFrame) -> pl.DataFrame:

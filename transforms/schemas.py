@@ -204,6 +204,11 @@ GEX_BY_STRIKE = {
     "net_gex_usd": pl.Float64,  # call_gex_usd + put_gex_usd; > 0 = dealers long gamma (dampening)
     "call_open_interest": pl.Float64,  # contracts
     "put_open_interest": pl.Float64,  # contracts
+    # dealer vanna / charm (issue 15; NULL in files computed before): change of dealer delta, calls + puts
+    "vanna_coins_per_vol": pl.Float64,  # sum q*c*vanna/100: coins per +1 vol point of IV
+    "vanna_usd_per_vol": pl.Float64,  # sum q*c*vanna/100*F: USD per +1 vol point
+    "charm_coins_per_day": pl.Float64,  # sum q*c*charm_per_day: coins per day passing
+    "charm_usd_per_day": pl.Float64,  # sum q*c*charm_per_day*F: USD per day passing
 }
 
 # One row per (currency, snapshot_ts, model, price_level): the chain re-priced at spot level S'.
@@ -372,4 +377,71 @@ TAPE_COVERAGE = {
     "coverage": pl.Float64,
     "coverage_taker": pl.Float64,
     "oi_traded_share": pl.Float64,
+}
+
+
+# --- Depth: exposure by expiry and tenor (transforms/depth.py, issue 15) ---------------------------------
+# Dealer-signed, for dealer position q (contracts), contract size c, the option's forward F (USD).
+# USD columns convert coins at each option's own forward F, as GEX does (GEX = q c gamma F^2 0.01).
+
+# One row per (currency, snapshot_ts, model, expiration_ts) of the options in the chain.
+EXPOSURE_BY_EXPIRY = {
+    "currency": pl.String,
+    "snapshot_ts": UTC_TS,
+    "model": pl.String,
+    "expiration_ts": UTC_TS,  # 08:00 UTC settlement
+    "hours_to_expiry": pl.Float64,  # from snapshot_ts
+    "options": pl.Int64,  # instruments of that expiry joined to the model's positions
+    "gex_usd": pl.Float64,  # sum q c gamma F^2 0.01: USD per 1 % move; > 0 = dealers long gamma
+    "dealer_delta_coins": pl.Float64,  # DEX: sum q c delta, coins (dealers hold -this as hedge)
+    "dealer_delta_usd": pl.Float64,  # sum q c delta F, USD
+    "vanna_coins_per_vol": pl.Float64,  # sum q c vanna / 100: change of dealer delta per +1 vol point, coins
+    "vanna_usd_per_vol": pl.Float64,  # the same times F, USD
+    "charm_coins_per_day": pl.Float64,  # sum q c charm_per_day: change of dealer delta per day passing, coins
+    "charm_usd_per_day": pl.Float64,  # the same times F, USD
+    "open_interest": pl.Float64,  # contracts, calls + puts
+    "call_open_interest": pl.Float64,
+    "put_open_interest": pl.Float64,
+}
+
+# One row per (currency, snapshot_ts, model, tenor): tenor '1d' | '7d' | '30d' = the options expiring within
+# 1, 7, 30 days of the snapshot (tau <= N/365 years, cumulative); 'all' = every option (= key_levels).
+KEY_LEVELS_BY_TENOR = {
+    "currency": pl.String,
+    "snapshot_ts": UTC_TS,
+    "model": pl.String,
+    "tenor": pl.String,
+    "max_days": pl.Float64,  # N (NULL for 'all')
+    "spot": pl.Float64,  # index_price, USD
+    "expiries": pl.Int64,  # expiries in the bucket
+    "total_gex_usd": pl.Float64,  # USD per 1 % move
+    "dealer_delta_coins": pl.Float64,
+    "vanna_coins_per_vol": pl.Float64,
+    "charm_coins_per_day": pl.Float64,
+    "zero_gamma": pl.Float64,  # root of the bucket's re-priced GEX(S') nearest spot, USD; NULL if none in range
+    "zero_gamma_roots": pl.List(pl.Float64),
+    "call_wall": pl.Float64,  # strike with the largest call gamma*OI*c*F^2*0.01 in the bucket, USD
+    "put_wall": pl.Float64,
+    "abs_gamma_strike": pl.Float64,
+}
+
+# One row per (currency, snapshot_ts, model, scenario, price_level): the dealer book under a what-if scenario
+# (transforms/scenarios.py). Flows in coins from (S0, t0) to the scenario at S', > 0 = dealers buy; the three
+# parts sum to hedge_flow_coins at every level.
+SCENARIO_PROFILE = {
+    "currency": pl.String,
+    "snapshot_ts": UTC_TS,
+    "model": pl.String,
+    "scenario": pl.String,  # rolloff_next | rolloff_monthly | iv_minus_10 | iv_minus_5 | iv_plus_5 | iv_plus_10 | ...
+    "horizon_ts": UTC_TS,  # t1: the time the book is re-priced at (snapshot_ts for the vol scenarios)
+    "price_level": pl.Float64,  # S', USD
+    "pct_from_spot": pl.Float64,  # percent
+    "dealer_gex_usd": pl.Float64,  # the scenario book's GEX at S': USD per 1 % move
+    "dealer_delta": pl.Float64,  # the scenario book's dealer delta at S', coins
+    "hedge_flow_coins": pl.Float64,  # -(D_scenario(S') - D(S0, t0)): coins, > 0 = dealers buy
+    "gamma_flow_coins": pl.Float64,  # the price move at t1 and the old vols
+    "vanna_flow_coins": pl.Float64,  # the vol change at S'
+    "charm_flow_coins": pl.Float64,  # time passing at spot (incl. the unwind of settled options); level-independent
+    "hedge_flow_usd": pl.Float64,  # hedge_flow_coins * S'
+    "zero_gamma": pl.Float64,  # the scenario book's zero gamma nearest spot, USD; NULL if none in range
 }
