@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.exposure import key_levels
-from transforms.forecast import flow_forecast, forecast_summary
+from transforms.forecast_batch import forecast_summaries
 from transforms.grade_schemas import FORECAST_HISTORY
+from transforms.levels_batch import key_levels_batch
 from transforms.positioning import dealer_positions
 from transforms.schemas import check
 
 HISTORY_MODELS = ("naive", "customer_long")  # the snapshot-based models (taker_flow needs a trade tape)
 HISTORY_HORIZONS_HOURS = (1, 24)  # plus 'next_expiry'
 _KEYS = ["currency", "snapshot_ts"]
+_LEVELS = ["zero_gamma", "call_wall", "put_wall", "total_gex_usd", "gex_expiring_24h_share"]
 
 
 def history_forecasts(
@@ -31,16 +32,11 @@ def history_forecasts(
     if chain.is_empty():
         return pl.DataFrame(schema=FORECAST_HISTORY)
     positions = pl.concat([dealer_positions(chain, m) for m in models])
-    levels = key_levels(chain, positions)
-    frames = []
-    for (_, snapshot_ts), snapshot in chain.group_by(_KEYS, maintain_order=True):
-        keys = positions.filter(pl.col("snapshot_ts") == snapshot_ts)
-        keys = keys.filter(pl.col("currency") == snapshot["currency"][0])
-        frames.append(flow_forecast(snapshot, keys, t0=snapshot_ts, horizons_hours=horizons_hours))
-    forecast = pl.concat(frames)
-    regime = levels.select(*_KEYS, "model", "total_gex_usd", "gex_expiring_24h_share")
+    levels = key_levels_batch(chain, positions)
+    regime = levels.select(*_KEYS, "model", *_LEVELS)
     out = (
-        forecast_summary(forecast, levels)
+        forecast_summaries(chain, positions, horizons_hours=horizons_hours)
+        .drop("zero_gamma", "call_wall", "put_wall")  # NULL there: the key levels below fill them
         .join(regime, on=[*_KEYS, "model"], how="left", maintain_order="left")
         .select([pl.col(c).cast(t) for c, t in FORECAST_HISTORY.items()])
         .sort(*_KEYS, "model", "horizon")

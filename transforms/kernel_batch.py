@@ -1,0 +1,144 @@
+"""Many sticky-strike dealer profiles from one set of option arrays: the fused kernel of ``transforms.kernels``
+run over a batch of (book, as-of time, expiry window) tasks instead of one book per Python call.
+
+Symbols as in ``transforms.kernels``. The options of many books are concatenated; task t names a slice
+[lo_t, hi_t) of them (one book), an as-of time at_t (epoch ms) and an expiry window (after_t, until_t], and
+yields, at the levels S'_j = m_j S0,
+
+    gex_usd[t, j]     = sum_i w_i phi(d1_i) F_i m_j 0.01 / (sigma_i sqrt(tau_i))
+    delta_coins[t, j] = sum_i (w_i N(d1_i) - p_i)
+
+over the live options i of the slice with after_t < expiration_i <= until_t, tau_i = (expiration_i - at_t) /
+365 days: ``profile_at_levels`` of exactly those options (in slice order) at those taus. The kernel math is
+not repeated here: the per-option terms are the ones of ``gamma_delta_profile`` and the per-level sums are
+its ``_accumulate_block`` (in input order, the same for any split of the levels into blocks), so every task
+equals the one-book call bit for bit (tested). :meth:`OptionBatch.profiles` runs the tasks in parallel
+(one task per thread at a time), replacing thousands of small parallel calls -- each waking the thread
+pool -- by one; :meth:`OptionBatch.profile` runs one task on the calling thread (root finding, one level
+at a time).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from transforms.greeks import MS_PER_YEAR
+from transforms.kernels import _FAST_CONSTANTS, _UNSCALE, FASTMATH, INV_SQRT_2PI, _accumulate_block
+
+ALL_EXPIRIES = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)  # an expiry window that keeps every option
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _task(
+    ratio, gex, delta, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, at, after, until
+):
+    """One task into ``gex`` and ``delta`` (zeroed): gamma_delta_profile's per-option terms for the options
+    kept, then its _accumulate_block over all levels. tau is ``tau[i]`` when ``tau`` has one per option,
+    else (expiry_ms[i] - at) / MS_PER_YEAR."""
+    fixed = tau.size == forward.size
+    n = hi - lo
+    ha = np.zeros(n)
+    hb = np.zeros(n)
+    g = np.zeros(n)
+    hw = np.zeros(n)
+    hwm = np.zeros(n)
+    on = np.zeros(n, dtype=np.bool_)
+    for ii in range(n):
+        i = lo + ii
+        e = expiry_ms[i]
+        if not (live[i] and e > after and e <= until):
+            continue
+        w = weight[i]
+        p = put_weight[i]
+        t = tau[i] if fixed else (e - at) / MS_PER_YEAR
+        sg = sigma[i]
+        f = forward[i]
+        k = strike[i]
+        if t > 0.0 and sg > 0.0 and f > 0.0 and k > 0.0 and (w != 0.0 or p != 0.0):
+            vs = sg * math.sqrt(t)
+            b = 1.0 / vs
+            a = math.log(f / k) * b + 0.5 * vs
+            ha[ii] = 0.5 * a
+            hb[ii] = 0.5 * b
+            g[ii] = w * f * 0.01 * b * INV_SQRT_2PI
+            hw[ii] = 0.5 * w
+            hwm[ii] = 0.5 * w - p
+            on[ii] = True
+    x = np.log(ratio)
+    _accumulate_block(x, gex, delta, ha, hb, g, hw, hwm, on, _FAST_CONSTANTS.copy())
+    for j in range(x.size):
+        gex[j] = gex[j] * ratio[j] * _UNSCALE
+
+
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _tasks(forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, at, after, until, ratio):
+    gex = np.zeros((lo.size, ratio.size))
+    delta = np.zeros((lo.size, ratio.size))
+    for t in prange(lo.size):
+        _task(
+            ratio, gex[t], delta[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight, live,
+            lo[t], hi[t], at[t], after[t], until[t],
+        )  # fmt: skip
+    return gex, delta
+
+
+def _f64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _i64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _levels(level_ratio) -> np.ndarray:
+    ratio = _f64(level_ratio)
+    if ratio.ndim != 1 or not np.all(np.isfinite(ratio)) or np.any(ratio <= 0.0):
+        raise ValueError("level_ratio must be a 1-D array of positive finite numbers")
+    if ratio.size > 1 and np.any(np.diff(ratio) <= 0.0):
+        raise ValueError("level_ratio must be strictly increasing")
+    return ratio
+
+
+class OptionBatch:
+    """The options of many books (1-D arrays of equal length: F, K, sigma as a decimal, expiration in epoch ms
+    (int64), w, p, ``live`` = false to leave an option out). ``tau`` (years, one per option) fixes each
+    option's time to expiry for every task instead of computing it from the task's as-of time (for callers
+    whose taus were computed elsewhere, e.g. the greeks' tau_years). An option with a non-finite input
+    contributes nothing, as in ``profile_at_levels``."""
+
+    def __init__(self, forward, strike, sigma, expiry_ms, weight, put_weight, live, *, tau=None):
+        n = np.shape(forward)[0] if np.ndim(forward) == 1 else -1
+        tau = np.zeros(0) if tau is None else _f64(tau)
+        self.arrays = [_f64(a) for a in (forward, strike, sigma)] + [_i64(expiry_ms), tau]
+        self.arrays += [_f64(weight), _f64(put_weight), np.ascontiguousarray(live, dtype=np.bool_)]
+        if any(a.shape != (n,) for i, a in enumerate(self.arrays) if i != 4) or tau.size not in (0, n):
+            raise ValueError("option arrays must be 1-D and of equal length")
+        ok = np.ones(n, dtype=np.bool_)
+        for a in self.arrays[:7]:
+            ok &= np.isfinite(a) if a.size == n else True
+        self.arrays[7] = self.arrays[7] & ok
+        self.size = n
+
+    def profiles(self, lo, hi, at_ms, after_ms, until_ms, level_ratio) -> tuple[np.ndarray, np.ndarray]:
+        """(gex_usd, delta_coins), each tasks x levels, of every task (1-D int64 task arrays of equal length)."""
+        task = [_i64(a) for a in (lo, hi, at_ms, after_ms, until_ms)]
+        if any(a.ndim != 1 or a.shape != task[0].shape for a in task):
+            raise ValueError("task arrays must be 1-D and of equal length")
+        if np.any(task[0] < 0) or np.any(task[1] > self.size) or np.any(task[0] > task[1]):
+            raise ValueError("task slices must lie within the option arrays")
+        return _tasks(*self.arrays, *task, _levels(level_ratio))
+
+    def profile(self, lo: int, hi: int, at_ms: int, level_ratio, window=ALL_EXPIRIES) -> tuple[np.ndarray, np.ndarray]:
+        """(gex_usd, delta_coins) per level of one task, computed on the calling thread."""
+        if not 0 <= lo <= hi <= self.size:
+            raise ValueError("task slice must lie within the option arrays")
+        ratio = _levels(level_ratio)
+        gex, delta = np.zeros(ratio.size), np.zeros(ratio.size)
+        _task(ratio, gex, delta, *self.arrays, lo, hi, at_ms, window[0], window[1])
+        return gex, delta
+
+
+__all__ = ["ALL_EXPIRIES", "OptionBatch"]
