@@ -52,17 +52,22 @@ _BASE = {c: t for c, t in FORECAST_SUMMARY.items() if c not in _WALLS}
 
 
 def _snapshots(greeks: pl.DataFrame) -> pl.DataFrame:
-    """One row per (currency, snapshot_ts) in order of appearance: the distinct index prices and expiries."""
+    """One row per (currency, snapshot_ts) in order of appearance: how many distinct index prices it has and
+    one of them, and its earliest expiry after the snapshot (NULL if none)."""
+    spots = pl.col("index_price").drop_nulls()
+    expiry = pl.col("expiration_ts")
     return greeks.group_by(_SNAPSHOT, maintain_order=True).agg(
-        pl.col("index_price").drop_nulls().unique().alias("spots"),
-        pl.col("expiration_ts").dt.epoch("ms").unique().alias("expiries"),
+        spots.n_unique().alias("spots"),
+        spots.first().alias("spot"),
+        expiry.filter(expiry > pl.col("snapshot_ts")).min().dt.epoch("ms").alias("next_expiry_ms"),
     )
 
 
-def _spot(currency: str, snapshot_ts, spots: list) -> float:
-    if len(spots) != 1:
-        raise ValueError(f"need exactly one index_price per snapshot, {currency} {snapshot_ts} has {len(spots)}")
-    return float(spots[0])
+def spot_of(currency: str, snapshot_ts, spots: int, spot: float) -> float:
+    """The snapshot's index price (transforms.forecast._spot's check and message)."""
+    if spots != 1:
+        raise ValueError(f"need exactly one index_price per snapshot, {currency} {snapshot_ts} has {spots}")
+    return float(spot)
 
 
 def _term_structures(greeks: pl.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
@@ -185,12 +190,13 @@ def _plan(greeks, books: _Books, tasks: _Tasks, ratio, horizons_hours, include_n
         by_snapshot.setdefault(row[:2], []).append(row[2:])
     a = books.arrays
     out = []
-    for currency, snapshot_ts, spots, expiries in _snapshots(greeks).iter_rows():
-        spot = _spot(currency, snapshot_ts, spots)
+    for currency, snapshot_ts, spots, spot, next_expiry in _snapshots(greeks).iter_rows():
+        spot = spot_of(currency, snapshot_ts, spots, spot)
         t0_ms = _epoch_ms(snapshot_ts)
         levels = spot * ratio
         term = terms.get((currency, snapshot_ts), (np.array([]), np.array([])))
-        horizons = _horizons(horizons_hours, include_next_expiry, t0_ms, np.array(expiries, dtype=np.int64))
+        expiries = np.array([] if next_expiry is None else [next_expiry], dtype=np.int64)  # all _horizons uses
+        horizons = _horizons(horizons_hours, include_next_expiry, t0_ms, expiries)
         weights = _horizon_weights(levels, spot, t0_ms, horizons, term)
         head = {"currency": currency, "forecast_date": _from_ms(t0_ms).date(), "t0": _from_ms(t0_ms)}
         head |= {"snapshot_ts": snapshot_ts, "spot": spot}
@@ -242,10 +248,24 @@ def forecast_summaries(
     """FORECAST_SUMMARY rows (zero_gamma, call_wall, put_wall NULL) of the forecast made at every
     (currency, snapshot_ts) of ``chain`` from that snapshot alone, t0 = snapshot_ts, for every model of
     ``positions``: the module docstring's equality with the one-snapshot-at-a-time functions."""
+    greeks, joined = _joined(chain, positions)
+    return summaries_of(greeks, joined, horizons_hours, include_next_expiry, half_width, step)
+
+
+def summaries_of(
+    greeks: pl.DataFrame,
+    joined: pl.DataFrame,
+    horizons_hours=(1, 24),
+    include_next_expiry: bool = True,
+    half_width: float = 0.25,
+    step: float = 0.0025,
+) -> pl.DataFrame:
+    """:func:`forecast_summaries` from the greeks of the chain and the position join, one row per
+    (currency, snapshot_ts, model, instrument_name) sorted by those keys, with ``weight_coins`` (as
+    ``transforms.forecast._joined`` or ``transforms.exposure._exposures`` make them)."""
     steps = _grid(half_width, step)
     ratio = 1.0 + steps
     centre = int(np.flatnonzero(steps == 0.0)[0])
-    greeks, joined = _joined(chain, positions)
     books = _Books.of(joined)
     tasks = _Tasks(books)
     planned = _plan(greeks, books, tasks, ratio, horizons_hours, include_next_expiry)
@@ -257,4 +277,4 @@ def forecast_summaries(
     return out
 
 
-__all__ = ["forecast_summaries"]
+__all__ = ["forecast_summaries", "spot_of", "summaries_of"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.forecast_batch import forecast_summaries
+from transforms.exposure import _exposures
+from transforms.forecast_batch import summaries_of
 from transforms.grade_schemas import FORECAST_HISTORY
-from transforms.levels_batch import key_levels_batch
+from transforms.levels_batch import key_levels_of
 from transforms.positioning import dealer_positions
 from transforms.schemas import check
 
@@ -32,10 +33,11 @@ def history_forecasts(
     if chain.is_empty():
         return pl.DataFrame(schema=FORECAST_HISTORY)
     positions = pl.concat([dealer_positions(chain, m) for m in models])
-    levels = key_levels_batch(chain, positions)
+    greeks, joined = _exposures(chain, positions)  # the greeks and the position join, once for both below
+    levels = key_levels_of(greeks, joined)
     regime = levels.select(*_KEYS, "model", *_LEVELS)
     out = (
-        forecast_summaries(chain, positions, horizons_hours=horizons_hours)
+        summaries_of(greeks, joined, horizons_hours)
         .drop("zero_gamma", "call_wall", "put_wall")  # NULL there: the key levels below fill them
         .join(regime, on=[*_KEYS, "model"], how="left", maintain_order="left")
         .select([pl.col(c).cast(t) for c, t in FORECAST_HISTORY.items()])

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from transforms.exposure import GROUP, _exposures, _grid_steps, _levels_row, _levels_table, _spot
+from transforms.exposure import GROUP, _exposures, _grid_steps, _levels_row, _levels_table
+from transforms.forecast_batch import spot_of
 from transforms.kernel_batch import ALL_EXPIRIES, OptionBatch
 
 
@@ -41,6 +42,12 @@ def _slices(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     )
 
 
+def _spots(x: pl.DataFrame) -> pl.DataFrame:
+    """Per group: how many distinct index prices, and one (exposure._spot checks there is exactly one)."""
+    spots = pl.col("index_price").drop_nulls()
+    return x.group_by(GROUP, maintain_order=True).agg(spots.n_unique().alias("spots"), spots.first().alias("spot"))
+
+
 class _GroupProfile:
     """One group's GEX(S') and D(S') as a function of S'/S0 (exposure._Profile.__call__, same numbers)."""
 
@@ -60,8 +67,13 @@ def key_levels_batch(
 ) -> pl.DataFrame:
     """KEY_LEVELS of every (currency, snapshot_ts, model): ``key_levels(chain, positions, half_width=...,
     step=..., vol_model='sticky_strike')``, batched (module docstring)."""
-    ratio = 1.0 + _grid_steps(half_width, step)
     greeks, x = _exposures(chain, positions)
+    return key_levels_of(greeks, x, half_width, step)
+
+
+def key_levels_of(greeks: pl.DataFrame, x: pl.DataFrame, half_width: float = 0.25, step: float = 0.0025):
+    """:func:`key_levels_batch` from ``transforms.exposure._exposures(chain, positions)``."""
+    ratio = 1.0 + _grid_steps(half_width, step)
     merged = _merged(x)
     options = OptionBatch(
         merged["underlying_price"].to_numpy(),
@@ -78,16 +90,19 @@ def key_levels_batch(
         .unique(maintain_order=True)
         .join(_slices(merged, "m"), on=GROUP, how="left", maintain_order="left")
         .with_columns(pl.col("m_lo", "m_hi").fill_null(0), pl.col("snapshot_ts").dt.epoch("ms").alias("at_ms"))
+        .join(_spots(x), on=GROUP, how="left", maintain_order="left")
     )
     cols = {c: groups[c].to_numpy() for c in ("m_lo", "m_hi", "at_ms")}
     window = np.full(groups.height, ALL_EXPIRIES[0]), np.full(groups.height, ALL_EXPIRIES[1])
     gex, _ = options.profiles(cols["m_lo"], cols["m_hi"], cols["at_ms"], *window, ratio)
     parts = x.partition_by(GROUP, as_dict=True, maintain_order=True)  # as key_levels: sums on these copies
     rows = []
+    spots = groups.select("spots", "spot").rows()
     for t, (key, group) in enumerate(parts.items()):
+        spot = spot_of(key[0], key[1], *spots[t])
         profile = _GroupProfile(options, int(cols["m_lo"][t]), int(cols["m_hi"][t]), int(cols["at_ms"][t]))
-        rows.append(_levels_row(key, group, _spot(group), profile, ratio, gex[t]))
+        rows.append(_levels_row(key, group, spot, profile, ratio, gex[t]))
     return _levels_table(rows, greeks)
 
 
-__all__ = ["key_levels_batch"]
+__all__ = ["key_levels_batch", "key_levels_of"]
