@@ -323,10 +323,10 @@ def zero_gamma_roots(profile, ratio: np.ndarray, gex: np.ndarray, *, xtol: float
         return float(profile(np.array([r]))[0][0])
 
     nonzero = np.flatnonzero(gex != 0.0)
+    negative = gex[nonzero] < 0.0
     roots = []
-    for j, k in zip(nonzero[:-1], nonzero[1:], strict=True):
-        if (gex[j] < 0.0) == (gex[k] < 0.0):
-            continue
+    for i in np.flatnonzero(negative[:-1] != negative[1:]):  # consecutive nonzero levels of opposite sign
+        j, k = nonzero[i], nonzero[i + 1]
         if k == j + 1:
             roots.append(_brent(f, float(ratio[j]), float(ratio[k]), float(gex[j]), float(gex[k]), xtol))
         else:  # exact zeros in between: the middle one
