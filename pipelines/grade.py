@@ -114,11 +114,8 @@ def _batches(stale_days) -> list[tuple[str, list[date]]]:
     return out
 
 
-def _read_chain(data_dir: Path, currency: str, days: list[date], partitions: dict[Path, list[Path]]) -> pl.DataFrame:
-    """OPTION_SNAPSHOT rows of ``currency`` on ``days``, read from those days' partitions only."""
-    paths = [
-        p for day in days for p in partitions.get(lake.partition_dir(data_dir, "option_snapshots", currency, day), [])
-    ]
+def _read_chain(currency: str, days: list[date], paths: list[Path]) -> pl.DataFrame:
+    """OPTION_SNAPSHOT rows of ``currency`` on ``days`` from ``paths`` (those days' partition files)."""
     if not paths:
         return pl.DataFrame(schema=OPTION_SNAPSHOT)
     scan = pl.scan_parquet([str(p) for p in paths], missing_columns="insert", extra_columns="ignore")
@@ -136,8 +133,11 @@ def ensure_forecasts(data_dir: Path, stale_days, progress=None) -> pl.DataFrame:
         partitions.setdefault(path.parent, []).append(path)
     frames, done = [], 0
     for currency, days in _batches(stale_days):
+        dirs = [lake.partition_dir(data_dir, "option_snapshots", currency, day) for day in days]
         try:
-            frames.append(history_forecasts(_read_chain(data_dir, currency, days, partitions)))
+            frames.append(
+                history_forecasts(_read_chain(currency, days, [p for d in dirs for p in partitions.get(d, [])]))
+            )
         except (ValueError, SchemaError) as exc:
             span = f"{days[0]}" if len(days) == 1 else f"{days[0]}..{days[-1]}"
             raise GexflowError(f"forecast of {currency} {span} failed: {exc}") from None

@@ -134,6 +134,30 @@ def test_option_batch_equals_the_one_book_kernel_call_bit_for_bit():
     assert np.any(delta != 0.0) and np.any(gex != 0.0)
 
 
+def test_two_weightings_of_the_same_options_share_a_task_and_each_equals_its_own_profile():
+    rng = np.random.default_rng(3)
+    f, k, s, e, w, p = _book(rng, 400)
+    w2 = -np.abs(w) * 1.7  # the same options, other weights (as customer_long beside naive)
+    p2 = np.where(p != 0.0, w2, 0.0)
+    live = rng.random(f.size) < 0.95
+    batch = OptionBatch(np.tile(f, 2), np.tile(k, 2), np.tile(s, 2), np.tile(e, 2), np.r_[w, w2], np.r_[p, p2],
+                        np.tile(live, 2))  # fmt: skip
+    n, at, cut = f.size, 1_780_000_000_000, int(np.median(e))
+    ratio = 1.0 + np.arange(-100, 101) * 0.0025
+    windows = [(ALL_EXPIRIES[0], ALL_EXPIRIES[1]), (cut, ALL_EXPIRIES[1]), (at, cut)]
+    t = np.array([(0, n, at, a, b) for a, b in windows], dtype=np.int64)
+    gex, delta, gex2, delta2 = batch.profiles(*t.T, ratio, pair_lo=np.full(len(windows), n))
+    for i, (after, until) in enumerate(windows):
+        keep = live & (e > after) & (e <= until)
+        tau = (e[keep] - at) / (365 * 86_400_000)
+        for weights, g_got, d_got in (((w, p), gex[i], delta[i]), ((w2, p2), gex2[i], delta2[i])):
+            g, d = profile_at_levels(f[keep], k[keep], s[keep], tau, weights[0][keep], weights[1][keep], ratio)
+            assert np.array_equal(g_got, g) and np.array_equal(d_got, d), i
+    assert batch.same_options(0, n, n) and not batch.same_options(0, n, 1)
+    with pytest.raises(ValueError, match="cannot share a task"):
+        batch.profiles([0], [n], [at], [0], [ALL_EXPIRIES[1]], ratio, pair_lo=[1])
+
+
 def test_option_batch_with_fixed_taus_and_bad_arguments():
     rng = np.random.default_rng(7)
     f, k, s, e, w, p = _book(rng, 120)

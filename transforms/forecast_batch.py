@@ -85,15 +85,17 @@ def _term_structures(greeks: pl.DataFrame) -> dict[tuple, tuple[np.ndarray, np.n
         .collect()
     )
     x, iv = nodes["_x"].to_numpy(), nodes["mark_iv"].to_numpy()
-    keys = nodes.select(*_SNAPSHOT).rows()
     expiry = nodes["expiration_ts"].to_numpy()
     smile = nodes.select(pl.struct(*by).rle_id()).to_series().to_numpy()  # one id per (snapshot, expiry)
     bounds = np.concatenate(([0], np.flatnonzero(np.diff(smile)) + 1, [nodes.height]))
+    starts = nodes[bounds[:-1]]
+    keys = starts.select(*_SNAPSHOT).rows()  # one (currency, snapshot_ts) per smile: few datetimes to convert
+    t0s = starts["snapshot_ts"].dt.epoch("ms").to_list()
     out: dict[tuple, tuple[list, list]] = {}
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        key = keys[a]
+    for n, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        key = keys[n]
         taus, sigmas = out.setdefault(key, ([], []))
-        tau = (int(expiry[a]) - _epoch_ms(key[1])) / MS_PER_YEAR
+        tau = (int(expiry[a]) - t0s[n]) / MS_PER_YEAR
         if tau <= 0.0:
             continue
         taus.append(tau)
@@ -135,29 +137,46 @@ class _Books:
 
 
 class _Tasks:
-    """The distinct delta profiles asked for: (book slice, as-of time, kept expiries) -> task number."""
+    """The distinct delta profiles asked for: (book slice, as-of time, kept expiries) -> (task, weighting).
+
+    Two books of a snapshot holding the same options with other weights (naive and customer_long: every
+    option with open interest, signed differently) are :meth:`pair`-ed: their profiles are one task each,
+    whose second weighting is the paired book (each bit for bit its own one-book profile)."""
 
     def __init__(self, books: _Books):
         self.books = books
         self.index: dict[tuple, int] = {}
-        self.rows: list[tuple[int, int, int, int, int]] = []  # lo, hi, at, after, until
+        self.rows: list[tuple[int, int, int, int, int, int]] = []  # lo, hi, paired lo (or -1), at, after, until
+        self.paired: dict[int, int] = {}  # book lo -> lo of the book it rides along with, and back
+        self.partner: dict[int, int] = {}
 
-    def ask(self, lo: int, hi: int, expiries: np.ndarray, at: int, after: int, until: int) -> int | None:
-        """Task number of D over the live options of [lo, hi) expiring in (after, until], aged to ``at``;
+    def pair(self, lo: int, hi: int, lo2: int) -> None:
+        """Price the book at ``lo2`` with the one at [lo, hi) when they hold the same options (else nothing)."""
+        if lo not in self.partner and lo2 not in self.paired and self.books.options.same_options(lo, hi, lo2):
+            self.partner[lo] = lo2
+            self.paired[lo2] = lo
+
+    def ask(self, lo: int, hi: int, expiries: np.ndarray, at: int, after: int, until: int) -> tuple | None:
+        """(task, weighting) of D over the live options of [lo, hi) expiring in (after, until], aged to ``at``;
         None when no live option expires in that window (D = 0, as ``_Book.delta`` returns)."""
         i0 = int(np.searchsorted(expiries, after, side="right"))
         i1 = int(np.searchsorted(expiries, until, side="right"))
         if i0 == i1:
             return None
+        which = 0
+        if lo in self.paired:
+            lo, hi, which = self.paired[lo], self.paired[lo] + hi - lo, 1
         key = (lo, at, i0, i1)
         if key not in self.index:
             self.index[key] = len(self.rows)
-            self.rows.append((lo, hi, at, after, until))
-        return self.index[key]
+            self.rows.append((lo, hi, self.partner.get(lo, -1), at, after, until))
+        return self.index[key], which
 
-    def run(self, ratio: np.ndarray) -> np.ndarray:
-        t = np.array(self.rows, dtype=np.int64).reshape(-1, 5)
-        return self.books.options.profiles(t[:, 0], t[:, 1], t[:, 2], t[:, 3], t[:, 4], ratio)[1]
+    def run(self, ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(D of the first weighting, D of the second) per task, tasks x levels."""
+        t = np.array(self.rows, dtype=np.int64).reshape(-1, 6)
+        out = self.books.options.profiles(t[:, 0], t[:, 1], t[:, 3], t[:, 4], t[:, 5], ratio, pair_lo=t[:, 2])
+        return out[1], out[3]
 
 
 # --- the batch ---------------------------------------------------------------------------------------------
@@ -170,7 +189,7 @@ class _Forecast:
     head: dict  # currency, forecast_date, model, horizon, horizon_hours, t0, snapshot_ts, horizon_end_ts, spot
     sigma: float
     weight: np.ndarray
-    tasks: tuple[int | None, int | None, int | None]  # D_surv(S', t0), D_exp(S', t0), D_surv(S', t0 + h)
+    tasks: tuple  # (task, weighting) or None of D_surv(S', t0), D_exp(S', t0), D_surv(S', t0 + h)
 
 
 def _horizon_weights(levels, spot, t0_ms, horizons, term) -> dict[str, tuple[float, np.ndarray]]:
@@ -200,7 +219,10 @@ def _plan(greeks, books: _Books, tasks: _Tasks, ratio, horizons_hours, include_n
         weights = _horizon_weights(levels, spot, t0_ms, horizons, term)
         head = {"currency": currency, "forecast_date": _from_ms(t0_ms).date(), "t0": _from_ms(t0_ms)}
         head |= {"snapshot_ts": snapshot_ts, "spot": spot}
-        for model, lo, hi in by_snapshot.get((currency, snapshot_ts), []):
+        snapshot_books = by_snapshot.get((currency, snapshot_ts), [])
+        if len(snapshot_books) > 1:  # the first two books share their tasks when they hold the same options
+            tasks.pair(snapshot_books[0][1], snapshot_books[0][2], snapshot_books[1][1])
+        for model, lo, hi in snapshot_books:
             live = a["live"][lo:hi]
             book_expiries = np.unique(a["expiry_ms"][lo:hi][live])
             for label, end_ms in horizons:
@@ -215,9 +237,9 @@ def _plan(greeks, books: _Books, tasks: _Tasks, ratio, horizons_hours, include_n
     return out
 
 
-def _row(f: _Forecast, deltas: np.ndarray, ratio: np.ndarray, centre: int) -> dict:
+def _row(f: _Forecast, deltas: tuple, ratio: np.ndarray, centre: int) -> dict:
     zero = np.zeros(ratio.size)
-    surv_t0, exp_t0, surv_end = (zero if t is None else deltas[t] for t in f.tasks)
+    surv_t0, exp_t0, surv_end = (zero if t is None else deltas[t[1]][t[0]] for t in f.tasks)
     parts = flow_components(surv_t0, exp_t0, surv_end, centre)
     levels = f.head["spot"] * ratio
     coins = parts["hedge_flow_coins"]
@@ -269,7 +291,7 @@ def summaries_of(
     books = _Books.of(joined)
     tasks = _Tasks(books)
     planned = _plan(greeks, books, tasks, ratio, horizons_hours, include_next_expiry)
-    deltas = tasks.run(ratio) if tasks.rows else np.zeros((0, ratio.size))
+    deltas = tasks.run(ratio) if tasks.rows else (np.zeros((0, ratio.size)),) * 2
     rows = [_row(f, deltas, ratio, centre) for f in planned]
     out = pl.DataFrame(rows, schema=_BASE, orient="row") if rows else pl.DataFrame(schema=_BASE)
     out = out.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in _WALLS).select(list(FORECAST_SUMMARY))
