@@ -21,6 +21,8 @@ HISTORY_MODELS = ("naive", "customer_long")  # the snapshot-based models (taker_
 HISTORY_HORIZONS_HOURS = (1, 24)  # plus 'next_expiry'
 _KEYS = ["currency", "snapshot_ts"]
 _LEVELS = ["zero_gamma", "call_wall", "put_wall", "total_gex_usd", "gex_expiring_24h_share"]
+# the greeks columns the batched forecasts and key levels read from the position join
+_JOINED = ["index_price", "mark_iv", "strike", "expiration_ts", "option_type", "tau_years"]
 
 
 def history_forecasts(
@@ -34,7 +36,7 @@ def history_forecasts(
     if chain.is_empty():
         return pl.DataFrame(schema=FORECAST_HISTORY)
     positions = pl.concat([dealer_positions(chain, m) for m in models])
-    greeks, joined = _exposures(chain, positions)  # the greeks and the position join, once for both below
+    greeks, joined = _exposures(chain, positions, _JOINED)  # the greeks and the position join, once for both
     levels = key_levels_of(greeks, joined)
     regime = levels.select(*_KEYS, "model", *_LEVELS)
     out = (

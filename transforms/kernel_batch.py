@@ -224,8 +224,9 @@ class OptionBatch:
         """(gex_usd, delta_coins) per level of one task, computed on the calling thread."""
         if not 0 <= lo <= hi <= self.size:
             raise ValueError("task slice must lie within the option arrays")
-        out = np.zeros((4, _levels(level_ratio).size))
-        _task(_levels(level_ratio), out, *self.arrays, lo, hi, -1, at_ms, window[0], window[1])
+        ratio = _levels(level_ratio)
+        out = np.zeros((4, ratio.size))
+        _task(ratio, out, *self.arrays, lo, hi, -1, at_ms, window[0], window[1])
         return out[0], out[1]
 
 
