@@ -39,6 +39,7 @@ GRADE_TABLES: dict[str, dict] = {
     "forecast_grades": FORECAST_GRADE,
 }
 HISTORY_FILE, INDEX_FILE, GRADES_FILE = "forecast", "derivative_ticker", "grades"
+FORECAST_BATCH_DAYS = 16  # days of one currency forecast in one batch (~64 snapshots at four a day)
 MAX_HORIZON = timedelta(days=8)  # realised prices are read this far past --until (next_expiry can be weekly)
 
 
@@ -103,24 +104,47 @@ def plan(data_dir: Path, currencies, since: date | None, until: date | None) -> 
     return GradePlan(snaps, sorted(stale.select("currency", "date").iter_rows()))
 
 
+def _batches(stale_days) -> list[tuple[str, list[date]]]:
+    """The stale (currency, day)s as runs of up to FORECAST_BATCH_DAYS days of one currency, in order."""
+    out: list[tuple[str, list[date]]] = []
+    for currency, day in stale_days:
+        if not out or out[-1][0] != currency or len(out[-1][1]) == FORECAST_BATCH_DAYS:
+            out.append((currency, []))
+        out[-1][1].append(day)
+    return out
+
+
+def _read_chain(currency: str, days: list[date], paths: list[Path]) -> pl.DataFrame:
+    """OPTION_SNAPSHOT rows of ``currency`` on ``days`` from ``paths`` (those days' partition files)."""
+    if not paths:
+        return pl.DataFrame(schema=OPTION_SNAPSHOT)
+    scan = pl.scan_parquet([str(p) for p in paths], missing_columns="insert", extra_columns="ignore")
+    keep = (pl.col("currency") == currency) & pl.col("snapshot_ts").dt.date().is_in(days)
+    return scan.filter(keep).select([pl.col(c).cast(t) for c, t in OPTION_SNAPSHOT.items()]).collect()
+
+
 def ensure_forecasts(data_dir: Path, stale_days, progress=None) -> pl.DataFrame:
     """FORECAST_HISTORY of every stale (currency, day): the forecast made at each snapshot from it alone.
+    Days are forecast in batches of up to FORECAST_BATCH_DAYS days of one currency (the result does not
+    depend on the batching: every number of a row comes from its own snapshot).
     ``progress(done, total, currency, day start)`` is called after each day."""
-    frames = []
-    scan = lake.scan(data_dir, "option_snapshots")
-    for done, (currency, day) in enumerate(stale_days, start=1):
-        lo, hi = _day_bounds(day, day)
-        chain = (
-            scan.filter((pl.col("currency") == currency) & _in_range(lo, hi))
-            .select([pl.col(c).cast(t) for c, t in OPTION_SNAPSHOT.items()])
-            .collect()
-        )
+    partitions: dict[Path, list[Path]] = {}
+    for path in lake.data_files(data_dir, "option_snapshots"):
+        partitions.setdefault(path.parent, []).append(path)
+    frames, done = [], 0
+    for currency, days in _batches(stale_days):
+        dirs = [lake.partition_dir(data_dir, "option_snapshots", currency, day) for day in days]
         try:
-            frames.append(history_forecasts(chain))
+            frames.append(
+                history_forecasts(_read_chain(currency, days, [p for d in dirs for p in partitions.get(d, [])]))
+            )
         except (ValueError, SchemaError) as exc:
-            raise GexflowError(f"forecast of {currency} {day} failed: {exc}") from None
-        if progress is not None:
-            progress(done, len(stale_days), currency, lo)
+            span = f"{days[0]}" if len(days) == 1 else f"{days[0]}..{days[-1]}"
+            raise GexflowError(f"forecast of {currency} {span} failed: {exc}") from None
+        for day in days:
+            done += 1
+            if progress is not None:
+                progress(done, len(stale_days), currency, _day_bounds(day, day)[0])
     return pl.concat(frames) if frames else pl.DataFrame(schema=FORECAST_HISTORY)
 
 

@@ -75,20 +75,23 @@ def _check_options(vol_model: str, delta_convention: str) -> None:
 
 
 def _exposures(
-    chain: pl.DataFrame | pl.LazyFrame, positions: pl.DataFrame | pl.LazyFrame
+    chain: pl.DataFrame | pl.LazyFrame, positions: pl.DataFrame | pl.LazyFrame, greek_columns=None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(greeks of the whole chain, one row per (currency, snapshot_ts, model, instrument) with weights).
 
     Adds ``weight_coins`` = dealer_contracts * contract_size and ``gex_usd`` = weight_coins * gamma * F^2 * 0.01
-    (0 for unpriced options).
+    (0 for unpriced options). ``greek_columns`` (default: all) limits the greeks columns carried into the
+    join (the same rows and values, less to sort and copy).
     """
     check(positions, DEALER_POSITION, "positions")
     greeks = with_greeks(chain.lazy()).collect()
     weight = pl.col("dealer_contracts") * pl.col("contract_size")
+    needed = ["contract_size", "is_priced", "gamma", "underlying_price"]
+    carried = greeks if greek_columns is None else greeks.select(list(dict.fromkeys([*_JOIN, *needed, *greek_columns])))
     joined = (
         positions.lazy()
         .select(*_JOIN, "model", "dealer_contracts")
-        .join(greeks.lazy(), on=_JOIN, how="inner")
+        .join(carried.lazy(), on=_JOIN, how="inner")
         .with_columns(weight.alias("weight_coins"))
         .with_columns(
             pl.when(pl.col("is_priced"))
@@ -332,10 +335,10 @@ def zero_gamma_roots(profile, ratio: np.ndarray, gex: np.ndarray, *, xtol: float
         return float(profile(np.array([r]))[0][0])
 
     nonzero = np.flatnonzero(gex != 0.0)
+    negative = gex[nonzero] < 0.0
     roots = []
-    for j, k in zip(nonzero[:-1], nonzero[1:], strict=True):
-        if (gex[j] < 0.0) == (gex[k] < 0.0):
-            continue
+    for i in np.flatnonzero(negative[:-1] != negative[1:]):  # consecutive nonzero levels of opposite sign
+        j, k = nonzero[i], nonzero[i + 1]
         if k == j + 1:
             roots.append(_brent(f, float(ratio[j]), float(ratio[k]), float(gex[j]), float(gex[k]), xtol))
         else:  # exact zeros in between: the middle one

@@ -69,6 +69,7 @@ SIGMA_MOVES = (-2, -1, 1, 2)
 _SNAPSHOT = ["currency", "snapshot_ts"]
 _JOIN = ["currency", "snapshot_ts", "instrument_name"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 # --- time ------------------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ def lognormal_bin_weights(levels: np.ndarray, spot: float, variance: float) -> n
     edges = 0.5 * (levels[1:] + levels[:-1])
     sd = math.sqrt(variance)
     z = (np.log(edges / spot) + 0.5 * variance) / sd
-    cdf = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in z])
+    cdf = 0.5 * _erfc(-z / math.sqrt(2.0)).astype(np.float64)  # math.erfc per element (exact; no numpy erfc)
     return np.diff(np.concatenate(([0.0], cdf, [1.0])))
 
 
@@ -219,11 +220,16 @@ def _components(book: _Book, ratio: np.ndarray, centre: int, t0_ms: int, end_ms:
     surv_t0 = book.delta(t0_ms, ratio, surv)  # D_surv(S', t0)
     exp_t0 = book.delta(t0_ms, ratio, expiring)  # D_exp(S', t0)
     surv_end = book.delta(end_ms, ratio, surv)  # D_surv(S', t0 + h) = D(S', t0 + h)
+    return flow_components(surv_t0, exp_t0, surv_end, centre)
+
+
+def flow_components(surv_t0: np.ndarray, exp_t0: np.ndarray, surv_end: np.ndarray, centre: int) -> dict:
+    """The flow components (module docstring) per level from D_surv(S', t0), D_exp(S', t0), D_surv(S', t0 + h)."""
     d0 = surv_t0[centre] + exp_t0[centre]  # D(S0, t0)
     total = -(surv_end - d0)
     gamma = -((surv_t0 + exp_t0) - d0)
-    charm = np.full(ratio.size, -(surv_end[centre] - surv_t0[centre]))
-    expiry = np.full(ratio.size, exp_t0[centre])
+    charm = np.full(surv_t0.size, -(surv_end[centre] - surv_t0[centre]))
+    expiry = np.full(surv_t0.size, exp_t0[centre])
     remainder = total - gamma - charm - expiry
     return {
         "hedge_flow_coins": total,
@@ -337,13 +343,23 @@ _SUMMARY_KEYS = ["currency", "forecast_date", "model", "horizon", "snapshot_ts"]
 
 
 def _sigma_row(group: pl.DataFrame) -> dict:
-    levels = group["price_level"].to_numpy()
-    coins = group["hedge_flow_coins"].to_numpy()
-    usd = group["hedge_flow_usd"].to_numpy()
-    w = group["probability_weight"].to_numpy()
-    spot = float(group["spot"][0])
-    hours = float(group["horizon_hours"][0])
-    sd = float(group["sigma_atm"][0]) / 100.0 * math.sqrt(hours / HOURS_PER_YEAR)
+    return summary_numbers(
+        group["price_level"].to_numpy(),
+        group["hedge_flow_coins"].to_numpy(),
+        group["hedge_flow_usd"].to_numpy(),
+        group["probability_weight"].to_numpy(),
+        spot=float(group["spot"][0]),
+        hours=float(group["horizon_hours"][0]),
+        sigma_atm=float(group["sigma_atm"][0]),
+        charm=float(group["charm_flow_coins"][0]),
+        expiry=float(group["expiry_flow_coins"][0]),
+    )
+
+
+def summary_numbers(levels, coins, usd, w, *, spot: float, hours: float, sigma_atm: float, charm: float, expiry: float):
+    """The FORECAST_SUMMARY numbers of one (currency, forecast_date, model, horizon) from its grid (levels
+    ascending, hedge flow in coins and USD, probability weights); ``sigma_atm`` in percent."""
+    sd = sigma_atm / 100.0 * math.sqrt(hours / HOURS_PER_YEAR)
     centre = int(np.argmin(np.abs(levels - spot)))
     row = {
         "sigma_move_pct": sd * 100.0,
@@ -352,8 +368,8 @@ def _sigma_row(group: pl.DataFrame) -> dict:
         "expected_abs_flow_coins": float(np.dot(w, np.abs(coins))),
         "expected_abs_flow_usd": float(np.dot(w, np.abs(usd))),
         "flow_at_spot_coins": float(coins[centre]),
-        "charm_flow_coins": float(group["charm_flow_coins"][0]),
-        "expiry_flow_coins": float(group["expiry_flow_coins"][0]),
+        "charm_flow_coins": charm,
+        "expiry_flow_coins": expiry,
     }
     for k in SIGMA_MOVES:
         name = f"{'minus' if k < 0 else 'plus'}_{abs(k)}sigma"

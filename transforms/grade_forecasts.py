@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.exposure import key_levels
+from transforms.exposure import _exposures, key_levels
 from transforms.forecast import flow_forecast, forecast_summary
+from transforms.forecast_batch import summaries_of
 from transforms.grade_schemas import FORECAST_HISTORY
+from transforms.levels_batch import key_levels_of
 from transforms.positioning import dealer_positions
 from transforms.schemas import check
 
 HISTORY_MODELS = ("naive", "customer_long")  # the snapshot-based models (taker_flow needs a trade tape)
 HISTORY_HORIZONS_HOURS = (1, 24)  # plus 'next_expiry'
 _KEYS = ["currency", "snapshot_ts"]
+_LEVELS = ["zero_gamma", "call_wall", "put_wall", "total_gex_usd", "gex_expiring_24h_share"]
+# the greeks columns the batched forecasts and key levels read from the position join
+_JOINED = ["index_price", "mark_iv", "strike", "expiration_ts", "option_type", "tau_years"]
 
 
 def history_forecasts(
@@ -31,16 +36,12 @@ def history_forecasts(
     if chain.is_empty():
         return pl.DataFrame(schema=FORECAST_HISTORY)
     positions = pl.concat([dealer_positions(chain, m) for m in models])
-    levels = key_levels(chain, positions)
-    frames = []
-    for (_, snapshot_ts), snapshot in chain.group_by(_KEYS, maintain_order=True):
-        keys = positions.filter(pl.col("snapshot_ts") == snapshot_ts)
-        keys = keys.filter(pl.col("currency") == snapshot["currency"][0])
-        frames.append(flow_forecast(snapshot, keys, t0=snapshot_ts, horizons_hours=horizons_hours))
-    forecast = pl.concat(frames)
-    regime = levels.select(*_KEYS, "model", "total_gex_usd", "gex_expiring_24h_share")
+    greeks, joined = _exposures(chain, positions, _JOINED)  # the greeks and the position join, once for both
+    levels = key_levels_of(greeks, joined)
+    regime = levels.select(*_KEYS, "model", *_LEVELS)
     out = (
-        forecast_summary(forecast, levels)
+        summaries_of(greeks, joined, horizons_hours)
+        .drop("zero_gamma", "call_wall", "put_wall")  # NULL there: the key levels below fill them
         .join(regime, on=[*_KEYS, "model"], how="left", maintain_order="left")
         .select([pl.col(c).cast(t) for c, t in FORECAST_HISTORY.items()])
         .sort(*_KEYS, "model", "horizon")
@@ -49,4 +50,33 @@ def history_forecasts(
     return out
 
 
-__all__ = ["HISTORY_HORIZONS_HOURS", "HISTORY_MODELS", "history_forecasts"]
+def history_forecasts_per_snapshot(
+    chain: pl.DataFrame,
+    *,
+    models=HISTORY_MODELS,
+    horizons_hours=HISTORY_HORIZONS_HOURS,
+) -> pl.DataFrame:
+    """:func:`history_forecasts` made the slow, obvious way -- ``transforms.forecast.flow_forecast`` and
+    ``forecast_summary`` one snapshot at a time, ``transforms.exposure.key_levels`` -- kept as the reference
+    the batched function is tested and benchmarked against (~0.35 s CPU per snapshot)."""
+    if chain.is_empty():
+        return pl.DataFrame(schema=FORECAST_HISTORY)
+    positions = pl.concat([dealer_positions(chain, m) for m in models])
+    levels = key_levels(chain, positions)
+    frames = []
+    for (_, snapshot_ts), snapshot in chain.group_by(_KEYS, maintain_order=True):
+        keys = positions.filter(pl.col("snapshot_ts") == snapshot_ts)
+        keys = keys.filter(pl.col("currency") == snapshot["currency"][0])
+        frames.append(flow_forecast(snapshot, keys, t0=snapshot_ts, horizons_hours=horizons_hours))
+    regime = levels.select(*_KEYS, "model", "total_gex_usd", "gex_expiring_24h_share")
+    out = (
+        forecast_summary(pl.concat(frames), levels)
+        .join(regime, on=[*_KEYS, "model"], how="left", maintain_order="left")
+        .select([pl.col(c).cast(t) for c, t in FORECAST_HISTORY.items()])
+        .sort(*_KEYS, "model", "horizon")
+    )
+    check(out, FORECAST_HISTORY, "forecast history")
+    return out
+
+
+__all__ = ["HISTORY_HORIZONS_HOURS", "HISTORY_MODELS", "history_forecasts", "history_forecasts_per_snapshot"]
