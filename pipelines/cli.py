@@ -563,6 +563,7 @@ def cmd_backfill(args) -> int:
     for line in result.lines():
         print(line)
     if not args.no_compute:
+        from pipelines.backfill import DEFAULT_LOCK_WAIT_S
         from pipelines.compute import compute_cycle
 
         if result.snapshots:
@@ -572,6 +573,7 @@ def cmd_backfill(args) -> int:
                 only_missing=True,
                 include_blocks=settings.include_blocks,
                 progress=_progress("computing"),
+                lock_wait_s=max(settings.lock_wait_s, DEFAULT_LOCK_WAIT_S),  # as the days: another writer is normal
             )
             print(f"computed {len(done.snapshots)} snapshot(s)")
     return result.exit_code

@@ -282,8 +282,7 @@ def compute_cycle(
             raise nothing
         done = computed_snapshots(data_dir) if only_missing else set()
         listed = listed_times(data_dir)
-        staged: list[files.Staged] = []
-        try:
+        with files.transaction(data_dir) as tx:
             groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
             todo = sorted((k for k in groups if (k[0], raw.stamp_of(k[1])) not in done), key=lambda k: (k[1], k[0]))
             pending: dict[str, list[datetime]] = {}
@@ -311,16 +310,12 @@ def compute_cycle(
                     stamp = raw.stamp_of(snapshot_ts)
                     for table, parts in by_snapshot.items():
                         frame = parts.get((snapshot_ts,), tables[table].clear())
-                        staged += lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts")
+                        tx.add(lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts"))
                         result.rows[table] = result.rows.get(table, 0) + frame.height
                     result.snapshots.append((currency, snapshot_ts))
                     done_count += 1
                     if progress:
                         progress(done_count, len(todo), currency, snapshot_ts)
-            files.commit(data_dir, staged)
-        except BaseException:
-            files.discard(staged)
-            raise
         prepare_warehouse(data_dir)
     if book is not None and todo:
         computed = pl.concat([groups[k].select("instrument_name") for k in todo])
