@@ -137,6 +137,13 @@ class Transaction:
         self.deletes.append(Path(path))
 
     def commit(self) -> None:
+        try:
+            self._commit()
+        except BaseException:
+            self._finish_or_discard()
+            raise
+
+    def _commit(self) -> None:
         if self.committed:
             return
         self.committed = True
@@ -174,7 +181,7 @@ class Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
-            self.commit()
+            self.commit()  # finishes or discards itself when interrupted
         else:
             self._finish_or_discard()
         return False
