@@ -220,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _data_dir(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "check",
+        help="verify the lake against the manifest of published files; names missing or corrupt files (exit 2)",
+        epilog=EPILOG,
+    )
+    _data_dir(p)
+    p.set_defaults(func=cmd_check)
     return parser
 
 
@@ -716,6 +724,23 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    """Every lake file against the manifest its commit wrote (size and SHA-256); others must be readable Parquet."""
+    from warehouse.manifest import verify
+
+    data_dir = load_settings({"data_dir": args.data_dir}).data_dir
+    if not (data_dir / "lake").is_dir():
+        raise ConfigError(f"no lake under {data_dir}: nothing to check")
+    checked, problems = verify(data_dir)
+    for problem in problems:
+        print(f"{data_dir / problem.path}: {problem.what}")
+    if problems:
+        print(f"gexflow check: {len(problems)} of {checked} lake file(s) damaged or missing", file=sys.stderr)
+        return 2
+    print(f"{checked} lake file(s) match what was published")
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -728,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gexflow: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
-        return _fail(exc)
+        return _fail(exc, getattr(args, "data_dir", None))
 
 
 def _is_unreadable_parquet(exc: BaseException) -> bool:
@@ -739,7 +764,18 @@ def _is_unreadable_parquet(exc: BaseException) -> bool:
     return isinstance(exc, readers) and "parquet" in str(exc).lower()
 
 
-def _fail(exc: BaseException) -> int:
+def _unreadable_files(data_dir) -> str:
+    """ "; unreadable: <paths>" naming the damaged lake files, or "" when none is found."""
+    try:
+        from warehouse.manifest import unreadable
+
+        bad = unreadable(load_settings({"data_dir": data_dir}).data_dir)
+    except Exception:  # noqa: BLE001 - naming the file is a courtesy; the error itself is reported anyway
+        return ""
+    return f"; unreadable: {', '.join(bad)} (see gexflow check)" if bad else ""
+
+
+def _fail(exc: BaseException, data_dir=None) -> int:
     from pipelines.config import debug_enabled
 
     if debug_enabled():
@@ -758,7 +794,8 @@ def _fail(exc: BaseException) -> int:
         )
         return 2
     if _is_unreadable_parquet(exc):  # a damaged lake file is a storage problem, not a bug
-        print(f"gexflow: error: a Parquet file under the data dir is unreadable: {message[:300]}", file=sys.stderr)
+        where = _unreadable_files(data_dir)
+        print(f"gexflow: error: a Parquet file under the data dir is unreadable{where}: {message[:300]}", file=sys.stderr)
         return 2
     print(
         f"gexflow: internal error: {type(exc).__name__}: {message} (GEXFLOW_DEBUG=1 shows the traceback)",

@@ -36,7 +36,7 @@ MANIFEST_DIR = "_manifest"
 LOCK_NAME = ".gexflow.lock"
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 # .<final name>.<pid>@<host>.<hex>.tmp: the writer is named so a sweep can tell a dead writer's temp files
-TEMP_RE = re.compile(r"^\..+\.(\d+)@([A-Za-z0-9-]+)\.[0-9a-f]{8,}\.tmp$")
+TEMP_RE = re.compile(r"^\..+\.(\d+)@([A-Za-z0-9-]+)\.[0-9a-f]{8,}\.tmp(\.wal)?$")
 FOREIGN_TEMP_AGE_S = 24 * 3600  # temp files of another host (shared data dir) are left alone this long
 
 
@@ -56,8 +56,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _disk_error(path: Path, exc: OSError) -> WarehouseError:
-    return WarehouseError(f"cannot write {path}: {exc.strerror or exc} (nothing was published)")
+def _disk_error(path: Path, exc: OSError, note: str = "") -> WarehouseError:
+    return WarehouseError(f"cannot write {path}: {exc.strerror or exc}{note}")
 
 
 def _write_durable(tmp: Path, data: bytes) -> None:
@@ -73,11 +73,14 @@ def _write_durable(tmp: Path, data: bytes) -> None:
 
 def write_atomic(final: Path, data: bytes) -> Path:
     """Write ``data`` to ``final`` atomically (temp file in the same directory, fsync, rename)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(final)
-    _write_durable(tmp, data)
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _write_durable(tmp, data)
         os.replace(tmp, final)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _disk_error(final, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -103,7 +106,7 @@ def stage_bytes(final: Path, data: bytes) -> Staged:
         tmp = temp_path(final)
         _write_durable(tmp, data)
     except OSError as exc:
-        raise _disk_error(final, exc) from None
+        raise _disk_error(final, exc, " (nothing was published)") from None
     return Staged(tmp, final, len(data), hashlib.sha256(data).hexdigest())
 
 
@@ -155,10 +158,10 @@ class Transaction:
         doc = _journal_doc(self.root, name, self.staged, self.deletes)
         try:
             write_atomic(self._journal, json.dumps(doc).encode())
-        except OSError as exc:
+        except WarehouseError:
             if not self._journal.exists():
                 self.committed = False
-                raise _disk_error(self._journal, exc) from None
+                raise
         for s in self.staged:
             s.journaled = True
         _apply(self.root, doc)
@@ -295,7 +298,7 @@ def sweep_orphans(root: Path) -> int:
     removed = 0
     for folder, _dirs, names in os.walk(root):
         for name in names:
-            m = TEMP_RE.match(name) if name.endswith(".tmp") else None
+            m = TEMP_RE.match(name) if name.endswith((".tmp", ".tmp.wal")) else None
             path = Path(folder) / name
             if m is None or str(path) in keep or not _writer_gone(int(m.group(1)), m.group(2), path, now):
                 continue
@@ -325,6 +328,9 @@ def writer_lock(data_dir: Path, wait_s: float = 0.0):
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)  # hosts share it on NFS
         recover(data_dir)
         sweep_orphans(data_dir)
+        from warehouse.manifest import compact
+
+        compact(data_dir)
         yield
     finally:
         try:
