@@ -795,7 +795,10 @@ def _fail(exc: BaseException, data_dir=None) -> int:
         return 2
     if _is_unreadable_parquet(exc):  # a damaged lake file is a storage problem, not a bug
         where = _unreadable_files(data_dir)
-        print(f"gexflow: error: a Parquet file under the data dir is unreadable{where}: {message[:300]}", file=sys.stderr)
+        print(
+            f"gexflow: error: a Parquet file under the data dir is unreadable{where}: {message[:300]}",
+            file=sys.stderr,
+        )
         return 2
     print(
         f"gexflow: internal error: {type(exc).__name__}: {message} (GEXFLOW_DEBUG=1 shows the traceback)",

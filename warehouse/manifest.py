@@ -88,7 +88,9 @@ def _sha256(path: Path) -> str:
 
 
 def verify(data_dir: Path) -> tuple[int, list[Problem]]:
-    """Check every lake file: against the manifest when it lists it, else as Parquet. Returns (files checked, problems)."""
+    """Check every lake file: against the manifest when it lists it, else as Parquet.
+
+    Returns (files checked, problems)."""
     data_dir = Path(data_dir)
     want = expected(data_dir)
     problems: list[Problem] = []
