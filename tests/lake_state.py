@@ -35,8 +35,8 @@ def fingerprint(data_dir: Path) -> dict[str, str]:
         return out
     for path in sorted(lake.rglob("*.parquet")):
         rel = path.relative_to(lake)
-        if path.name.startswith("."):
-            continue
+        if path.name.startswith(".") or path.name == "_empty.parquet":
+            continue  # temp files are leftovers (see leftovers()); schema files hold no rows and are rewritten
         if rel.parts[0] == "_state":
             key = "/".join(rel.parts[:2])
             if key not in out:
