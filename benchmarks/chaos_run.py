@@ -193,7 +193,9 @@ def _first(data_dir: Path, pattern: str, proc: Job, limit_s: float) -> bool:
 def interrupt(proc: Job, data_dir: Path, phase: str, kind: str, rng, budget_s: float) -> bool:
     """Deliver the signal in ``phase``; returns whether it arrived while the command was still running."""
     if phase == "random":
-        time.sleep(rng.uniform(0, budget_s))
+        deadline = time.monotonic() + rng.uniform(0, budget_s)
+        while _alive(proc) and time.monotonic() < deadline:
+            time.sleep(0.002)
     elif phase == "staging":
         if not _first(data_dir, "lake/**/.*.tmp", proc, 120):
             return False
