@@ -50,7 +50,7 @@ def leftovers(data_dir: Path) -> list[str]:
     """Temp files and unfinished journals anywhere under the data dir."""
     root = Path(data_dir)
     temps = [str(p.relative_to(root)) for p in root.rglob("*.tmp") if p.is_file()]
-    journals = [str(p.relative_to(root)) for p in (root / files.JOURNAL_DIR).glob("*")]
+    journals = [str(p.relative_to(root)) for p in (root / files.JOURNAL_DIR).glob("*.json")]
     return sorted(temps + journals)
 
 

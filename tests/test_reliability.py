@@ -123,18 +123,20 @@ def test_orphaned_temp_files_of_dead_writers_are_removed_under_the_lock(tmp_path
 
     data = ingested(tmp_path)
     folder = data / "lake" / "gex_profile" / "currency=BTC" / "date=2026-07-31"
-    # a writer that staged a file and died before journaling it (a real, now dead, process)
+    # a writer that staged a file and was killed before journaling it (a real, now dead, process)
     code = (
-        "import sys; from pathlib import Path; from warehouse import files; "
-        "files.stage_bytes(Path(sys.argv[1]), b'orphan')"
+        "import os, signal, sys; from pathlib import Path; from warehouse import files; "
+        "files.stage_bytes(Path(sys.argv[1]), b'orphan'); os.kill(os.getpid(), signal.SIGKILL)"
     )
-    subprocess.run([sys.executable, "-c", code, str(folder / "x.parquet")], cwd=REPO_ROOT, env=ENV, check=True)
+    proc = subprocess.run([sys.executable, "-c", code, str(folder / "x.parquet")], cwd=REPO_ROOT, env=ENV)
+    assert proc.returncode == -9
     orphan = next(folder.glob(".x.parquet.*.tmp"))
     mine = files.stage_bytes(folder / "y.parquet", b"live writer")  # this process: alive, still staging
     with files.writer_lock(data):
         pass
     assert not orphan.exists()
     assert mine.tmp.exists()
+    assert [m.name for m in (data / files.JOURNAL_DIR / files.STAGERS).iterdir()] == [f"{os.getpid()}@{files._HOST}"]
     files.commit(data, [mine])
     assert (folder / "y.parquet").read_bytes() == b"live writer"
 
