@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse import WarehouseError
-from warehouse.files import temp_path, write_atomic
+from warehouse.files import mark_stager, temp_path, write_atomic
 from warehouse.lake import lake_root
 
 DB_NAME = "warehouse.duckdb"
@@ -75,6 +75,7 @@ def refresh_views(data_dir: Path, *, wait_s: float = 10.0, force: bool = False) 
                 return False
         except ValueError:
             pass
+    mark_stager(data_dir)  # a kill mid-build leaves a temp file the next writer must sweep
     tmp = temp_path(db)
     try:
         _build(tmp, desired)

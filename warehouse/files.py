@@ -77,6 +77,7 @@ def write_atomic(final: Path, data: bytes) -> Path:
     """Write ``data`` to ``final`` atomically (temp file in the same directory, fsync, rename)."""
     tmp = temp_path(final)
     try:
+        mark_stager(_data_dir_of(final))
         final.parent.mkdir(parents=True, exist_ok=True)
         _write_durable(tmp, data)
         os.replace(tmp, final)
@@ -105,29 +106,35 @@ STAGERS = "stagers"  # <data dir>/_journal/stagers/<pid>@<host>: processes that 
 _marked: set[Path] = set()
 
 
-def _data_dir_of(final: Path) -> Path:
+_TOP_FOLDERS = {"lake", "raw", "quarantine", JOURNAL_DIR, MANIFEST_DIR}
+
+
+def _data_dir_of(final: Path) -> Path | None:
     for parent in final.parents:
-        if parent.name == "lake":
+        if parent.name in _TOP_FOLDERS:
             return parent.parent
-    return final.parent
+    return None  # not under a data dir's folders (the top-level warehouse files mark themselves)
 
 
-def _mark_stager(data_dir: Path) -> None:
+def mark_stager(data_dir: Path | None) -> None:
     """Record (once per process and data dir, before its first temp file) that this process stages files there.
     A clean exit removes the mark; one left by a process that is gone tells the next writer to sweep."""
-    if data_dir in _marked:
+    if data_dir is None:
         return
     mark = data_dir / JOURNAL_DIR / STAGERS / f"{os.getpid()}@{_HOST}"
+    if data_dir in _marked and mark.exists():
+        return
     mark.parent.mkdir(parents=True, exist_ok=True)
     mark.touch()
-    _marked.add(data_dir)
-    atexit.register(mark.unlink, missing_ok=True)
+    if data_dir not in _marked:
+        _marked.add(data_dir)
+        atexit.register(mark.unlink, missing_ok=True)
 
 
 def stage_bytes(final: Path, data: bytes) -> Staged:
     """Write ``data`` under a temp name beside ``final``; a disk error names ``final``."""
     try:
-        _mark_stager(_data_dir_of(final))
+        mark_stager(_data_dir_of(final))
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(final)
         # not fsynced one by one (5 ms a file here, a commit has hundreds): a kill keeps the page cache; the
