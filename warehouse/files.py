@@ -10,7 +10,7 @@ The commit protocol (docs/reliability.md):
 A failure before step 2 discards the temp files (nothing was published); a failure after it never
 discards: the same process finishes the renames at once (:class:`Transaction`), and whatever a kill
 left is finished by the next writer when it takes the lock (:func:`recover`). Temp files nobody will
-ever publish (their writer died before journaling) are removed under the lock (:func:`sweep_orphans`).
+ever publish (their writer died before journaling) are removed under the lock (:mod:`warehouse.orphans`).
 """
 
 from __future__ import annotations
@@ -297,63 +297,6 @@ def discard(staged: list[Staged]) -> None:
             s.tmp.unlink(missing_ok=True)
 
 
-def pending_temps(root: Path) -> set[str]:
-    """Temp files named by journals still waiting to be applied."""
-    out: set[str] = set()
-    for journal in sorted((root / JOURNAL_DIR).glob("*.json")) if (root / JOURNAL_DIR).is_dir() else ():
-        try:
-            out.update(tmp for tmp, _ in json.loads(journal.read_text()).get("renames", ()))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def _writer_gone(pid: int, host: str, path: Path, now: float) -> bool:
-    if host != _HOST:
-        try:
-            return now - path.stat().st_mtime > FOREIGN_TEMP_AGE_S
-        except OSError:
-            return False
-    if pid == os.getpid():
-        return False  # this process's own staging (another thread of a backfill)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _gone_stagers(data_dir: Path) -> list[Path]:
-    folder = data_dir / JOURNAL_DIR / STAGERS
-    if not folder.is_dir():
-        return []
-    now, gone = time.time(), []
-    for mark in folder.iterdir():
-        pid, _, host = mark.name.partition("@")
-        if pid.isdigit() and _writer_gone(int(pid), host, mark, now):
-            gone.append(mark)
-    return gone
-
-
-def sweep_orphans(root: Path) -> int:
-    """Remove temp files whose writer died before journaling them (call under the writer lock, after
-    :func:`recover`); files a pending journal names and files of live writers are kept. Returns the count."""
-    keep = pending_temps(root)
-    now = time.time()
-    removed = 0
-    for folder, _dirs, names in os.walk(root):
-        for name in names:
-            m = TEMP_RE.match(name) if name.endswith((".tmp", ".tmp.wal")) else None
-            path = Path(folder) / name
-            if m is None or str(path) in keep or not _writer_gone(int(m.group(1)), m.group(2), path, now):
-                continue
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
 @contextmanager
 def writer_lock(data_dir: Path, wait_s: float = 0.0):
     """Hold the single-writer lock of ``data_dir``.
@@ -374,13 +317,10 @@ def writer_lock(data_dir: Path, wait_s: float = 0.0):
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)  # hosts share it on NFS
         recover(data_dir)
-        gone = _gone_stagers(data_dir)
-        if gone:  # only then can there be orphans: a full walk of the data dir is not free (30k files: ~0.1-0.6 s)
-            sweep_orphans(data_dir)
-            for mark in gone:
-                mark.unlink(missing_ok=True)
         from warehouse.manifest import compact
+        from warehouse.orphans import sweep_if_needed
 
+        sweep_if_needed(data_dir)
         compact(data_dir)
         yield
     finally:
