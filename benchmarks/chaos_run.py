@@ -43,7 +43,8 @@ for line in sys.stdin:
         os.environ.update(job.get("env", {}))
         try:
             code = main(job["argv"])
-        except BaseException:
+        except BaseException as exc:  # escaped the CLI: a defect the matrix counts (not one line)
+            print(f"escaped gexflow main: {type(exc).__name__}: {exc}", file=sys.stderr)
             code = 3
         sys.stdout.flush(); sys.stderr.flush()
         os._exit(code)

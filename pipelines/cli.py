@@ -752,8 +752,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gexflow: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
+        if _interrupted(exc):  # Ctrl-C inside a numba kernel or a Rust library arrives wrapped
+            print("gexflow: interrupted", file=sys.stderr)
+            return 130
         return _fail(exc, getattr(args, "data_dir", None))
+
+
+def _interrupted(exc: BaseException | None, depth: int = 0) -> bool:
+    """Whether ``exc`` is, wraps or groups a KeyboardInterrupt (SystemError from a numba kernel, pyo3's
+    PanicException, an exception group of worker threads)."""
+    if exc is None or depth > 10:
+        return False
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    if isinstance(exc, BaseExceptionGroup) and any(_interrupted(e, depth + 1) for e in exc.exceptions):
+        return True
+    return _interrupted(exc.__cause__ or exc.__context__, depth + 1)
 
 
 def _is_unreadable_parquet(exc: BaseException) -> bool:

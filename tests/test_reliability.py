@@ -173,3 +173,17 @@ def test_a_reader_error_about_a_torn_lake_file_names_it(tmp_path):
         proc = gexflow(*args, "--data-dir", data)
         assert proc.returncode == 2, proc.stderr
         assert str(path) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_ctrl_c_that_arrives_wrapped_is_reported_as_an_interruption():
+    from pipelines.cli import _interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as inner:
+            raise SystemError("CPUDispatcher(gamma_delta_profile) returned a result with an exception set") from inner
+    except SystemError as wrapped:
+        assert _interrupted(wrapped)
+    assert _interrupted(BaseExceptionGroup("workers", [ValueError("x"), KeyboardInterrupt()]))
+    assert not _interrupted(SystemError("a real bug"))

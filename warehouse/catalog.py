@@ -78,7 +78,7 @@ def refresh_views(data_dir: Path, *, wait_s: float = 10.0, force: bool = False) 
     mark_stager(data_dir)  # a kill mid-build leaves a temp file the next writer must sweep
     tmp = temp_path(db)
     try:
-        _build(tmp, desired)
+        _build(tmp, desired, db)
         Path(f"{db}.wal").unlink(missing_ok=True)  # a torn file's log must not be replayed into the new one
         os.replace(tmp, db)
     except OSError as exc:
@@ -90,11 +90,12 @@ def refresh_views(data_dir: Path, *, wait_s: float = 10.0, force: bool = False) 
     return True
 
 
-def _build(path: Path, desired: dict) -> None:
+def _build(path: Path, desired: dict, shown: Path) -> None:
+    """Build the views into ``path``; errors name ``shown`` (the file being replaced), not the temp name."""
     try:
         con = duckdb.connect(str(path))
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot create {path}: {str(exc).splitlines()[0][:200]}") from None
+        raise WarehouseError(f"cannot create {shown}: {_short(exc, path)}") from None
     try:
         con.execute("begin transaction")
         con.execute(f"create or replace macro gexflow_lake() as {_quote_literal(desired['lake_root'])}")
@@ -106,9 +107,13 @@ def _build(path: Path, desired: dict) -> None:
         con.execute("commit")
         con.execute("checkpoint")
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot write {path}: {str(exc).splitlines()[0][:200]} (the lake is intact)") from None
+        raise WarehouseError(f"cannot write {shown}: {_short(exc, path)} (the lake is intact)") from None
     finally:
         con.close()
+
+
+def _short(exc: Exception, tmp: Path) -> str:
+    return str(exc).splitlines()[0].replace(f"{tmp}", "<temp file>")[:200]
 
 
 def _stored_lake_root(data_dir: Path) -> str | None:
