@@ -253,20 +253,19 @@ def backfill_day(
     bad = {f.snapshot_ts for f in failed if f.quarantined is not None}
     good = [b for b in batches if b.cycle_stamp not in bad]
 
-    staged: list[files.Staged] = []
-    try:
+    with files.transaction(data_dir) as tx:
         for batch in good:
-            staged += ingest.stage(batch, data_dir)
+            tx.add(ingest.stage(batch, data_dir))
         record = run_record(run_id, started, batches, failed, SOURCE)
         if not record.is_empty():
-            staged += lake.stage_partitions(
-                data_dir, "_state/ingest_runs", record, name=f"{run_id}-{day:%Y%m%d}", date_col="started_ts"
+            tx.add(
+                lake.stage_partitions(
+                    data_dir, "_state/ingest_runs", record, name=f"{run_id}-{day:%Y%m%d}", date_col="started_ts"
+                )
             )
         with waiting_writer_lock(data_dir, lock_wait_s):
-            files.commit(data_dir, staged)
-    except BaseException:
-        files.discard(staged)
-        raise
+            tx.commit()
+    staged = tx.staged
     landed = summary(good)
     return DayResult(
         day=day,

@@ -217,20 +217,17 @@ def publish_day(
     failed += validate_batches(batches, data_dir, read.path)
     bad = {f.snapshot_ts for f in failed if f.quarantined is not None}
     good = [b for b in batches if b.cycle_stamp not in bad]
-    staged: list[files.Staged] = []
-    try:
+    with files.transaction(data_dir) as tx:  # discards before the journal, rolls forward after it
         for batch in good:
-            staged += ingest.stage(batch, data_dir)
+            tx.add(ingest.stage(batch, data_dir))
         record = run_record(run_id, started, batches, failed, SOURCE)
         if not record.is_empty():
             name = f"{run_id}-{read.day:%Y%m%d}"
-            staged += lake.stage_partitions(data_dir, "_state/ingest_runs", record, name=name, date_col="started_ts")
-        staged += _stage_state(data_dir, read.day, _mark_quarantined(state, failed), carry)
+            tx.add(lake.stage_partitions(data_dir, "_state/ingest_runs", record, name=name, date_col="started_ts"))
+        tx.add(_stage_state(data_dir, read.day, _mark_quarantined(state, failed), carry))
         with waiting_writer_lock(data_dir, lock_wait_s):
-            files.commit(data_dir, staged)
-    except BaseException:
-        files.discard(staged)
-        raise
+            tx.commit()
+    staged = tx.staged
     landed = summary(good)
     day = DayResult(
         day=read.day,

@@ -282,6 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wide", action="store_true", help="table with one row per currency (wider than 100 columns)")
     _data_dir(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "check",
+        help="verify the lake against the manifest of published files; names missing or corrupt files (exit 2)",
+        epilog=EPILOG,
+    )
+    _data_dir(p)
+    p.set_defaults(func=cmd_check)
     return parser
 
 
@@ -774,6 +782,7 @@ def cmd_backfill(args) -> int:
     for line in result.lines():
         print(line)
     if not args.no_compute:
+        from pipelines.backfill import DEFAULT_LOCK_WAIT_S
         from pipelines.compute import compute_cycle
 
         if result.snapshots:
@@ -784,6 +793,7 @@ def cmd_backfill(args) -> int:
                 include_blocks=settings.include_blocks,
                 progress=_progress("computing"),
                 kernel_threads=settings.kernel_threads,
+                lock_wait_s=max(settings.lock_wait_s, DEFAULT_LOCK_WAIT_S),  # as the days: another writer is normal
             )
             print(f"computed {len(done.snapshots)} snapshot(s)")
     return result.exit_code
@@ -1008,6 +1018,23 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    """Every lake file against the manifest its commit wrote (size and SHA-256); others must be readable Parquet."""
+    from warehouse.manifest import verify
+
+    data_dir = load_settings({"data_dir": args.data_dir}).data_dir
+    if not (data_dir / "lake").is_dir():
+        raise ConfigError(f"no lake under {data_dir}: nothing to check")
+    checked, problems = verify(data_dir)
+    for problem in problems:
+        print(f"{data_dir / problem.path}: {problem.what}")
+    if problems:
+        print(f"gexflow check: {len(problems)} of {checked} lake file(s) damaged or missing", file=sys.stderr)
+        return 2
+    print(f"{checked} lake file(s) match what was published")
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -1021,8 +1048,25 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `gexflow ... | head`: the reader left; stop quietly, as other command-line tools do
         return _reader_gone()
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
-        return _fail(exc)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
+        if _interrupted(exc):  # Ctrl-C inside a numba kernel or a Rust library arrives wrapped
+            print("gexflow: interrupted", file=sys.stderr)
+            return 130
+        return _fail(exc, getattr(args, "data_dir", None))
+
+
+def _interrupted(exc: BaseException | None, depth: int = 0) -> bool:
+    """Whether ``exc`` is, wraps or groups a KeyboardInterrupt (SystemError from a numba kernel, pyo3's
+    PanicException, an exception group of worker threads)."""
+    if exc is None or depth > 10:
+        return False
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    if isinstance(exc, BaseExceptionGroup) and any(_interrupted(e, depth + 1) for e in exc.exceptions):
+        return True
+    return _interrupted(exc.__cause__ or exc.__context__, depth + 1)
 
 
 def _reader_gone() -> int:
@@ -1054,7 +1098,18 @@ def _is_unreadable_parquet(exc: BaseException) -> bool:
     return isinstance(exc, readers) and "parquet" in str(exc).lower()
 
 
-def _fail(exc: BaseException) -> int:
+def _unreadable_files(data_dir) -> str:
+    """ "; unreadable: <paths>" naming the damaged lake files, or "" when none is found."""
+    try:
+        from warehouse.manifest import unreadable
+
+        bad = unreadable(load_settings({"data_dir": data_dir}).data_dir)
+    except Exception:  # noqa: BLE001 - naming the file is a courtesy; the error itself is reported anyway
+        return ""
+    return f"; unreadable: {', '.join(bad)} (see gexflow check)" if bad else ""
+
+
+def _fail(exc: BaseException, data_dir=None) -> int:
     from pipelines.config import debug_enabled
 
     if debug_enabled():
@@ -1073,7 +1128,11 @@ def _fail(exc: BaseException) -> int:
         )
         return 2
     if _is_unreadable_parquet(exc):  # a damaged lake file is a storage problem, not a bug
-        print(f"gexflow: error: a Parquet file under the data dir is unreadable: {message[:300]}", file=sys.stderr)
+        where = _unreadable_files(data_dir)
+        print(
+            f"gexflow: error: a Parquet file under the data dir is unreadable{where}: {message[:300]}",
+            file=sys.stderr,
+        )
         return 2
     print(
         f"gexflow: internal error: {type(exc).__name__}: {message} (GEXFLOW_DEBUG=1 shows the traceback)",

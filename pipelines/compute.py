@@ -292,50 +292,46 @@ def compute_cycle(
         if chain.is_empty():
             raise nothing
         listed = listed_times(data_dir)
-        staged: list[files.Staged] = []
         try:
-            groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
-            current, todo = _todo(data_dir, groups, only_missing)
-            pending: dict[str, list[datetime]] = {}
-            for currency, snapshot_ts in todo:
-                pending.setdefault(currency, []).append(snapshot_ts)
-            tapes = {c: load_tape(data_dir, c) for c in pending}
-            checks = tape_checks(data_dir, tapes, pending)
-            books = stored_books(data_dir, todo) if book is None else {}
-            done_count = 0
-            threads = KernelThreads(kernel_threads)
-            for currency, stamps in _chunks(pending):
-                threads.apply()
-                part = pl.concat([groups[(currency, ts)] for ts in stamps])
-                positions = positions_for(
-                    part,
-                    tape=tapes[currency],
-                    listed=listed,
-                    book=book,
-                    books={ts: books[(currency, ts)] for ts in stamps if (currency, ts) in books},
-                    include_blocks=include_blocks,
-                )
-                tables = analytics(part, positions)
-                for table, frame in checks.get(currency, {}).items():
-                    tables[table] = frame.filter(pl.col("snapshot_ts").is_in(stamps))
-                by_snapshot = {t: f.partition_by("snapshot_ts", as_dict=True) for t, f in tables.items()}
-                for snapshot_ts in stamps:
-                    stamp = raw.stamp_of(snapshot_ts)
-                    for table, parts in by_snapshot.items():
-                        frame = parts.get((snapshot_ts,), tables[table].clear())
-                        staged += lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts")
-                        result.rows[table] = result.rows.get(table, 0) + frame.height
-                    result.snapshots.append((currency, snapshot_ts))
-                    done_count += 1
-                    if progress:
-                        progress(done_count, len(todo), currency, snapshot_ts)
-            staged += inputs.stage_records(data_dir, current, todo, datetime.now(UTC), include_blocks)
-            files.commit(data_dir, staged)
-        except BaseException:
-            files.discard(staged)
-            raise
+            with files.transaction(data_dir) as tx:
+                groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
+                current, todo = _todo(data_dir, groups, only_missing)
+                pending: dict[str, list[datetime]] = {}
+                for currency, snapshot_ts in todo:
+                    pending.setdefault(currency, []).append(snapshot_ts)
+                tapes = {c: load_tape(data_dir, c) for c in pending}
+                checks = tape_checks(data_dir, tapes, pending)
+                books = stored_books(data_dir, todo) if book is None else {}
+                done_count = 0
+                threads = KernelThreads(kernel_threads)
+                for currency, stamps in _chunks(pending):
+                    threads.apply()
+                    part = pl.concat([groups[(currency, ts)] for ts in stamps])
+                    positions = positions_for(
+                        part,
+                        tape=tapes[currency],
+                        listed=listed,
+                        book=book,
+                        books={ts: books[(currency, ts)] for ts in stamps if (currency, ts) in books},
+                        include_blocks=include_blocks,
+                    )
+                    tables = analytics(part, positions)
+                    for table, frame in checks.get(currency, {}).items():
+                        tables[table] = frame.filter(pl.col("snapshot_ts").is_in(stamps))
+                    by_snapshot = {t: f.partition_by("snapshot_ts", as_dict=True) for t, f in tables.items()}
+                    for snapshot_ts in stamps:
+                        stamp = raw.stamp_of(snapshot_ts)
+                        for table, parts in by_snapshot.items():
+                            frame = parts.get((snapshot_ts,), tables[table].clear())
+                            tx.add(lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts"))
+                            result.rows[table] = result.rows.get(table, 0) + frame.height
+                        result.snapshots.append((currency, snapshot_ts))
+                        done_count += 1
+                        if progress:
+                            progress(done_count, len(todo), currency, snapshot_ts)
+                tx.add(inputs.stage_records(data_dir, current, todo, datetime.now(UTC), include_blocks))
         finally:
-            numba.set_num_threads(numba_threads)
+            numba.set_num_threads(numba_threads)  # the caller's thread count, whatever happened
         prepare_warehouse(data_dir)
     if book is not None and todo:
         computed = pl.concat([groups[k].select("instrument_name") for k in todo])

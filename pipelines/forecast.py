@@ -230,11 +230,7 @@ def publish(data_dir: Path, staged: list[files.Staged]) -> list[Path]:
     """Make the staged files visible together (one journaled commit), then refresh the views."""
     from pipelines.lake_tables import prepare_warehouse
 
-    try:
-        files.commit(data_dir, staged)
-    except BaseException:
-        files.discard(staged)
-        raise
+    files.commit(data_dir, staged)  # a one-shot transaction: discards on failure unless journaled
     for table, schema in FORECAST_TABLES.items():
         lake.ensure_empty_file(data_dir, table, schema)
     prepare_warehouse(data_dir)  # the other tables' schema files, then the views (a no-op when unchanged)

@@ -287,11 +287,15 @@ def quarantine(data_dir: Path, batch: Batch, reports) -> Path:
 def stage(batch: Batch, data_dir: Path) -> list[files.Staged]:
     """Parquet files for the batch under temp names: one per (table, currency, date, snapshot)."""
     staged = []
-    for (currency, snapshot_ts), part in batch.snapshots.group_by("currency", "snapshot_ts", maintain_order=True):
-        name = raw.stamp_of(snapshot_ts)
-        staged += lake.stage_partitions(data_dir, "option_snapshots", part, name=name, date_col="snapshot_ts")
-        ins = batch.instruments.filter(pl.col("currency") == currency)
-        staged += lake.stage_partitions(data_dir, "instruments", ins, name=name, date_col="seen_ts")
+    try:
+        for (currency, snapshot_ts), part in batch.snapshots.group_by("currency", "snapshot_ts", maintain_order=True):
+            name = raw.stamp_of(snapshot_ts)
+            staged += lake.stage_partitions(data_dir, "option_snapshots", part, name=name, date_col="snapshot_ts")
+            ins = batch.instruments.filter(pl.col("currency") == currency)
+            staged += lake.stage_partitions(data_dir, "instruments", ins, name=name, date_col="seen_ts")
+    except BaseException:
+        files.discard(staged)
+        raise
     return staged
 
 
@@ -318,17 +322,12 @@ def run_record(run_id: str, started: datetime, finished: datetime, batches: list
 
 def publish(batches: list[Batch], data_dir: Path, run_id: str, started: datetime, finished: datetime) -> None:
     """All batches of the run become visible together (one journaled commit), then the views refresh."""
-    staged: list[files.Staged] = []
-    try:
+    with files.transaction(data_dir) as tx:
         for batch in batches:
-            staged += stage(batch, data_dir)
+            tx.add(stage(batch, data_dir))
         record = run_record(run_id, started, finished, batches, "ok", "")
         if not record.is_empty():
-            staged += lake.stage_partitions(data_dir, "_state/ingest_runs", record, name=run_id, date_col="started_ts")
-        files.commit(data_dir, staged)
-    except BaseException:
-        files.discard(staged)
-        raise
+            tx.add(lake.stage_partitions(data_dir, "_state/ingest_runs", record, name=run_id, date_col="started_ts"))
 
 
 PLAIN_STEPS = SimpleNamespace(

@@ -375,20 +375,24 @@ def stage_trades(frame: pl.DataFrame, data_dir: Path) -> tuple[list[files.Staged
     new: dict[str, int] = {}
     first_new: dict[str, datetime] = {}
     keyed = frame.with_columns(pl.col("ts").dt.date().alias("__date"))
-    for (currency, date), part in keyed.group_by(["currency", "__date"], maintain_order=True):
-        part = part.drop("__date")
-        path = lake.partition_dir(data_dir, TRADES_TABLE, currency, date) / PARTITION_FILE
-        if path.exists():
-            stored = _conform(pl.read_parquet(path))
-            fresh = part.join(stored.select("trade_id"), on="trade_id", how="anti", maintain_order="left")
-            merged = pl.concat([stored, fresh])
-        else:
-            fresh, merged = part, part
-        new[currency] = new.get(currency, 0) + fresh.height
-        if fresh.height:
-            staged.append(lake.stage_file(path, merged.sort("ts", maintain_order=True)))
-            first = fresh["ts"].min()
-            first_new[currency] = min(first, first_new.get(currency, first))
+    try:
+        for (currency, date), part in keyed.group_by(["currency", "__date"], maintain_order=True):
+            part = part.drop("__date")
+            path = lake.partition_dir(data_dir, TRADES_TABLE, currency, date) / PARTITION_FILE
+            if path.exists():
+                stored = _conform(pl.read_parquet(path))
+                fresh = part.join(stored.select("trade_id"), on="trade_id", how="anti", maintain_order="left")
+                merged = pl.concat([stored, fresh])
+            else:
+                fresh, merged = part, part
+            new[currency] = new.get(currency, 0) + fresh.height
+            if fresh.height:
+                staged.append(lake.stage_file(path, merged.sort("ts", maintain_order=True)))
+                first = fresh["ts"].min()
+                first_new[currency] = min(first, first_new.get(currency, first))
+    except BaseException:
+        files.discard(staged)
+        raise
     return staged, new, first_new
 
 
@@ -427,20 +431,16 @@ def publish(
 
     Returns the number of trades added per currency and the time of the earliest one.
     """
-    staged: list[files.Staged] = []
-    try:
+    with files.transaction(data_dir) as tx:
         staged, new, first_new = stage_trades(frame, data_dir)
+        tx.add(staged)
         published = datetime.now(UTC)
         for f in fetched:
             if f.watermark_ms is not None:
                 path = lake.table_dir(data_dir, WATERMARK_TABLE) / f"currency={f.currency}" / WATERMARK_FILE
-                staged.append(lake.stage_file(path, watermark_record(f, run_id, published)))
+                tx.add(lake.stage_file(path, watermark_record(f, run_id, published)))
         record = run_record(fetched, new, run_id, started)
-        staged += lake.stage_partitions(data_dir, RUN_TABLE, record, name=run_id, date_col="started_ts")
-        files.commit(data_dir, staged)
-    except BaseException:
-        files.discard(staged)
-        raise
+        tx.add(lake.stage_partitions(data_dir, RUN_TABLE, record, name=run_id, date_col="started_ts"))
     return Published({f.currency: new.get(f.currency, 0) for f in fetched}, first_new)
 
 

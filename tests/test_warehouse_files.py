@@ -70,3 +70,27 @@ def test_a_waiting_writer_gets_the_lock_once_the_first_one_releases_it(tmp_path)
         assert released.is_set()
     assert time.monotonic() - t0 < 5
     holder.join()
+
+
+def test_a_transaction_left_by_an_exception_before_its_journal_publishes_nothing_and_leaves_no_temp(tmp_path):
+    import pytest
+
+    final = tmp_path / "lake" / "t" / "a.parquet"
+    with pytest.raises(ValueError):
+        with files.transaction(tmp_path) as tx:
+            tx.add(files.stage_bytes(final, b"A"))
+            raise ValueError("bad input found after staging")
+    assert not final.exists() and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_journaled_file_is_never_discarded_and_the_commit_is_recorded_in_the_manifest(tmp_path):
+    from warehouse import manifest
+
+    final = tmp_path / "lake" / "t" / "a.parquet"
+    staged = files.stage_bytes(final, b"payload")
+    with files.transaction(tmp_path) as tx:
+        tx.add(staged)
+    files.discard([staged])  # an old-style cleanup after the commit must not undo it
+    assert final.read_bytes() == b"payload"
+    assert manifest.expected(tmp_path) == {"lake/t/a.parquet": (7, staged.sha256)}
+    assert manifest.verify(tmp_path) == (1, [])

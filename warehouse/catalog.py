@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
+import os
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
 from warehouse import WarehouseError
-from warehouse.files import write_atomic
+from warehouse.files import mark_stager, temp_path, write_atomic
 from warehouse.lake import lake_root
 
 DB_NAME = "warehouse.duckdb"
@@ -60,7 +60,12 @@ def _desired(data_dir: Path) -> dict:
 
 
 def refresh_views(data_dir: Path, *, wait_s: float = 10.0, force: bool = False) -> bool:
-    """Create or replace every view if anything changed; returns True when the database was written."""
+    """Create every view if anything changed; returns True when the database was (re)built.
+
+    The database is built whole under a temp name and renamed over ``warehouse.duckdb``: a full disk
+    or a kill mid-build leaves the old file (or none), never a torn one; readers that hold the old
+    file open keep reading it. ``wait_s`` is kept for callers; building never waits for readers.
+    """
     desired = _desired(data_dir)
     state_path = data_dir / STATE_NAME
     db = db_path(data_dir)
@@ -70,7 +75,27 @@ def refresh_views(data_dir: Path, *, wait_s: float = 10.0, force: bool = False) 
                 return False
         except ValueError:
             pass
-    con = _connect_rw(db, wait_s)
+    mark_stager(data_dir)  # a kill mid-build leaves a temp file the next writer must sweep
+    tmp = temp_path(db)
+    try:
+        _build(tmp, desired, db)
+        Path(f"{db}.wal").unlink(missing_ok=True)  # a torn file's log must not be replayed into the new one
+        os.replace(tmp, db)
+    except OSError as exc:
+        raise WarehouseError(f"cannot write {db}: {exc.strerror or exc} (the lake is intact; re-run)") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.wal").unlink(missing_ok=True)
+    write_atomic(state_path, json.dumps(desired, indent=1).encode())
+    return True
+
+
+def _build(path: Path, desired: dict, shown: Path) -> None:
+    """Build the views into ``path``; errors name ``shown`` (the file being replaced), not the temp name."""
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as exc:
+        raise WarehouseError(f"cannot create {shown}: {_short(exc, path)}") from None
     try:
         con.execute("begin transaction")
         con.execute(f"create or replace macro gexflow_lake() as {_quote_literal(desired['lake_root'])}")
@@ -80,30 +105,15 @@ def refresh_views(data_dir: Path, *, wait_s: float = 10.0, force: bool = False) 
             except duckdb.Error as exc:
                 raise WarehouseError(f"view {name} failed to build: {str(exc).splitlines()[0]}") from None
         con.execute("commit")
+        con.execute("checkpoint")
+    except duckdb.Error as exc:
+        raise WarehouseError(f"cannot write {shown}: {_short(exc, path)} (the lake is intact)") from None
     finally:
         con.close()
-    write_atomic(state_path, json.dumps(desired, indent=1).encode())
-    return True
 
 
-def _connect_rw(db: Path, wait_s: float):
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return duckdb.connect(str(db))
-        except duckdb.Error as exc:
-            first = str(exc).splitlines()[0][:160]
-            if "lock" not in str(exc).lower():  # not another process: a damaged or foreign file
-                raise WarehouseError(
-                    f"cannot open {db} ({first}); the lake is intact: move the file away and re-run to rebuild "
-                    f"the views"
-                ) from None
-            if time.monotonic() > deadline:
-                raise WarehouseError(
-                    f"{db} is open in another process; the data landed but views were not refreshed "
-                    f"(close it and re-run): {first}"
-                ) from None
-            time.sleep(0.2)
+def _short(exc: Exception, tmp: Path) -> str:
+    return str(exc).splitlines()[0].replace(f"{tmp}", "<temp file>")[:200]
 
 
 def _stored_lake_root(data_dir: Path) -> str | None:
@@ -121,6 +131,8 @@ def connect_readonly(data_dir: Path):
     open of the database); if that is impossible the error says so rather than reading another lake.
     """
     db = db_path(data_dir)
+    if not db.exists() and (lake_root(data_dir) / "option_snapshots").is_dir():
+        refresh_views(data_dir, force=True)  # removed by hand or lost: the lake has everything to rebuild it
     if not db.exists():
         raise WarehouseError(f"no warehouse at {db}: run `gexflow ingest` (or `gexflow run`) first")
     stored = _stored_lake_root(data_dir)
@@ -134,8 +146,24 @@ def connect_readonly(data_dir: Path):
                 f"re-pointed: {str(exc).splitlines()[0][:200]}"
             ) from None
     try:
-        con = duckdb.connect(str(db), read_only=True)
+        con = _open_readonly(db)
     except duckdb.Error as exc:
-        raise WarehouseError(f"cannot open {db}: {str(exc).splitlines()[0][:200]}") from None
+        if "lock" in str(exc).lower():
+            raise WarehouseError(f"cannot open {db}: {str(exc).splitlines()[0][:200]}") from None
+        refresh_views(data_dir, force=True)  # damaged or torn: it holds only views, rebuild it from the lake
+        try:
+            con = _open_readonly(db)
+        except duckdb.Error as again:
+            raise WarehouseError(f"cannot open {db}: {str(again).splitlines()[0][:200]}") from None
     con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+def _open_readonly(db: Path):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        con.execute("select count(*) from duckdb_views()").fetchone()
+    except duckdb.Error:
+        con.close()
+        raise
     return con

@@ -6,11 +6,12 @@ snapshot always maps to the same file name, so re-running replaces instead of du
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import polars as pl
 
-from warehouse.files import Staged, temp_path, write_atomic
+from warehouse.files import Staged, discard, stage_bytes, write_atomic
 
 EMPTY_NAME = "_empty.parquet"
 
@@ -45,8 +46,12 @@ def row_count(path: Path) -> int:
     return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
-def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_parquet(path, compression="zstd", statistics=True)
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    """The file's bytes, encoded in memory: a full disk then fails on a plain write that names the file,
+    never inside the Parquet writer (which left torn files reported later as "Invalid thrift")."""
+    buf = io.BytesIO()
+    frame.write_parquet(buf, compression="zstd", statistics=True)
+    return buf.getvalue()
 
 
 def stage_partitions(
@@ -57,21 +62,19 @@ def stage_partitions(
     if frame.is_empty():
         return staged
     keyed = frame.with_columns(pl.col(date_col).dt.date().alias("__date"))
-    for (currency, date), part in keyed.group_by([currency_col, "__date"], maintain_order=True):
-        final = partition_dir(data_dir, table, currency, date) / f"{name}.parquet"
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(final)
-        _write_parquet(part.drop("__date"), tmp)
-        staged.append(Staged(tmp, final))
+    try:
+        for (currency, date), part in keyed.group_by([currency_col, "__date"], maintain_order=True):
+            final = partition_dir(data_dir, table, currency, date) / f"{name}.parquet"
+            staged.append(stage_bytes(final, parquet_bytes(part.drop("__date"))))
+    except BaseException:
+        discard(staged)  # never journaled: the caller never saw them
+        raise
     return staged
 
 
 def stage_file(path: Path, frame: pl.DataFrame) -> Staged:
     """Stage ``frame`` to be published at exactly ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    _write_parquet(frame, tmp)
-    return Staged(tmp, path)
+    return stage_bytes(path, parquet_bytes(frame))
 
 
 def ensure_empty_file(data_dir: Path, table: str, schema: dict) -> Path:
@@ -84,8 +87,6 @@ def ensure_empty_file(data_dir: Path, table: str, schema: dict) -> Path:
                 return path
         except Exception:  # noqa: BLE001 - unreadable schema file: rewrite it
             pass
-    import io
-
     buf = io.BytesIO()
     frame.write_parquet(buf, compression="zstd")
     return write_atomic(path, buf.getvalue())
