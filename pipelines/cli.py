@@ -785,7 +785,9 @@ def cmd_backfill(args) -> int:
         from pipelines.backfill import DEFAULT_LOCK_WAIT_S
         from pipelines.compute import compute_cycle
 
-        if result.snapshots:
+        # also after a resumed run that published nothing new: a run killed between its days' commit and
+        # this compute left snapshots without analytics (missing-or-stale ones are computed, others skipped)
+        if result.snapshots or _stored(settings):
             done = compute_cycle(
                 settings.data_dir,
                 _coins(settings),
@@ -797,6 +799,13 @@ def cmd_backfill(args) -> int:
             )
             print(f"computed {len(done.snapshots)} snapshot(s)")
     return result.exit_code
+
+
+def _stored(settings: Settings) -> bool:
+    """Whether the lake holds option snapshots of any of the settings' currencies."""
+    from warehouse import lake
+
+    return any(lake.currency_files(settings.data_dir, "option_snapshots", c) for c in _coins(settings))
 
 
 class _day_progress:

@@ -169,10 +169,14 @@ def read_ticker_index(tardis_dir: Path, currencies) -> pl.DataFrame:
 
 
 def load_prices(data_dir: Path, currencies, ticker: pl.DataFrame | None) -> pl.DataFrame:
-    """Every recorded index price: stored snapshots' index_price, stored derivative_ticker rows, new rows."""
+    """Every recorded index price: stored snapshots' index_price, stored derivative_ticker rows, new rows.
+
+    A Tardis snapshot is stamped with its grid time but priced with the index as of it, which may be up to the
+    staleness window older: its price is not an observation at snapshot_ts. Those come from the
+    derivative_ticker rows themselves, with their own times (``--tardis``)."""
     snaps = lake.scan(data_dir, "option_snapshots")
     snap = (
-        snaps.filter(pl.col("currency").is_in(list(currencies)))
+        snaps.filter(pl.col("currency").is_in(list(currencies)), pl.col("source") != "tardis")
         .group_by("currency", "snapshot_ts")
         .agg(pl.col("index_price").drop_nulls().first())
         .select("currency", pl.col("snapshot_ts").alias("index_ts"), "index_price", pl.lit("snapshot").alias("source"))

@@ -14,7 +14,7 @@ import polars as pl
 
 from warehouse import files
 
-VOLATILE = {"run_id", "started_ts", "finished_ts", "published_ts", "fetched_ts", "message"}
+VOLATILE = {"run_id", "started_ts", "finished_ts", "published_ts", "fetched_ts", "computed_ts", "message"}
 
 
 def _state_digest(folder: Path) -> str:

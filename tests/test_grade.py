@@ -25,9 +25,9 @@ from warehouse import lake
 
 TARDIS = SHARED_DATA / "tardis"
 DAYS = ("2026-07-27", "2026-07-28", "2026-07-29", "2026-07-30")
-FIT_UNTIL = datetime(2026, 7, 29, 6, tzinfo=UTC)
-# the no-look-ahead cut t: a 24 h forecast ends at 16:38:38 and the next recording is at 16:47:20, after t, so
-# a lookup that peeked past t + h (nearest instead of at-or-before) would change a grade compared below
+FIT_UNTIL = datetime(2026, 7, 29, 12, tzinfo=UTC)  # two graded 24 h forecasts per model end by then
+# the no-look-ahead cut t falls between two recordings (the next one is at 16:47:20): everything after it is
+# truncated or shuffled, and every grade of a forecast whose horizon ended by t must stay the same
 CUT = datetime(2026, 7, 30, 16, 40, tzinfo=UTC)
 
 pytestmark = pytest.mark.skipif(not TARDIS.is_dir(), reason=f"{TARDIS} is absent (the shared real-data recordings)")

@@ -86,7 +86,7 @@ def _exposures(
     check(positions, DEALER_POSITION, "positions")
     greeks = with_greeks(chain.lazy()).collect()
     weight = pl.col("dealer_contracts") * pl.col("contract_size")
-    needed = ["contract_size", "is_priced", "gamma", "underlying_price"]
+    needed = ["contract_size", "is_priced", "gamma", "underlying_price", "delta", "vanna", "charm_per_day"]
     carried = greeks if greek_columns is None else greeks.select(list(dict.fromkeys([*_JOIN, *needed, *greek_columns])))
     joined = (
         positions.lazy()
