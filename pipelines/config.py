@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 DEFAULT_API_URL = "https://www.deribit.com/api/v2"
@@ -23,35 +23,129 @@ class ConfigError(ValueError):
     """A setting is invalid; the message is one line meant for the user."""
 
 
+def _setting(default, doc: str, env: str | None = None, parse=None, flag: str | None = None):
+    """One setting, declared once: its type is the field's annotation, ``default`` its default, ``env`` the
+    ``GEXFLOW_*`` variable that sets it, ``doc`` the one line the settings table shows, ``parse(name, value)``
+    how a flag or env text becomes its value (a one-line ConfigError when it cannot)."""
+    return field(default=default, metadata={"doc": doc, "env": env, "parse": parse, "flag": flag})
+
+
+def _data_dir(name, value) -> Path:
+    if not str(value).strip():
+        raise ConfigError("--data-dir must not be empty (use . for the current directory)")
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--data-dir {value} is a file, not a directory")
+    return path
+
+
+def _api_url(name, value) -> str:
+    if not re.match(r"^https?://[^\s/]+", str(value)):
+        raise ConfigError(f"--api-url must be an http(s) URL, got {value!r}")
+    return str(value).rstrip("/")
+
+
+def _engine(name, value) -> str:
+    if value not in ("auto", "direct", "prefect"):
+        raise ConfigError(f"--engine must be auto, direct or prefect, got {value!r}")
+    return value
+
+
+def _dask_address(name, value) -> str:
+    if not re.match(r"^(tcp|tls|ucx|ws|wss|inproc)://[^\s/]+", str(value)):
+        raise ConfigError(f"--dask-address must be a Dask scheduler address like tcp://host:8786, got {value!r}")
+    return str(value)
+
+
+def _count(name, value) -> int:
+    return _number(name, value, int, minimum=0)
+
+
+def _seconds(name, value) -> float:
+    return _number(name, value, float, minimum=0)
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path("data")
-    api_url: str = DEFAULT_API_URL
-    currencies: tuple[str, ...] = DEFAULT_CURRENCIES
-    source: str = "live"  # 'live' | 'sample' | 'replay:<DIR>'
+    """Every setting of gexflow, each declared once (type, default, env variable, doc); ``docs/cli.md``'s
+    settings table is generated from these declarations (:func:`settings_table`, checked by a test)."""
+
+    data_dir: Path = _setting(
+        Path("data"), "where raw/, lake/, warehouse.duckdb live", "GEXFLOW_DATA_DIR", _data_dir, "--data-dir"
+    )
+    api_url: str = _setting(
+        DEFAULT_API_URL,
+        "Deribit API v2 base URL (testnet, history.deribit.com, a local fake)",
+        "GEXFLOW_DERIBIT_URL",
+        _api_url,
+        "--api-url",
+    )
+    currencies: tuple[str, ...] = _setting(
+        DEFAULT_CURRENCIES,
+        "comma-separated; BTC, ETH, USDC (linear SOL/XRP/... options, stored under their base coin)",
+        "GEXFLOW_CURRENCIES",
+        lambda name, value: parse_currencies(value),
+        "--currency",
+    )
+    source: str = _setting(
+        "live",
+        "live, sample (bundled) or replay:DIR (recorded responses)",
+        "GEXFLOW_SOURCE",
+        lambda name, value: parse_source(str(value)),
+        "--source",
+    )
     # Client limits: Deribit's credit bucket allows ~20 req/s sustained; we stay well under.
-    rate_per_s: float = 10.0
-    burst: int = 20
-    instruments_rate_per_s: float = 0.1  # get_instruments has its own limit: 1 per 10 s, burst 5
-    instruments_burst: int = 5
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 15.0
-    max_retries: int = 5
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
-    engine: str = "auto"  # 'auto' | 'direct' | 'prefect'
-    prefect_api_url: str | None = None
-    max_snapshot_age_s: float = 900.0  # freshness check of live snapshots; 0 turns it off
-    lock_wait_s: float = 0.0  # how long a writer waits for another one; 0 = fail at once (flows wait longer)
-    # taker_flow counts block trades and combo legs too: the default of every compute, the automatic ones
-    # (run, the re-compute after new trades, flows) included; `compute --include-blocks` turns it on once
-    include_blocks: bool = False
-    # an existing Dask cluster's scheduler (tcp://host:8786): backfill days fan out over its workers through
-    # prefect-dask (pip install 'gexflow[dask]'); unset = the flow's own thread pool
-    dask_address: str | None = None
-    # numba threads of the GEX profile kernel; 0 = per chunk of snapshots, the cores other processes leave idle
-    # (pipelines/threads.py: on a shared box a busy core would make 2 threads ~19x slower than 1)
-    kernel_threads: int = 0
+    rate_per_s: float = _setting(10.0, "token bucket: requests per second to Deribit", "GEXFLOW_RATE_PER_S", _seconds)
+    burst: int = _setting(20, "token bucket: burst size", "GEXFLOW_BURST", _count)
+    instruments_rate_per_s: float = _setting(0.1, "get_instruments' own limit: 1 per 10 s")
+    instruments_burst: int = _setting(5, "get_instruments' own burst")
+    connect_timeout_s: float = _setting(5.0, "HTTP connect timeout (s)", "GEXFLOW_CONNECT_TIMEOUT_S", _seconds)
+    read_timeout_s: float = _setting(15.0, "HTTP read timeout (s)", "GEXFLOW_READ_TIMEOUT_S", _seconds)
+    max_retries: int = _setting(5, "retries of a transient failure (429, 5xx, timeouts)", "GEXFLOW_MAX_RETRIES", _count)
+    backoff_base_s: float = _setting(
+        0.5, "backoff base (s): full jitter of min(cap, base * 2^n)", "GEXFLOW_BACKOFF_BASE_S", _seconds
+    )
+    backoff_cap_s: float = _setting(30.0, "backoff cap (s)", "GEXFLOW_BACKOFF_CAP_S", _seconds)
+    engine: str = _setting(
+        "auto",
+        "auto: a Prefect flow run when PREFECT_API_URL is set, in-process otherwise; direct; prefect",
+        "GEXFLOW_ENGINE",
+        _engine,
+        "--engine",
+    )
+    prefect_api_url: str | None = _setting(None, "a Prefect server's API (read from PREFECT_API_URL, Prefect's own)")
+    max_snapshot_age_s: float = _setting(
+        900.0,
+        "a live snapshot older than this fails validation; 0 turns the check off",
+        "GEXFLOW_MAX_SNAPSHOT_AGE_S",
+        _seconds,
+    )
+    lock_wait_s: float = _setting(
+        0.0,
+        "seconds a writer waits for another; 0 = fail at once (the CLI); flow runs wait 300",
+        "GEXFLOW_LOCK_WAIT_S",
+        _seconds,
+    )
+    include_blocks: bool = _setting(
+        False,
+        "taker_flow counts block trades and combo legs in every compute (run, flows, re-computes)",
+        "GEXFLOW_INCLUDE_BLOCKS",
+        lambda name, value: _flag(name, value),
+    )
+    dask_address: str | None = _setting(
+        None,
+        "an existing Dask scheduler (tcp://host:8786): backfill days fan out over its workers (gexflow[dask])",
+        "GEXFLOW_DASK_ADDRESS",
+        _dask_address,
+        "--dask-address",
+    )
+    # pipelines/threads.py: on a shared box a busy core would make 2 threads ~19x slower than 1
+    kernel_threads: int = _setting(
+        0,
+        "numba threads of the profile kernel; 0 = the cores other processes leave idle",
+        "GEXFLOW_KERNEL_THREADS",
+        _count,
+    )
     extra: dict = field(default_factory=dict)
 
     @property
@@ -67,25 +161,29 @@ class Settings:
         return replace(self, **changes)
 
 
-_ENV = {
-    "data_dir": "GEXFLOW_DATA_DIR",
-    "api_url": "GEXFLOW_DERIBIT_URL",
-    "currencies": "GEXFLOW_CURRENCIES",
-    "source": "GEXFLOW_SOURCE",
-    "rate_per_s": "GEXFLOW_RATE_PER_S",
-    "burst": "GEXFLOW_BURST",
-    "connect_timeout_s": "GEXFLOW_CONNECT_TIMEOUT_S",
-    "read_timeout_s": "GEXFLOW_READ_TIMEOUT_S",
-    "max_retries": "GEXFLOW_MAX_RETRIES",
-    "backoff_base_s": "GEXFLOW_BACKOFF_BASE_S",
-    "backoff_cap_s": "GEXFLOW_BACKOFF_CAP_S",
-    "engine": "GEXFLOW_ENGINE",
-    "max_snapshot_age_s": "GEXFLOW_MAX_SNAPSHOT_AGE_S",
-    "lock_wait_s": "GEXFLOW_LOCK_WAIT_S",
-    "include_blocks": "GEXFLOW_INCLUDE_BLOCKS",
-    "dask_address": "GEXFLOW_DASK_ADDRESS",
-    "kernel_threads": "GEXFLOW_KERNEL_THREADS",
-}
+def declared() -> list:
+    """The declared settings (dataclass fields with a doc), in declaration order."""
+    return [f for f in fields(Settings) if "doc" in f.metadata]
+
+
+_ENV = {f.name: f.metadata["env"] for f in declared() if f.metadata["env"]}
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting a user can set: flag, env variable, default, meaning."""
+
+    def shown(value) -> str:
+        if isinstance(value, tuple):
+            return ", ".join(value)
+        return "unset" if value is None else str(value)
+
+    rows = ["| setting | flag | env | default | meaning |", "|---|---|---|---|---|"]
+    for f in declared():
+        if not f.metadata["env"]:
+            continue
+        flag = f"`{f.metadata['flag']}`" if f.metadata["flag"] else ""
+        rows.append(f"| `{f.name}` | {flag} | `{f.metadata['env']}` | `{shown(f.default)}` | {f.metadata['doc']} |")
+    return "\n".join(rows)
 
 
 def debug_enabled(env: dict | None = None) -> bool:
@@ -108,48 +206,11 @@ def load_settings(flags: dict | None = None, env: dict | None = None) -> Setting
 
 
 def _validated(values: dict) -> Settings:
-    out: dict = {}
+    parsers = {f.name: f.metadata["parse"] for f in declared()}
+    out = {}
     for name, value in values.items():
-        if name == "data_dir":
-            if not str(value).strip():
-                raise ConfigError("--data-dir must not be empty (use . for the current directory)")
-            out[name] = Path(value).expanduser()
-            if out[name].exists() and not out[name].is_dir():
-                raise ConfigError(f"--data-dir {value} is a file, not a directory")
-        elif name == "api_url":
-            if not re.match(r"^https?://[^\s/]+", str(value)):
-                raise ConfigError(f"--api-url must be an http(s) URL, got {value!r}")
-            out[name] = str(value).rstrip("/")
-        elif name == "currencies":
-            out[name] = parse_currencies(value)
-        elif name == "source":
-            out[name] = parse_source(str(value))
-        elif name == "engine":
-            if value not in ("auto", "direct", "prefect"):
-                raise ConfigError(f"--engine must be auto, direct or prefect, got {value!r}")
-            out[name] = value
-        elif name == "include_blocks":
-            out[name] = _flag(name, value)
-        elif name == "dask_address":
-            if not re.match(r"^(tcp|tls|ucx|ws|wss|inproc)://[^\s/]+", str(value)):
-                raise ConfigError(
-                    f"--dask-address must be a Dask scheduler address like tcp://host:8786, got {value!r}"
-                )
-            out[name] = str(value)
-        elif name in ("burst", "max_retries", "kernel_threads"):
-            out[name] = _number(name, value, int, minimum=0)
-        elif name in (
-            "rate_per_s",
-            "max_snapshot_age_s",
-            "lock_wait_s",
-            "connect_timeout_s",
-            "read_timeout_s",
-            "backoff_base_s",
-            "backoff_cap_s",
-        ):
-            out[name] = _number(name, value, float, minimum=0)
-        else:
-            out[name] = value
+        parse = parsers.get(name)
+        out[name] = parse(name, value) if parse is not None and value is not None else value
     return Settings(**out)
 
 
