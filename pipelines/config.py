@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from transforms.errors import GexflowError
+
 DEFAULT_API_URL = "https://www.deribit.com/api/v2"
 DEFAULT_CURRENCIES = ("BTC", "ETH")
 # Deribit option settlement currencies (USDC carries the linear SOL/XRP/... options).
@@ -19,7 +21,7 @@ KNOWN_CURRENCIES = ("BTC", "ETH", "USDC", "USDT")
 ANALYTICS_VERSION = 1
 
 
-class ConfigError(ValueError):
+class ConfigError(GexflowError, ValueError):
     """A setting is invalid; the message is one line meant for the user."""
 
 

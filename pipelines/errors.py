@@ -1,10 +1,8 @@
-"""Errors the CLI turns into a one-line message and a non-zero exit."""
+"""Errors the CLI turns into a one-line message and a non-zero exit: one root, ``GexflowError``
+(``transforms.errors``), subclassed by each layer (``ConfigError``, ``SourceError``, ``DeribitError``,
+``QualityError`` here; ``WarehouseError``; ``SchemaError``, ``NormaliseError``, ``TardisFormatError``)."""
 
-
-class GexflowError(Exception):
-    """Base of every expected failure. ``str(err)`` is one line meant for the user."""
-
-    exit_code = 2
+from transforms.errors import GexflowError
 
 
 class SourceError(GexflowError):
@@ -12,11 +10,7 @@ class SourceError(GexflowError):
 
 
 def expected_errors() -> tuple[type, ...]:
-    """Every exception class whose message is the whole story for the user (bad input, a source or exchange
+    """The exception classes whose message is the whole story for the user (bad input, a source or exchange
     error, a storage problem): shown as one line, without a traceback. Anything else is a bug."""
-    from pipelines.config import ConfigError
-    from transforms.normalise import NormaliseError
-    from transforms.schemas import SchemaError
-    from warehouse import WarehouseError
-
-    return (GexflowError, WarehouseError, ConfigError, NormaliseError, SchemaError)
+    return (GexflowError,)
+__all__ = ["GexflowError", "SourceError", "expected_errors"]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from transforms.errors import GexflowError
 from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT, UTC_TS, check
 
 _MONTHS = {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
@@ -26,7 +27,7 @@ _NAME = re.compile(
 )
 
 
-class NormaliseError(ValueError):
+class NormaliseError(GexflowError, ValueError):
     """A response body does not have the shape Deribit documents.
 
     ``body`` names the response it was found in (``get_book_summary_by_currency``, ``get_instruments``)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.errors import GexflowError
+
 UTC_TS = pl.Datetime("ms", "UTC")
 
 # One row per (currency, snapshot_ts, instrument_name): a normalised option-chain snapshot.
@@ -64,7 +66,7 @@ INGEST_RUN = {
 }
 
 
-class SchemaError(ValueError):
+class SchemaError(GexflowError, ValueError):
     """A frame does not match its declared contract."""
 
 

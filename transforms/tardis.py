@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms.errors import GexflowError
 from transforms.schemas import INSTRUMENT, OPTION_SNAPSHOT, UTC_TS, check
 
 # Columns a file must have (others, e.g. delta/vega/bid_iv, may be there and are ignored).
@@ -54,7 +55,7 @@ INDEX_TOLERANCE_US = 60_000_000
 INVERSE_CONTRACT_SIZE = 1.0
 
 
-class TardisFormatError(ValueError):
+class TardisFormatError(GexflowError, ValueError):
     """A Tardis CSV frame does not have the documented shape; one line, without the file name."""
 
 
