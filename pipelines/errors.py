@@ -13,4 +13,6 @@ def expected_errors() -> tuple[type, ...]:
     """The exception classes whose message is the whole story for the user (bad input, a source or exchange
     error, a storage problem): shown as one line, without a traceback. Anything else is a bug."""
     return (GexflowError,)
+
+
 __all__ = ["GexflowError", "SourceError", "expected_errors"]
