@@ -4,7 +4,7 @@ Backfills (the ``--each-timestamp`` reading, whose steps it times; the as-of gri
 tick-level files is ``benchmarks/bench_tardis_ticks.py``) the first N day files (default 30) of the
 recorded Tardis history (``../shared/data/tardis``: 214 days, 1,692 chain snapshots, 1.37 M option
 rows) into an empty scratch data dir with
-:func:`pipelines.backfill.backfill_cycle`, end to end: read and parse the gzip CSVs, normalise, build
+:func:`pipelines.jobs.backfill.backfill_cycle`, end to end: read and parse the gzip CSVs, normalise, build
 the derived instruments, Great Expectations validation, zstd Parquet staging, one journaled commit per
 day, the DuckDB views. Then runs the same backfill again (every file replaced by an identical one), and
 finally ``gexflow compute`` over every landed snapshot (models naive and customer_long: no trade tape), the
@@ -27,9 +27,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from pipelines import backfill, ingest
-from pipelines.compute import compute_cycle
 from pipelines.config import Settings
+from pipelines.jobs import backfill, ingest
+from pipelines.jobs.compute import compute_cycle
 from warehouse import files
 
 RESULTS = Path(__file__).resolve().parent / "results"

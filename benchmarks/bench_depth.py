@@ -2,7 +2,7 @@
 [--rounds 3]``.
 
 Side by side on the same stored snapshots (a Tardis backfill, e.g. ``gexflow backfill --tardis
-../shared/data/tardis --no-compute``), ``pipelines.compute.compute_cycle`` end to end (read, positions, analytics,
+../shared/data/tardis --no-compute``), ``pipelines.jobs.compute.compute_cycle`` end to end (read, positions, analytics,
 Parquet staging, one journaled commit) three ways, interleaved ``--rounds`` times so load on the machine hits
 them alike, best round reported:
 
@@ -23,8 +23,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines import compute
-from transforms import exposure, scenarios
+from pipelines.jobs import compute
+from transforms.gex import exposure, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

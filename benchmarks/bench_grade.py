@@ -9,7 +9,7 @@ are copied into a scratch dir, so DIR is not touched. Timed, each in one run of 
 2. ``grade``: ``grade_cycle`` again, forecasts stored: read the lake, import the derivative_ticker index rows,
    grade every forecast, the statistics (block bootstrap, Newey-West), one journaled commit, the report
    (HTML, 3 PNG charts, Parquet + CSV) -- what a re-grade over the whole history costs.
-3. ``grade_math``: only ``transforms.grading.grade_forecasts`` + the report tables, in memory.
+3. ``grade_math``: only ``transforms.grading.scores.grade_forecasts`` + the report tables, in memory.
 4. ``reference`` (``--reference-days N``, default 4; 0 skips it): the forecast history of the first N stored
    days of each currency made both ways on the same chains -- batched (``history_forecasts``, what ``cold``
    runs) and one snapshot at a time (``history_forecasts_per_snapshot``, the code before the batching) --
@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.grade import grade_cycle, load_prices
-from pipelines.grade_report import report_tables
-from transforms.grade_forecasts import history_forecasts, history_forecasts_per_snapshot
-from transforms.grading import grade_forecasts
-from transforms.schemas import OPTION_SNAPSHOT
+from pipelines.jobs.grade import grade_cycle, load_prices
+from pipelines.publishing.grade_report import report_tables
+from transforms.frames.schemas import OPTION_SNAPSHOT
+from transforms.grading.forecasts import history_forecasts, history_forecasts_per_snapshot
+from transforms.grading.scores import grade_forecasts
 from warehouse import lake
 
 RESULTS = Path(__file__).resolve().parent / "results"

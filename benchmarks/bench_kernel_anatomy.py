@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_kernel_anatomy
 
-Builds variants of ``transforms/kernels.py`` in a temporary module (the source text with the per-element
+Builds variants of ``transforms/pricing/kernels.py`` in a temporary module (the source text with the per-element
 code cut down, never imported by the product) and times each on one thread and on two, on the synthetic
 1,000 x 400 case of ``bench_profile``:
 
@@ -109,7 +109,7 @@ def division_cycles(hz: float) -> float:
 
 def main() -> int:
     from benchmarks.bench_profile import median_seconds, synthetic_case
-    from transforms import kernels
+    from transforms.pricing import kernels
 
     case = synthetic_case()
     vectors = case.evals / 4

@@ -6,7 +6,7 @@
 One run times, for the real 2026-07-31 BTC chain (854 options x 201 levels) and a synthetic
 1,000 x 400 chain (all inputs distinct, every weight non-zero):
 
-    ours     transforms.kernels.gamma_delta_profile (numba, float64, the only dtype: the engine is
+    ours     transforms.pricing.kernels.gamma_delta_profile (numba, float64, the only dtype: the engine is
              tested against a scalar reference to 1e-12 relative, which float32 cannot meet)
     (a)      a peer-style Python loop calling scipy.stats.norm.cdf / .pdf per option per level (timed on
              a subset of options and extrapolated linearly: the full run would take minutes)
@@ -44,9 +44,9 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from tests.data_paths import REPO_ROOT, snapshot_chain  # noqa: E402
-from transforms import kernels  # noqa: E402
-from transforms.exposure import _exposures, _Profile, gex_profile  # noqa: E402
-from transforms.positioning import dealer_positions  # noqa: E402
+from transforms.gex.exposure import _exposures, _Profile, gex_profile  # noqa: E402
+from transforms.gex.positioning import dealer_positions  # noqa: E402
+from transforms.pricing import kernels  # noqa: E402
 
 
 def median_seconds(fn, *, repeats: int, warmup: int = 3) -> float:
@@ -320,7 +320,7 @@ COLD = textwrap.dedent(
     import numba
     numba.config.CACHE_DIR = {cache!r}
     import numpy as np
-    from transforms.kernels import profile_at_levels
+    from transforms.pricing.kernels import profile_at_levels
     t1 = time.perf_counter()
     r = 1.0 + np.arange(-100, 101) * 0.0025
     profile_at_levels([6e4] * 854, [6.2e4] * 854, [0.5] * 854, [0.1] * 854, [1.0] * 854, [0.0] * 854, r)

@@ -107,7 +107,7 @@ def dask_comparison(root: Path, days: list[str]) -> dict:
     import distributed
     from prefect import flow
 
-    from pipelines.flows import backfill_flow, backfill_runner
+    from pipelines.orchestration.flows import backfill_flow, backfill_runner
 
     @flow
     def warm_up() -> int:  # the temporary Prefect server starts here, not inside a timed run

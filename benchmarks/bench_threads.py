@@ -3,7 +3,8 @@
     python -m benchmarks.bench_threads [--profiles 300]
 
 For the synthetic 1,000 x 400 chain of benchmarks/bench_profile.py, times single profiles with 1 numba thread,
-2 threads, and the policy compute uses (pipelines.threads.KernelThreads: threads = the cores other processes
+2 threads, and the policy compute uses
+(pipelines.jobs.threads.KernelThreads: threads = the cores other processes
 leave idle, chosen before each batch of 20 profiles as compute does per chunk of snapshots), in two conditions:
 
     idle     nothing started by the benchmark (other users of the box are measured and reported)
@@ -31,9 +32,9 @@ from pathlib import Path
 import numba
 
 from benchmarks.bench_profile import RESULTS, synthetic_case  # sets the numba cache dir first
-from pipelines.compute import compute_cycle
-from pipelines.threads import KernelThreads
-from transforms import kernels
+from pipelines.jobs.compute import compute_cycle
+from pipelines.jobs.threads import KernelThreads
+from transforms.pricing import kernels
 
 BATCH = 20  # profiles per thread choice (compute chooses once per chunk of snapshots: hundreds of profiles)
 BUSY = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
@@ -108,8 +109,8 @@ def run_condition(case, name: str, profiles: int, data_dir: Path | None) -> tupl
 
 def backfilled(days: int, where: Path) -> Path:
     """A scratch data dir with the first ``days`` Tardis days landed (no analytics yet)."""
-    from pipelines.backfill import backfill_cycle
     from pipelines.config import Settings
+    from pipelines.jobs.backfill import backfill_cycle
 
     tardis = Path(__file__).resolve().parents[2] / "shared" / "data" / "tardis"
     first = sorted((tardis / "options_chain").glob("*.csv.gz"))[0].name.split("_")[3]

@@ -3,11 +3,11 @@
 1. Ingest: 1,000 pages x 1,000 synthetic trades in Deribit's field layout (every optional field
    present on some trades: mark_price, contracts, liquidation, block and combo ids). Consecutive pages
    overlap by 100 trades, as inclusive-start paging does, so ~10% of the 1 M rows are duplicates.
-   Timed: ``pipelines.trades.normalise`` (page dicts -> TRADE frame, de-duplicated on (currency,
+   Timed: ``pipelines.jobs.trades.normalise`` (page dicts -> TRADE frame, de-duplicated on (currency,
    trade_id)) + ``stage_trades`` (merge into the (currency, date) partitions, zstd Parquet) +
    ``files.commit``, into an empty lake. Not timed: generating the dicts, fetching, validation (GE).
    Then the same batch again into the now-full lake (every trade already stored: read, anti-join, no write).
-2. taker_flow: ``transforms.taker_flow.taker_flow_positions`` for a 1,000-option chain (one snapshot)
+2. taker_flow: ``transforms.gex.taker_flow.taker_flow_positions`` for a 1,000-option chain (one snapshot)
    from a 1 M-trade TRADE frame on those options (3% block/combo legs, 1% liquidations); also 24 hourly
    snapshots of the same chain.
 
@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.trades import FetchedTrades, TradeWindow, normalise, stage_trades
-from transforms.schemas import OPTION_SNAPSHOT, TRADE
-from transforms.taker_flow import taker_flow_positions
+from pipelines.jobs.trades import FetchedTrades, TradeWindow, normalise, stage_trades
+from transforms.frames.schemas import OPTION_SNAPSHOT, TRADE
+from transforms.gex.taker_flow import taker_flow_positions
 from warehouse import files
 
 RESULTS = Path(__file__).resolve().parent / "results"

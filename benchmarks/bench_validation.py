@@ -38,7 +38,7 @@ def median_ms(fn, repeats: int) -> tuple[float, float]:
 
 def sample_batch():
     from pipelines.config import Settings
-    from pipelines.ingest import PLAIN_STEPS
+    from pipelines.jobs.ingest import PLAIN_STEPS
 
     settings = Settings(source="sample", currencies=("BTC",), data_dir=Path(tempfile.mkdtemp()))
     cycle = PLAIN_STEPS.open_cycles(settings, None)[-1]
@@ -48,7 +48,7 @@ def sample_batch():
 
 def lake_of(batch, n: int) -> Path:
     """A data dir with ``n`` published hourly copies of the batch's chain before it."""
-    from pipelines.ingest import stage
+    from pipelines.jobs.ingest import stage
     from warehouse import files
 
     data_dir = Path(tempfile.mkdtemp())
@@ -63,7 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
-    from pipelines import ingest, polars_checks, quality
+    from pipelines.jobs import ingest
+    from pipelines.validation import polars_checks, quality
 
     batch = sample_batch()
     chain = batch.snapshots

@@ -164,7 +164,7 @@ def run(runs: int, seed: int, days: int, work: Path, log=print, progress: Path |
 
 
 def main(argv_: list[str] | None = None) -> int:
-    from pipelines.tables import render
+    from pipelines.publishing.tables import render
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=20)

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.cli import main as gexflow_main
+from pipelines.cli.app import main as gexflow_main
 from tests.data_paths import REPO_ROOT, SHARED_DATA
 from tests.lake_state import fingerprint
 from warehouse import files
@@ -25,9 +25,9 @@ FIRST_DAY = "2026-07-29"
 # SIGINT handler, so SIGINT is a KeyboardInterrupt and SIGKILL a kill, as for `gexflow` started from a shell.
 WORKER = """
 import json, os, resource, sys
-from pipelines import quality
-from pipelines.cli import main
-import pipelines.compute, pipelines.backfill, pipelines.ingest, transforms.exposure
+from pipelines.validation import quality
+from pipelines.cli.app import main
+import pipelines.jobs.compute, pipelines.jobs.backfill, pipelines.jobs.ingest, transforms.gex.exposure
 quality._ge()
 print("ready", flush=True)
 for line in sys.stdin:

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from benchmarks.chaos_run import TARDIS, Reference, Workers, argv, interrupt, quiet_main
-from pipelines.cli import main as gexflow_main
+from pipelines.cli.app import main as gexflow_main
 from tests.lake_state import diff, fingerprint, leftovers
 from warehouse import files
 

@@ -16,8 +16,9 @@ DEFAULT_API_URL = "https://www.deribit.com/api/v2"
 DEFAULT_CURRENCIES = ("BTC", "ETH")
 # Deribit option settlement currencies (USDC carries the linear SOL/XRP/... options).
 KNOWN_CURRENCIES = ("BTC", "ETH", "USDC", "USDT")
-# Version of the analytics code, recorded with every computed snapshot (pipelines/inputs.py): bump it when a change
-# of transforms/ or pipelines/compute.py changes stored numbers, and every computed snapshot counts as stale.
+# Version of the analytics code, recorded with every computed snapshot (pipelines/store/inputs.py):
+# bump it when a change
+# of transforms/ or pipelines/jobs/compute.py changes stored numbers, and every computed snapshot counts as stale.
 ANALYTICS_VERSION = 1
 
 
@@ -141,7 +142,7 @@ class Settings:
         _dask_address,
         "--dask-address",
     )
-    # pipelines/threads.py: on a shared box a busy core would make 2 threads ~19x slower than 1
+    # pipelines/jobs/threads.py: on a shared box a busy core would make 2 threads ~19x slower than 1
     kernel_threads: int = _setting(
         0,
         "numba threads of the profile kernel; 0 = the cores other processes leave idle",

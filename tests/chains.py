@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from tests.reference import Option
-from transforms.schemas import OPTION_SNAPSHOT
+from transforms.frames.schemas import OPTION_SNAPSHOT
 
 SNAPSHOT_TS = datetime(2026, 7, 31, 11, 33, 22, 630000, tzinfo=UTC)
 MS_PER_YEAR = 365 * 86_400_000

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.normalise import instruments_frame, option_snapshot_frame, snapshot_ts_of
+from transforms.frames.normalise import instruments_frame, option_snapshot_frame, snapshot_ts_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.app import main
 from pipelines.config import load_settings
 from tests.fake_deribit import SNAPSHOTS, TAPE
 
@@ -70,7 +70,7 @@ def test_a_re_landed_corrected_snapshot_is_stale_until_run_recomputes_it(fake_de
 def test_trades_added_before_a_computed_snapshot_make_it_stale_until_compute(fake_deribit, fast_env, tmp_path, capsys):
     """A trades run whose re-compute did not happen (interrupted, or run on its own) leaves taker_flow behind:
     the record of the tape the snapshot was computed with says so, and the next run's compute catches up."""
-    from pipelines.trades import trades_cycle
+    from pipelines.jobs.trades import trades_cycle
 
     data = tmp_path / "data"
     base = ["--api-url", fake_deribit.url, "--currency", "BTC", "--data-dir", str(data)]
@@ -82,7 +82,7 @@ def test_trades_added_before_a_computed_snapshot_make_it_stale_until_compute(fak
     assert status(data, capsys)["stale"] == 1
     assert query(data, "select count(*) from key_levels where model = 'taker_flow'") == [(0,)]
 
-    from pipelines.compute import compute_cycle
+    from pipelines.jobs.compute import compute_cycle
 
     done = compute_cycle(data, ["BTC"], only_missing=True)
     assert len(done.snapshots) == 1
@@ -98,7 +98,7 @@ def test_analytics_computed_before_inputs_were_recorded_count_as_stale(fake_deri
     for path in (data / "lake" / "_state" / "analytics_inputs").glob("currency=*/date=*/*.parquet"):
         path.unlink()
     assert status(data, capsys)["stale"] == 1
-    from pipelines.compute import compute_cycle
+    from pipelines.jobs.compute import compute_cycle
 
     assert len(compute_cycle(data, ["BTC"], only_missing=True).snapshots) == 1
     assert status(data, capsys)["stale"] == 0
@@ -107,8 +107,9 @@ def test_analytics_computed_before_inputs_were_recorded_count_as_stale(fake_deri
 def test_a_new_analytics_version_makes_every_computed_snapshot_stale(
     fake_deribit, fast_env, tmp_path, capsys, monkeypatch
 ):
-    from pipelines import cli, inputs
-    from pipelines.compute import compute_cycle
+    from pipelines import cli
+    from pipelines.jobs.compute import compute_cycle
+    from pipelines.store import inputs
 
     data = tmp_path / "data"
     base = ["--api-url", fake_deribit.url, "--currency", "BTC", "--data-dir", str(data)]

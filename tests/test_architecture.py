@@ -38,6 +38,44 @@ def test_a_layer_never_imports_what_its_invariant_forbids(package):
     assert offenders == {}
 
 
+# pipelines/ rooms, from the top: the CLI chooses, orchestration runs jobs in Prefect, jobs run a cycle
+# (plan -> compute -> stage -> publish) using the rooms below them; those rooms never import a room above them.
+ROOM_ORDER = ["cli", "orchestration", "jobs", ("publishing", "validation", "store", "sources"), ("config", "errors")]
+
+
+def room_rank(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "pipelines" or len(parts) < 2 or parts[1] == "__init__":
+        return None
+    for rank, rooms in enumerate(ROOM_ORDER):
+        if parts[1] in ((rooms,) if isinstance(rooms, str) else rooms):
+            return rank
+    raise AssertionError(f"pipelines.{parts[1]} is in no room of ROOM_ORDER")
+
+
+def imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_pipelines_rooms_import_only_rooms_below_them():
+    offenders = []
+    for path in sorted((REPO / "pipelines").rglob("*.py")):
+        here = room_rank(".".join(path.relative_to(REPO).with_suffix("").parts))
+        if here is None:
+            continue
+        for module in imported_modules(path):
+            there = room_rank(module)
+            if there is not None and there < here:
+                offenders.append(f"{path.relative_to(REPO)} imports {module}")
+    assert offenders == []
+
+
 def test_transforms_never_read_the_clock():
     calls = []
     for path in sorted((REPO / "transforms").rglob("*.py")):
@@ -59,12 +97,12 @@ def test_sql_files_take_values_only_as_parameters():
 def test_every_expected_error_has_one_root_and_the_error_root_imports_nothing():
     from pipelines.config import ConfigError
     from pipelines.errors import SourceError, expected_errors
-    from pipelines.ingest import QualityError
+    from pipelines.jobs.ingest import QualityError
     from pipelines.sources.deribit import DeribitError
     from transforms.errors import GexflowError
-    from transforms.normalise import NormaliseError
-    from transforms.schemas import SchemaError
-    from transforms.tardis import TardisFormatError
+    from transforms.frames.normalise import NormaliseError
+    from transforms.frames.schemas import SchemaError
+    from transforms.frames.tardis import TardisFormatError
     from warehouse import WarehouseError
 
     layers = (ConfigError, SourceError, QualityError, DeribitError, NormaliseError, SchemaError, TardisFormatError)

@@ -25,10 +25,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.backfill import backfill_cycle, backfill_day, plan_backfill, refresh_warehouse
 from pipelines.config import ConfigError, Settings
 from pipelines.errors import SourceError
-from transforms.tardis import settlement_period, snapshot_index_prices
+from pipelines.jobs.backfill import backfill_cycle, backfill_day, plan_backfill, refresh_warehouse
+from transforms.frames.tardis import settlement_period, snapshot_index_prices
 from warehouse import files, lake
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.app import main
 
 
 @pytest.fixture(scope="module")

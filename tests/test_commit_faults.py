@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.app import main
 from tests.data_paths import REPO_ROOT
 from tests.lake_state import diff, fingerprint, leftovers
 from warehouse import files
@@ -26,7 +26,7 @@ COMPUTE = ["compute", "--currency", "BTC"]
 KILLER = """
 import os, signal, sys
 from warehouse import files
-from pipelines.cli import main
+from pipelines.cli.app import main
 at, real, calls = int(sys.argv[1]), files._rename, [0]
 def rename(src, dst):
     if calls[0] == at:

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.app import main
 from tests.fake_deribit import SNAPSHOT_MS, SNAPSHOTS, TAPE, install_usdc_chain
 
 
@@ -110,8 +110,8 @@ def test_levels_prints_each_model_and_profile_draws_a_chart(sample_warehouse, ca
 @pytest.mark.parametrize("flags", [["--vol", "sticky-moneyness"], ["--delta", "premium-adjusted"]])
 def test_profile_reprices_the_stored_snapshot_with_another_vol_model_or_delta(sample_warehouse, capsys, flags):
     from tests.data_paths import snapshot_chain
-    from transforms.exposure import gex_profile
-    from transforms.positioning import dealer_positions
+    from transforms.gex.exposure import gex_profile
+    from transforms.gex.positioning import dealer_positions
 
     args = ["profile", "--currency", "BTC", "--model", "customer_long", "--data-dir", str(sample_warehouse)]
     assert main([*args, "--format", "csv"]) == 0
@@ -216,8 +216,8 @@ def test_a_recompute_without_a_book_keeps_the_stored_custom_model_unchanged(samp
 
 def test_a_new_book_replaces_the_stored_one(sample_warehouse, tmp_path):
     from tests.data_paths import snapshot_chain
-    from transforms.exposure import key_levels
-    from transforms.positioning import dealer_positions
+    from transforms.gex.exposure import key_levels
+    from transforms.gex.positioning import dealer_positions
 
     book_a = write_book(tmp_path / "a.csv", [("BTC-14AUG26-60000-P", -500), ("BTC-14AUG26-70000-C", 250)])
     book_b = write_book(tmp_path / "b.csv", [("BTC-14AUG26-70000-C", 40), ("BTC-25DEC26-100000-C", -75)])
@@ -358,7 +358,7 @@ def test_trades_that_recompute_a_snapshot_keep_its_custom_model(fake_deribit, fa
 
 
 def test_stored_tables_match_their_contracts(sample_warehouse):
-    from pipelines.lake_tables import LAKE_TABLES
+    from pipelines.store.lake_tables import LAKE_TABLES
     from warehouse import lake
 
     for table, schema in LAKE_TABLES.items():
@@ -554,7 +554,7 @@ def test_computing_snapshots_in_chunks_writes_the_same_files_as_one_at_a_time(sa
     """compute_cycle runs the analytics over up to CHUNK_SNAPSHOTS snapshots of a currency at once and splits the
     tables per snapshot. Chunks of one (the per-snapshot computation) give the same files bit for bit, including a
     custom model stored for one of the two BTC snapshots only (its book read back per snapshot in a chunk)."""
-    from pipelines import compute
+    from pipelines.jobs import compute
 
     data = ["--data-dir", str(sample_warehouse)]
     first = query(sample_warehouse, "select min(snapshot_ts) from option_snapshots")[0][0].isoformat()

@@ -12,11 +12,11 @@ import pytest
 from tests import reference as ref
 from tests.chains import chain_frame, option_row
 from tests.data_paths import all_snapshot_chains
-from transforms.depth import TENORS, exposure_by_expiry, key_levels_by_tenor
-from transforms.exposure import exposure_tables, gex_by_strike, key_levels
-from transforms.kernels import profile_at_levels
-from transforms.positioning import dealer_positions
-from transforms.schemas import EXPOSURE_BY_EXPIRY, GEX_BY_STRIKE, KEY_LEVELS_BY_TENOR
+from transforms.frames.schemas import EXPOSURE_BY_EXPIRY, GEX_BY_STRIKE, KEY_LEVELS_BY_TENOR
+from transforms.gex.depth import TENORS, exposure_by_expiry, key_levels_by_tenor
+from transforms.gex.exposure import exposure_tables, gex_by_strike, key_levels
+from transforms.gex.positioning import dealer_positions
+from transforms.pricing.kernels import profile_at_levels
 
 MS_PER_YEAR = 365 * 86_400_000
 MEASURES = (
@@ -166,7 +166,7 @@ def _dealer_delta(rows: pl.DataFrame, sigma_bump: float = 0.0, tau_bump: float =
 
 
 def test_vanna_and_charm_match_finite_differences_of_the_repriced_dealer_delta(real):
-    from transforms.exposure import _exposures
+    from transforms.gex.exposure import _exposures
 
     chain, positions, tables = real
     _, x = _exposures(chain, positions)

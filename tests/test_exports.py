@@ -19,13 +19,13 @@ import pytest
 
 from pipelines.config import ANALYTICS_VERSION
 from pipelines.errors import GexflowError
-from pipelines.exports import export_folder, publish_forecast_exports
-from pipelines.forecast import FORECAST_TABLES, forecast_cycle, pick_snapshots
+from pipelines.jobs.forecast import FORECAST_TABLES, forecast_cycle, pick_snapshots
+from pipelines.publishing.exports import export_folder, publish_forecast_exports
 from tests.data_paths import SNAPSHOT_STAMPS, snapshot_chain
-from transforms.exposure import gex_by_strike, key_levels
-from transforms.forecast import forecast_start
-from transforms.positioning import dealer_positions
-from transforms.schemas import EXPIRY_ROLLOFF, FLOW_FORECAST, FORECAST_SUMMARY
+from transforms.forecasting.forecast import forecast_start
+from transforms.frames.schemas import EXPIRY_ROLLOFF, FLOW_FORECAST, FORECAST_SUMMARY
+from transforms.gex.exposure import gex_by_strike, key_levels
+from transforms.gex.positioning import dealer_positions
 from warehouse import WarehouseError, files, lake, raw
 from warehouse.catalog import connect_readonly, read_sql, refresh_views, view_sql
 
@@ -140,7 +140,7 @@ def test_export_files_load_back_in_polars_and_duckdb_with_the_documented_columns
                 for fmt in ("parquet", "csv", "json"):
                     path = str(stem.with_suffix(f".{fmt}"))
                     # the folder name date=... looks like a hive partition to DuckDB: without
-                    # hive_partitioning = false it adds a 'date' column (documented in pipelines/exports.py)
+                    # hive_partitioning = false it adds a 'date' column (documented in pipelines/publishing/exports.py)
                     cur = con.execute("select * from read_" + fmt + "(?, hive_partitioning = false)", [path])
                     assert [d[0] for d in cur.description] == list(schema), path
                     assert len(cur.fetchall()) == expected.height, path
@@ -387,7 +387,7 @@ def test_every_query_states_its_grain_and_takes_only_parameters():
 
 def test_queries_bind_against_empty_views(tmp_path):
     """Each query prepares against views built from the zero-row schema files alone."""
-    from pipelines.lake_tables import prepare_warehouse
+    from pipelines.store.lake_tables import prepare_warehouse
 
     for table, schema in FORECAST_TABLES.items():
         lake.ensure_empty_file(tmp_path, table, schema)

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from tests import reference as ref
 from tests.chains import SNAPSHOT_TS, chain_frame, option_row, reference_options
-from transforms.exposure import gex_by_strike, gex_profile, key_levels, price_grid
-from transforms.greeks import with_greeks
-from transforms.positioning import dealer_positions
-from transforms.schemas import GEX_BY_STRIKE, GEX_PROFILE, KEY_LEVELS
+from transforms.frames.schemas import GEX_BY_STRIKE, GEX_PROFILE, KEY_LEVELS
+from transforms.gex.exposure import gex_by_strike, gex_profile, key_levels, price_grid
+from transforms.gex.positioning import dealer_positions
+from transforms.pricing.greeks import with_greeks
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MODELS = st.sampled_from(["naive", "customer_long"])

@@ -12,7 +12,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 @pytest.fixture(scope="module")
 def prefect_harness():
-    import pipelines.flows  # noqa: F401 - configures Prefect (no telemetry) before the harness starts its server
+    import pipelines.orchestration.flows  # noqa: F401 - configures Prefect (no telemetry) before the harness starts its server
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
@@ -29,9 +29,11 @@ def test_the_temporary_prefect_server_runs_without_telemetry(prefect_harness):
 def test_telemetry_is_turned_off_only_where_the_user_left_it_unset(monkeypatch):
     from prefect.settings import Settings
 
-    from pipelines.flows import quiet_temporary_server
+    from pipelines.orchestration.flows import quiet_temporary_server
 
-    monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)  # importing pipelines.flows set it
+    monkeypatch.delenv(
+        "PREFECT_SERVER_ANALYTICS_ENABLED", raising=False
+    )  # importing pipelines.orchestration.flows set it
     unset = Settings()
     env: dict[str, str] = {}
     quiet_temporary_server(env, unset)
@@ -48,7 +50,7 @@ def test_a_truncated_replay_file_fails_the_flow_run_at_the_first_attempt(prefect
     import time
 
     from pipelines.errors import SourceError
-    from pipelines.flows import snapshot_flow
+    from pipelines.orchestration.flows import snapshot_flow
     from tests.fake_deribit import SNAPSHOTS, STAMPS
 
     replay = tmp_path / "replay"
@@ -81,7 +83,7 @@ def test_a_truncated_replay_file_fails_the_flow_run_at_the_first_attempt(prefect
 
 def test_prefect_run_logs_drop_the_traceback_of_expected_errors_only():
     from pipelines.errors import SourceError
-    from pipelines.flows import RUN_LOGGERS, OneLineExpectedErrors
+    from pipelines.orchestration.flows import RUN_LOGGERS, OneLineExpectedErrors
 
     def record(exc):
         try:
@@ -99,7 +101,7 @@ def test_prefect_run_logs_drop_the_traceback_of_expected_errors_only():
 
 
 def test_the_snapshot_flow_lands_the_chain_as_a_prefect_flow_run(prefect_harness, fake_deribit, fast_env, tmp_path):
-    from pipelines.flows import snapshot_flow
+    from pipelines.orchestration.flows import snapshot_flow
 
     state = snapshot_flow(["BTC", "ETH"], "live", str(tmp_path), fake_deribit.url, return_state=True)
     assert state.is_completed()
@@ -112,7 +114,7 @@ def test_the_snapshot_flow_lands_the_chain_as_a_prefect_flow_run(prefect_harness
 def test_a_failed_tape_refresh_still_computes_the_snapshot_and_fails_the_run(
     prefect_harness, fake_deribit, fast_env, tmp_path
 ):
-    from pipelines.flows import snapshot_flow
+    from pipelines.orchestration.flows import snapshot_flow
 
     fake_deribit.fail("get_last_trades_by_currency_and_time", "invalid_params")
     state = snapshot_flow(
@@ -126,7 +128,7 @@ def test_a_failed_tape_refresh_still_computes_the_snapshot_and_fails_the_run(
 
 
 def test_a_permanent_error_fails_the_flow_run_without_task_retries(prefect_harness, fake_deribit, fast_env, tmp_path):
-    from pipelines.flows import snapshot_flow
+    from pipelines.orchestration.flows import snapshot_flow
 
     fake_deribit.fail("get_book_summary_by_currency", "invalid_params")
     state = snapshot_flow(["BTC"], "live", str(tmp_path), fake_deribit.url, return_state=True)
@@ -137,7 +139,7 @@ def test_a_permanent_error_fails_the_flow_run_without_task_retries(prefect_harne
 def test_the_trades_flow_lands_the_recorded_tape_once(prefect_harness, fake_deribit, fast_env, tmp_path):
     import json
 
-    from pipelines.flows import trades_flow
+    from pipelines.orchestration.flows import trades_flow
     from tests.fake_deribit import SHARED
 
     lines = (SHARED / "deribit-api" / "trades" / "trades.BTC.option.20200221.jsonl").read_text().splitlines()
@@ -153,7 +155,7 @@ def test_the_trades_flow_lands_the_recorded_tape_once(prefect_harness, fake_deri
 def test_the_trades_flow_recomputes_the_computed_snapshots_its_trades_reach(
     prefect_harness, fake_deribit, fast_env, tmp_path
 ):
-    from pipelines.flows import snapshot_flow, trades_flow
+    from pipelines.orchestration.flows import snapshot_flow, trades_flow
     from tests.fake_deribit import TAPE
 
     assert snapshot_flow(
@@ -170,7 +172,7 @@ def test_the_trades_flow_recomputes_the_computed_snapshots_its_trades_reach(
 
 
 def test_the_compute_and_forecast_flows_run_on_stored_snapshots(prefect_harness, fake_deribit, fast_env, tmp_path):
-    from pipelines.flows import forecast_flow, snapshot_flow
+    from pipelines.orchestration.flows import forecast_flow, snapshot_flow
 
     state = snapshot_flow(
         ["BTC"], "live", str(tmp_path), fake_deribit.url, compute=True, refresh_tape=True, return_state=True
@@ -188,8 +190,8 @@ def test_the_compute_and_forecast_flows_run_on_stored_snapshots(prefect_harness,
 
 def test_the_deployments_have_pinned_names_utc_schedules_and_parameters(tmp_path):
     from pipelines.config import load_settings
-    from pipelines.flows import deployments
-    from pipelines.schedules import deployment_specs
+    from pipelines.orchestration.flows import deployments
+    from pipelines.orchestration.schedules import deployment_specs
 
     settings = load_settings({"data_dir": str(tmp_path)}, env={})
     specs = {s.name: s for s in deployment_specs(settings)}
@@ -219,7 +221,7 @@ def test_the_deployments_have_pinned_names_utc_schedules_and_parameters(tmp_path
 
 
 def test_serve_list_prints_every_deployment_without_starting_anything(tmp_path, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.app import main
 
     assert main(["serve", "--list", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -235,7 +237,7 @@ def test_serve_list_prints_every_deployment_without_starting_anything(tmp_path, 
 
 
 def test_the_backfill_flow_fans_tardis_days_out_and_computes_them(prefect_harness, tmp_path):
-    from pipelines.flows import backfill_flow
+    from pipelines.orchestration.flows import backfill_flow
     from tests.fake_deribit import SHARED
 
     state = backfill_flow(
@@ -274,7 +276,7 @@ def test_the_backfill_flow_fans_tardis_days_out_over_a_dask_cluster(prefect_harn
     prefect-dask: every day file is read once, by one task on a worker; the flow publishes the days in order."""
     import distributed
 
-    from pipelines.flows import backfill_runner
+    from pipelines.orchestration.flows import backfill_runner
     from tests.fake_deribit import SHARED
 
     with (
@@ -299,9 +301,9 @@ def test_the_backfill_flow_fans_tardis_days_out_over_a_dask_cluster(prefect_harn
 
 
 def test_a_dask_address_needs_prefect_dask_and_a_valid_address(monkeypatch, tmp_path, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.app import main
     from pipelines.config import ConfigError, load_settings
-    from pipelines.flows import backfill_flow, backfill_runner
+    from pipelines.orchestration.flows import backfill_flow, backfill_runner
     from tests.fake_deribit import SHARED
 
     assert load_settings(env={"GEXFLOW_DASK_ADDRESS": "tcp://10.0.0.5:8786"}).dask_address == "tcp://10.0.0.5:8786"
@@ -330,7 +332,7 @@ def test_run_with_the_prefect_engine_tracks_its_compute_as_a_subflow_run(
 
     from prefect.client.orchestration import get_client
 
-    from pipelines.cli import main
+    from pipelines.cli.app import main
 
     argv = ["run", "--engine", "prefect", "--currency", "BTC", "--api-url", fake_deribit.url, "--data-dir"]
     assert main([*argv, str(tmp_path)]) == 0

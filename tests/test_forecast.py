@@ -13,8 +13,7 @@ import pytest
 from tests import reference as ref
 from tests.chains import reference_options
 from tests.data_paths import snapshot_chain
-from transforms.exposure import key_levels
-from transforms.forecast import (
+from transforms.forecasting.forecast import (
     HOURS_PER_YEAR,
     expiry_rolloff,
     flow_forecast,
@@ -22,8 +21,9 @@ from transforms.forecast import (
     forecast_summary,
     next_settlement,
 )
-from transforms.positioning import dealer_positions
-from transforms.schemas import EXPIRY_ROLLOFF, FLOW_FORECAST, FORECAST_SUMMARY
+from transforms.frames.schemas import EXPIRY_ROLLOFF, FLOW_FORECAST, FORECAST_SUMMARY
+from transforms.gex.exposure import key_levels
+from transforms.gex.positioning import dealer_positions
 
 STAMP = "20260731T113322Z"
 MODELS = ("naive", "customer_long")

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 from tests.data_paths import GOLDEN, all_snapshot_chains
-from transforms.exposure import key_levels
-from transforms.positioning import dealer_positions
+from transforms.gex.exposure import key_levels
+from transforms.gex.positioning import dealer_positions
 
 GOLDEN_FILE = GOLDEN / "key_levels.json"
 PINNED = ("total_gex_usd", "zero_gamma", "call_wall", "put_wall")

@@ -17,10 +17,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.cli import main
-from pipelines.grade import grade_cycle
+from pipelines.cli.app import main
+from pipelines.jobs.grade import grade_cycle
 from tests.data_paths import SHARED_DATA
-from transforms.grade_summary import out_of_sample
+from transforms.grading.summary import out_of_sample
 from warehouse import lake
 
 TARDIS = SHARED_DATA / "tardis"

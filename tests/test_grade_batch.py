@@ -9,15 +9,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.app import main
 from pipelines.errors import GexflowError
-from pipelines.grade import FORECAST_BATCH_DAYS, ensure_forecasts
+from pipelines.jobs.grade import FORECAST_BATCH_DAYS, ensure_forecasts
 from tests.data_paths import SHARED_DATA
-from transforms.grade_forecasts import history_forecasts, history_forecasts_per_snapshot
-from transforms.grade_schemas import FORECAST_HISTORY
-from transforms.kernel_batch import ALL_EXPIRIES, OptionBatch
-from transforms.kernels import profile_at_levels
-from transforms.schemas import OPTION_SNAPSHOT
+from transforms.frames.schemas import OPTION_SNAPSHOT
+from transforms.grading.forecasts import history_forecasts, history_forecasts_per_snapshot
+from transforms.grading.schemas import FORECAST_HISTORY
+from transforms.pricing.kernel_batch import ALL_EXPIRIES, OptionBatch
+from transforms.pricing.kernels import profile_at_levels
 from warehouse import lake
 
 TARDIS = SHARED_DATA / "tardis"
@@ -86,7 +86,7 @@ def test_the_batch_does_not_depend_on_how_snapshots_are_grouped(chain):
 def test_ensure_forecasts_in_batches_equals_forecasting_day_by_day(lake_dir, chain, monkeypatch):
     stale = [(c, date.fromisoformat(d)) for c in ("BTC", "ETH") for d in DAYS]
     progress = []
-    monkeypatch.setattr("pipelines.grade.FORECAST_BATCH_DAYS", 2)  # BTC: 2 days + 1 day, ETH likewise
+    monkeypatch.setattr("pipelines.jobs.grade.FORECAST_BATCH_DAYS", 2)  # BTC: 2 days + 1 day, ETH likewise
     batched = ensure_forecasts(lake_dir, stale, progress=lambda *a: progress.append(a[:3])).sort(KEYS)
     assert FORECAST_BATCH_DAYS >= 2
     assert progress == [(i + 1, len(stale), c) for i, (c, _) in enumerate(stale)]

@@ -1,4 +1,4 @@
-"""Pure math of forecast grading (transforms/grading.py, grade_stats.py, grade_words.py) against independent
+"""Pure math of forecast grading (transforms/grading/scores.py, grade_stats.py, grade_words.py) against independent
 computations: scipy (a dev dependency, fine in tests), numerical integration, and explicit formulas."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from transforms import grade_stats as st
-from transforms.grade_schemas import FORECAST_HISTORY, INDEX_PRICE
-from transforms.grade_summary import GEX_HIGH_LOW, out_of_sample
-from transforms.grade_words import paragraph
-from transforms.grading import crps_normal, grade_forecasts, log_score_normal, norm_cdf
+from transforms.grading.schemas import FORECAST_HISTORY, INDEX_PRICE
+from transforms.grading.scores import crps_normal, grade_forecasts, log_score_normal, norm_cdf
+from transforms.grading.scores import stats as st
+from transforms.grading.summary import GEX_HIGH_LOW, out_of_sample
+from transforms.grading.words import paragraph
 
 stats = pytest.importorskip("scipy.stats", reason="scipy is a dev dependency")
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)

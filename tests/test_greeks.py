@@ -11,9 +11,9 @@ import pytest
 from tests import reference as ref
 from tests.chains import chain_frame, option_row
 from tests.data_paths import ticker_records
-from transforms.greeks import with_greeks
-from transforms.normalise import parse_option_name
-from transforms.schemas import OPTION_GREEKS, OPTION_SNAPSHOT
+from transforms.frames.normalise import parse_option_name
+from transforms.frames.schemas import OPTION_GREEKS, OPTION_SNAPSHOT
+from transforms.pricing.greeks import with_greeks
 
 # Deribit rounds its ticker delta to 5 decimals and gamma to 5 decimals (gamma error up to 5e-6 from
 # rounding alone); these bounds are the contract in the brief, the observed maxima are printed.

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.chains import chain_frame, option_row
-from transforms.exposure import _exposures
-from transforms.hedge_ladder import HEDGE_LADDER, LADDER_VOLUME, _delta_of, hedge_ladder, ladder, ladder_volume
-from transforms.positioning import dealer_positions
+from transforms.gex.exposure import _exposures
+from transforms.gex.hedge_ladder import HEDGE_LADDER, LADDER_VOLUME, _delta_of, hedge_ladder, ladder, ladder_volume
+from transforms.gex.positioning import dealer_positions
 
 PROPERTY = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

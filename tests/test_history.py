@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from pipelines.cli import main
-from pipelines.history import load_history
-from pipelines.lake_tables import prepare_warehouse
-from transforms.schemas import KEY_LEVELS_STORED
+from pipelines.cli.app import main
+from pipelines.publishing.history import load_history
+from pipelines.store.lake_tables import prepare_warehouse
+from transforms.frames.schemas import KEY_LEVELS_STORED
 from warehouse import files, lake
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)

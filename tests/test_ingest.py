@@ -13,7 +13,7 @@ import sys
 import duckdb
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.app import main
 from tests.fake_deribit import SNAPSHOTS, STAMPS, install_usdc_chain
 
 RECORDED = (

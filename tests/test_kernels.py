@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests import reference as ref
-from transforms import kernels
+from transforms.pricing import kernels
 
 RTOL = 1e-12
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.app import main
 
 pytestmark = pytest.mark.live
 

@@ -11,9 +11,9 @@ import matplotlib
 import polars as pl
 import pytest
 
-from pipelines import charts
-from pipelines.cli import main
-from pipelines.tables import render
+from pipelines.cli.app import main
+from pipelines.publishing import charts
+from pipelines.publishing.tables import render
 
 REPO = Path(__file__).resolve().parents[1]
 

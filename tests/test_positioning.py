@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 
 from tests.chains import chain_frame, option_row
-from transforms.exposure import gex_by_strike, gex_profile, key_levels
-from transforms.positioning import book_instruments_not_in_chain, dealer_positions, validated_book
-from transforms.schemas import DEALER_POSITION
+from transforms.frames.schemas import DEALER_POSITION
+from transforms.gex.exposure import gex_by_strike, gex_profile, key_levels
+from transforms.gex.positioning import book_instruments_not_in_chain, dealer_positions, validated_book
 
 
 def _chain() -> pl.DataFrame:

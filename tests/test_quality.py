@@ -1,4 +1,4 @@
-"""The validation gate (pipelines.quality) against the recorded Deribit chains in ../shared/data."""
+"""The validation gate (pipelines.validation.quality) against the recorded Deribit chains in ../shared/data."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.quality import (
+from pipelines.validation.quality import (
     CHAIN_SIZE,
     ValidationReport,
     short_chains,
@@ -21,8 +21,8 @@ from pipelines.quality import (
     validate_option_snapshots,
     validate_trades,
 )
-from transforms.normalise import instruments_frame, option_snapshot_frame, snapshot_ts_of
-from transforms.schemas import OPTION_SNAPSHOT, UTC_TS, empty
+from transforms.frames.normalise import instruments_frame, option_snapshot_frame, snapshot_ts_of
+from transforms.frames.schemas import OPTION_SNAPSHOT, UTC_TS, empty
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "deribit-api"
@@ -335,7 +335,7 @@ def test_the_details_are_json_for_the_quarantine_report():
 
 
 def test_importing_the_quality_module_does_not_import_great_expectations():
-    code = "import sys, pipelines.quality; print('great_expectations' in sys.modules)"
+    code = "import sys, pipelines.validation.quality; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -350,7 +350,7 @@ def test_validating_prints_nothing_even_with_debug_logging_and_all_warnings_on()
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_quality import btc_chain, with_victim
         chain, broken = btc_chain(), with_victim(mark_iv=__import__("polars").lit(0.0))
-        from pipelines.quality import validate_option_snapshots
+        from pipelines.validation.quality import validate_option_snapshots
         assert validate_option_snapshots(chain).success
         assert not validate_option_snapshots(broken).success
         """

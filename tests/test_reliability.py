@@ -176,7 +176,7 @@ def test_a_reader_error_about_a_torn_lake_file_names_it(tmp_path):
 
 
 def test_a_ctrl_c_that_arrives_wrapped_is_reported_as_an_interruption():
-    from pipelines.cli import _interrupted
+    from pipelines.cli.app import _interrupted
 
     try:
         try:

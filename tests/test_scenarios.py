@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 from tests.data_paths import snapshot_chain
-from transforms.exposure import exposure_tables, gex_profile, key_levels
-from transforms.positioning import dealer_positions
-from transforms.scenarios import SCENARIOS, is_monthly, scenario_profiles
+from transforms.gex.exposure import exposure_tables, gex_profile, key_levels
+from transforms.gex.positioning import dealer_positions
+from transforms.gex.scenarios import SCENARIOS, is_monthly, scenario_profiles
 
 STEP = 0.01
 
@@ -111,7 +111,7 @@ def test_an_unknown_scenario_is_refused(btc):
 
 
 def test_scenario_names_of_the_cli_are_the_transforms_scenarios():
-    from pipelines.scenario_view import SCENARIO_NAMES
+    from pipelines.publishing.scenario_view import SCENARIO_NAMES
 
     assert SCENARIO_NAMES == SCENARIOS
 
@@ -119,7 +119,7 @@ def test_scenario_names_of_the_cli_are_the_transforms_scenarios():
 def test_compute_stores_the_depth_tables_and_profile_shows_a_scenario(tmp_path, fast_env, capsys):
     import duckdb
 
-    from pipelines.cli import main
+    from pipelines.cli.app import main
 
     assert main(["run", "--source", "sample", "--data-dir", str(tmp_path)]) == 0
     capsys.readouterr()

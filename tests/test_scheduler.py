@@ -117,7 +117,7 @@ def test_the_installed_versions_let_the_server_insert_scheduled_runs(client, pre
     from prefect.exceptions import PrefectHTTPStatusError
     from prefect.schedules import Cron
 
-    from pipelines.flows import trades_flow
+    from pipelines.orchestration.flows import trades_flow
 
     deployment = trades_flow.to_deployment(name="scheduler-insert-check", schedules=[Cron("*/10 * * * *")])
     deployment_id = deployment.apply()

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from pipelines.trades import trades_frame
+from pipelines.jobs.trades import trades_frame
 from tests.fake_deribit import SHARED
-from transforms.schemas import OPTION_SNAPSHOT, UTC_TS, check
-from transforms.taker_flow import (
+from transforms.frames.schemas import OPTION_SNAPSHOT, UTC_TS, check
+from transforms.gex.taker_flow import (
     DEALER_POSITION,
     TAKER_FLOW_EXTRA,
     oi_reconciliation,

@@ -18,12 +18,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.backfill import backfill_cycle
-from pipelines.backfill_grid import Grid
 from pipelines.config import Settings
 from pipelines.errors import SourceError
+from pipelines.jobs.backfill import backfill_cycle
+from pipelines.jobs.backfill_grid import Grid
 from pipelines.sources.tardis_stream import read_day
-from transforms.asof import Carry, asof_day
+from transforms.frames.asof import Carry, asof_day
 from warehouse import lake
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -186,10 +186,10 @@ def test_at_a_recorded_time_the_chain_read_from_ticks_is_the_recording(ticks):
 
 @needs_shared
 def test_key_levels_at_a_grid_time_equal_those_computed_from_the_truth_rows(ticks, landed, tmp_path):
-    from pipelines.compute import compute_cycle
-    from transforms.exposure import exposure_tables
-    from transforms.positioning import dealer_positions
-    from transforms.schemas import OPTION_SNAPSHOT
+    from pipelines.jobs.compute import compute_cycle
+    from transforms.frames.schemas import OPTION_SNAPSHOT
+    from transforms.gex.exposure import exposure_tables
+    from transforms.gex.positioning import dealer_positions
 
     data_dir, _, _ = landed
     at = datetime(2026, 7, 31, 12, tzinfo=UTC)
@@ -389,7 +389,7 @@ def test_each_timestamp_refuses_tick_files_and_the_grid_is_checked(tmp_path):
 
 
 def test_the_cli_takes_the_grid_and_reports_one_line_per_day_when_piped(tmp_path, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.app import main
 
     write_day(tmp_path / "t", D0, hourly("BTC-27MAR26-70000-C", D0, 1.0, minute=50))
     args = ["backfill", "--tardis", str(tmp_path / "t"), "--data-dir", str(tmp_path / "d"), "--currency", "BTC"]

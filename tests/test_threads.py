@@ -1,4 +1,4 @@
-"""Kernel threads: chosen from the cores other processes leave idle (pipelines/threads.py)."""
+"""Kernel threads: chosen from the cores other processes leave idle (pipelines/jobs/threads.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numba
 import pytest
 
 from pipelines.config import ConfigError, load_settings
-from pipelines.threads import KernelThreads, threads_for
+from pipelines.jobs.threads import KernelThreads, threads_for
 
 BUSY = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
 
@@ -45,8 +45,8 @@ def test_kernel_threads_setting_comes_from_the_environment_and_is_checked():
 
 
 def test_compute_leaves_the_callers_thread_count_as_it_was(tmp_path, fast_env, capsys):
-    from pipelines.cli import main
-    from pipelines.compute import compute_cycle
+    from pipelines.cli.app import main
+    from pipelines.jobs.compute import compute_cycle
 
     assert main(["ingest", "--source", "sample", "--currency", "BTC", "--data-dir", str(tmp_path)]) == 0
     numba.set_num_threads(2)

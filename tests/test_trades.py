@@ -13,9 +13,9 @@ import duckdb
 import pytest
 
 from pipelines.config import ConfigError, load_settings
-from pipelines.ingest import QualityError
+from pipelines.jobs.ingest import QualityError
+from pipelines.jobs.trades import trades_cycle
 from pipelines.sources.deribit import DeribitError
-from pipelines.trades import trades_cycle
 from tests.fake_deribit import SHARED
 from warehouse import WarehouseError
 from warehouse.files import writer_lock

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from pipelines.cli import main
+from pipelines.cli.app import main
 from pipelines.sources.replay import sample_directory
 from warehouse import lake
 

@@ -7,7 +7,7 @@ Layout (Tardis' own file names, one file per UTC day, gzipped):
 subfolders of the Tardis directory (as ``../shared/data/tardis``); the directory is searched recursively.
 
 Every failure is a one-line :class:`~pipelines.errors.SourceError` naming the file. The parsing and
-mapping to the frame contracts is pure and lives in :mod:`transforms.tardis`.
+mapping to the frame contracts is pure and lives in :mod:`transforms.frames.tardis`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import SourceError
-from transforms.tardis import (
+from transforms.frames.tardis import (
     DERIVATIVE_TICKER_COLUMNS,
     OPTIONS_CHAIN_COLUMNS,
     TardisFormatError,
@@ -169,7 +169,7 @@ def _read_text_csv(path: Path) -> pl.DataFrame:
 
 
 def read_options_chain(path: Path, currencies) -> pl.DataFrame:
-    """Typed options_chain rows of ``currencies`` (see :func:`transforms.tardis.options_chain_frame`)."""
+    """Typed options_chain rows of ``currencies`` (see :func:`transforms.frames.tardis.options_chain_frame`)."""
     try:
         return options_chain_frame(_read_text_csv(path), currencies)
     except TardisFormatError as exc:

@@ -1,7 +1,7 @@
 """Streaming read of one tick-level Tardis day: the file reduced to per (grid bucket, option) last rows.
 
 A day file is 10-50 M rows; only the last update per option per bucket matters for the as-of snapshots
-(:mod:`transforms.asof`). pyarrow's CSV reader decompresses the ``.gz`` as a stream (zlib, in C++, no
+(:mod:`transforms.frames.asof`). pyarrow's CSV reader decompresses the ``.gz`` as a stream (zlib, in C++, no
 GIL) and parses it in blocks of :data:`BLOCK_BYTES`; each block is reduced to its last row per
 (bucket, option) with polars, and the reductions are reduced again, so memory is bounded by the
 number of options times the buckets of a day, not by the file. Days read on separate threads
@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 
 from pipelines.errors import SourceError
 from pipelines.sources.tardis import day_of, ticker_file_for
-from transforms.asof import BUCKET, INDEX_STATE, OPTION_STATE, bucket_expr
+from transforms.frames.asof import BUCKET, INDEX_STATE, OPTION_STATE, bucket_expr
 
 OnRows = Callable[[float, int], None]  # (fraction of the file read, rows read so far)
 _FLOATS = ("strike_price", "open_interest", "bid_price", "ask_price", "mark_price", "mark_iv", "underlying_price")

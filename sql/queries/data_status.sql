@@ -3,7 +3,7 @@
 -- their difference, stale = computed snapshots whose inputs changed since (run `gexflow compute`, or `run`:
 -- both recompute them). A computed snapshot is stale when its analytics_inputs record is missing, names another
 -- analytics version than $analytics_version, or its option_snapshots file's sha256 or the coin's trade tape up
--- to the snapshot (trades counted, where the tapes start) differ from the record (rules of pipelines/inputs.py).
+-- to the snapshot (trades counted, where the tapes start) differ from the record (rules of pipelines/store/inputs.py).
 -- failed_snapshots: ingest_runs rows with status 'failed' (snapshots a backfill quarantined). trades,
 -- last_trade_ts, watermark_ts: the tape stored under that currency (a USDC tape sits under USDC). Times are UTC.
 -- Parameter: $analytics_version (`gexflow status` passes the installed one).

@@ -1,5 +1,5 @@
 -- one row per computed (currency, snapshot_ts): what its analytics were computed from (state table, replaced on
--- each recompute; see pipelines/inputs.py): the option_snapshots file and its sha256, the coin's trade tape up
+-- each recompute; see pipelines/store/inputs.py): the option_snapshots file and its sha256, the coin's trade tape up
 -- to the snapshot (trades counted, where the tapes start) and the analytics code version.
 create or replace view analytics_inputs as
 with source as (

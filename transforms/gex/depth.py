@@ -1,0 +1,228 @@
+"""Exposure beyond the gamma total: per expiry, per tenor bucket, and the vanna and charm of the dealer book.
+
+Pure: frames in, frames out (issue 15; conventions in docs/methodology.md, "Depth"). For dealer position q_i
+(contracts, + = long), contract size c_i (coins), the option's forward F_i (USD) and its Black-76 greeks
+(transforms/pricing/greeks.py), summed over the options of an expiry or a tenor bucket:
+
+    gex_usd              = sum q c gamma F^2 0.01        USD per 1 % move (> 0 = dealers long gamma)
+    dealer_delta_coins   = sum q c delta                 DEX, coins; dealers hold -DEX as hedge
+    vanna_coins_per_vol  = sum q c vanna / 100           change of dealer delta for IV +1 vol point, coins;
+                                                         > 0: dealers must SELL that many coins to stay hedged
+    charm_coins_per_day  = sum q c charm_per_day         change of dealer delta per day passing (F, IV held);
+                                                         > 0: dealers must SELL that many coins per day
+    *_usd                = the coins times each option's own forward F (the conversion GEX uses)
+
+Tenor buckets are cumulative: '1d', '7d', '30d' hold the options with tau <= 1, 7, 30 days (365-day years,
+tau from the snapshot); 'all' holds every option and equals key_levels row for row (same code). Each bucket
+has its own re-priced GEX(S') on the key-levels grid and its own zero gamma (the root nearest spot, Brent
+refined, NULL when none in range) and walls (open interest, so model-independent).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from transforms.frames.schemas import EXPOSURE_BY_EXPIRY, KEY_LEVELS, KEY_LEVELS_BY_TENOR, UTC_TS, check
+from transforms.gex.exposure import (
+    GROUP,
+    _check_options,
+    _exposures,
+    _grid_steps,
+    _Profile,
+    _spot,
+    _walls,
+)
+
+DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor", "scenario_profiles")
+TENORS = (("1d", 1.0), ("7d", 7.0), ("30d", 30.0))
+_SNAPSHOT = ["currency", "snapshot_ts"]
+_MS_PER_HOUR = 3_600_000.0
+_DAYS_PER_YEAR = 365.0
+
+
+def _sums() -> list[pl.Expr]:
+    forward = pl.col("underlying_price")
+    return [
+        pl.col("gex_usd").sum(),
+        pl.col("delta_coins").sum().alias("dealer_delta_coins"),
+        (pl.col("delta_coins") * forward).sum().alias("dealer_delta_usd"),
+        pl.col("vanna_coins_per_vol").sum(),
+        (pl.col("vanna_coins_per_vol") * forward).sum().alias("vanna_usd_per_vol"),
+        pl.col("charm_coins_per_day").sum(),
+        (pl.col("charm_coins_per_day") * forward).sum().alias("charm_usd_per_day"),
+    ]
+
+
+def _by_expiry(x: pl.DataFrame) -> pl.DataFrame:
+    is_call = pl.col("option_type") == "call"
+    oi = pl.col("open_interest").fill_null(0.0)
+    out = (
+        x.group_by(*GROUP, "expiration_ts")
+        .agg(
+            pl.len().cast(pl.Int64).alias("options"),
+            *_sums(),
+            oi.sum().alias("open_interest"),
+            oi.filter(is_call).sum().alias("call_open_interest"),
+            oi.filter(~is_call).sum().alias("put_open_interest"),
+        )
+        .with_columns(
+            (
+                (pl.col("expiration_ts") - pl.col("snapshot_ts")).dt.total_milliseconds().cast(pl.Float64)
+                / _MS_PER_HOUR
+            ).alias("hours_to_expiry")
+        )
+        .select(list(EXPOSURE_BY_EXPIRY))
+        .sort(*GROUP, "expiration_ts")
+    )
+    check(out, EXPOSURE_BY_EXPIRY, "exposure_by_expiry")
+    return out
+
+
+def _nearest(roots: list[float], spot: float) -> float | None:
+    return min(roots, key=lambda r: (abs(r - spot), r)) if roots else None
+
+
+def _bucket(group: pl.DataFrame, greeks: pl.DataFrame, book, lo: float, hi: float, vol_model: str):
+    """The re-priced (GEX, D) of the options with lo < tau <= hi as a function of S'/S0."""
+    if vol_model == "sticky_strike":
+        part = book.within(lo, hi)
+        return None if part.weight.size == 0 else (lambda r: part(r, part.t0_ms))
+    tau = group["tau_years"]
+    piece = group.filter((tau > lo) & (tau <= hi))
+    if not piece.filter(pl.col("is_priced") & (pl.col("weight_coins") != 0.0)).height:
+        return None
+    return _Profile(piece, greeks, vol_model, "forward")
+
+
+def _tenor_rows(key, group: pl.DataFrame, greeks: pl.DataFrame, ratio: np.ndarray, vol_model: str) -> list[dict]:
+    """The '1d', '7d', '30d' rows of one (currency, snapshot_ts, model) group: each bucket's profile on the grid is
+    the sum of the disjoint pieces (0, 1], (1, 7], (7, 30] days, so the options are priced once on the grid; a
+    bucket whose GEX changes sign gets its roots refined on one book of the whole bucket."""
+    from transforms.gex.scenarios import _Book, grid_roots
+
+    spot = _spot(group)
+    book = _Book(group, greeks)
+    tau = group["tau_years"].to_numpy()
+    expiry = group["expiration_ts"].dt.epoch("ms").to_numpy()
+    sums = {c: group[c].to_numpy() for c in ("gex_usd", "delta_coins", "vanna_coins_per_vol", "charm_coins_per_day")}
+    rows, gex, lower, any_piece = [], np.zeros(ratio.size), 0.0, False
+    for tenor, days in TENORS:
+        cut = days / _DAYS_PER_YEAR
+        piece = _bucket(group, greeks, book, lower, cut, vol_model)
+        if piece is not None:
+            gex = gex + piece(ratio)[0]
+            any_piece = True
+        lower = cut
+        inside = (tau > 0.0) & (tau <= cut)
+        roots = []
+        if any_piece and bool(np.any(gex > 0.0)) and bool(np.any(gex < 0.0)):
+            bucket = _bucket(group, greeks, book, 0.0, cut, vol_model)
+            roots = [r * spot for r in grid_roots(bucket, ratio, gex)]
+        rows.append(_row(key, tenor, days, spot, {c: v[inside] for c, v in sums.items()}, expiry[inside], roots))
+    return rows
+
+
+def _row(
+    key, tenor: str, days: float | None, spot: float, sums: dict, expiries: np.ndarray, roots: list[float]
+) -> dict:
+    return {
+        "currency": key[0],
+        "snapshot_ts": key[1],
+        "model": key[2],
+        "tenor": tenor,
+        "max_days": days,
+        "spot": spot,
+        "expiries": int(np.unique(expiries).size),
+        "total_gex_usd": float(sums["gex_usd"].sum()),
+        "dealer_delta_coins": float(sums["delta_coins"].sum()),
+        "vanna_coins_per_vol": float(sums["vanna_coins_per_vol"].sum()),
+        "charm_coins_per_day": float(sums["charm_coins_per_day"].sum()),
+        "zero_gamma": _nearest(roots, spot),
+        "zero_gamma_roots": roots,
+    }
+
+
+def _by_tenor(greeks: pl.DataFrame, x: pl.DataFrame, levels: pl.DataFrame, ratio: np.ndarray, vol_model: str):
+    rows = []
+    stored = {(r["currency"], r["snapshot_ts"], r["model"]): r for r in levels.iter_rows(named=True)}
+    for key, group in x.partition_by(GROUP, as_dict=True, maintain_order=True).items():
+        rows += _tenor_rows(key, group, greeks, ratio, vol_model)
+        level = stored[key]  # 'all' = key_levels itself
+        alive = group.filter(pl.col("tau_years") > 0.0)
+        sums = {
+            c: alive[c].to_numpy() for c in ("gex_usd", "delta_coins", "vanna_coins_per_vol", "charm_coins_per_day")
+        }
+        expiries = alive["expiration_ts"].dt.epoch("ms").to_numpy()
+        row = _row(key, "all", None, level["spot"], sums, expiries, level["zero_gamma_roots"])
+        row.update(total_gex_usd=level["total_gex_usd"], zero_gamma=level["zero_gamma"])
+        rows.append(row)
+    head = [c for c in KEY_LEVELS_BY_TENOR if c not in ("call_wall", "put_wall", "abs_gamma_strike")]
+    schema = {c: KEY_LEVELS_BY_TENOR[c] for c in head}
+    table = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+    walls = [
+        _walls(
+            greeks.filter((pl.col("tau_years") > 0.0) & (pl.col("tau_years") <= days / _DAYS_PER_YEAR))
+        ).with_columns(pl.lit(tenor).alias("tenor"))
+        for tenor, days in TENORS
+    ]
+    walls.append(
+        levels.select(*_SNAPSHOT, "call_wall", "put_wall", "abs_gamma_strike")
+        .unique(_SNAPSHOT)
+        .with_columns(pl.lit("all").alias("tenor"))
+    )
+    wall_cols = [*_SNAPSHOT, "tenor", "call_wall", "put_wall", "abs_gamma_strike"]
+    out = (
+        table.join(pl.concat([w.select(wall_cols) for w in walls]), on=[*_SNAPSHOT, "tenor"], how="left")
+        .select(list(KEY_LEVELS_BY_TENOR))
+        .sort(*GROUP, "max_days", nulls_last=True)
+    )
+    check(out, KEY_LEVELS_BY_TENOR, "key_levels_by_tenor")
+    return out
+
+
+def depth_tables(
+    greeks: pl.DataFrame,
+    x: pl.DataFrame,
+    levels: pl.DataFrame,
+    *,
+    half_width: float = 0.25,
+    step: float = 0.0025,
+    vol_model: str = "sticky_strike",
+) -> dict[str, pl.DataFrame]:
+    """exposure_by_expiry, key_levels_by_tenor and scenario_profiles (every scenario of
+    :data:`transforms.gex.scenarios.STORED_SCENARIOS`, on the grid in steps of at least SCENARIO_STEP) from the greeks
+    and position join of
+    :func:`transforms.gex.exposure.exposure_tables` (``x``) and its key levels (``levels``, KEY_LEVELS)."""
+    from transforms.gex.scenarios import SCENARIO_STEP, STORED_SCENARIOS, scenario_tables
+
+    check(levels, KEY_LEVELS, "key levels")
+    ratio = 1.0 + _grid_steps(half_width, step)
+    return {
+        "exposure_by_expiry": _by_expiry(x),
+        "key_levels_by_tenor": _by_tenor(greeks, x, levels, ratio, vol_model),
+        "scenario_profiles": scenario_tables(
+            greeks, x, scenarios=STORED_SCENARIOS, half_width=half_width, step=max(step, SCENARIO_STEP)
+        ),
+    }
+
+
+def exposure_by_expiry(chain, positions) -> pl.DataFrame:
+    """Dealer GEX, DEX, vanna and charm exposure and open interest per expiry (EXPOSURE_BY_EXPIRY)."""
+    _, x = _exposures(chain, positions)
+    return _by_expiry(x)
+
+
+def key_levels_by_tenor(
+    chain, positions, *, half_width: float = 0.25, step: float = 0.0025, vol_model: str = "sticky_strike"
+) -> pl.DataFrame:
+    """Totals, zero gamma and walls of the '1d', '7d', '30d' and 'all' buckets (KEY_LEVELS_BY_TENOR)."""
+    from transforms.gex.exposure import key_levels
+
+    _check_options(vol_model, "forward")
+    greeks, x = _exposures(chain, positions)
+    levels = key_levels(chain, positions, half_width=half_width, step=step, vol_model=vol_model)
+    return _by_tenor(greeks, x, levels, 1.0 + _grid_steps(half_width, step), vol_model)
+
+
+__all__ = ["DEPTH_TABLES", "TENORS", "depth_tables", "exposure_by_expiry", "key_levels_by_tenor", "UTC_TS"]

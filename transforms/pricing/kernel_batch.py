@@ -1,0 +1,233 @@
+"""Many sticky-strike dealer profiles from one set of option arrays: the fused kernel of ``transforms.pricing.kernels``
+run over a batch of (book, as-of time, expiry window) tasks instead of one book per Python call.
+
+Symbols as in ``transforms.pricing.kernels``. The options of many books are concatenated; task t names a slice
+[lo_t, hi_t) of them (one book), an as-of time at_t (epoch ms) and an expiry window (after_t, until_t], and
+yields, at the levels S'_j = m_j S0,
+
+    gex_usd[t, j]     = sum_i w_i phi(d1_i) F_i m_j 0.01 / (sigma_i sqrt(tau_i))
+    delta_coins[t, j] = sum_i (w_i N(d1_i) - p_i)
+
+over the live options i of the slice with after_t < expiration_i <= until_t, tau_i = (expiration_i - at_t) /
+365 days: ``profile_at_levels`` of exactly those options (in slice order) at those taus. The kernel math is
+not repeated here: the per-option terms are the ones of ``gamma_delta_profile`` and the per-level sums are
+its ``_accumulate_block`` (in input order, the same for any split of the levels into blocks), so every task
+equals the one-book call bit for bit (tested). :meth:`OptionBatch.profiles` runs the tasks in parallel
+(one task per thread at a time), replacing thousands of small parallel calls -- each waking the thread
+pool -- by one; :meth:`OptionBatch.profile` runs one task on the calling thread (root finding, one level
+at a time).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from transforms.pricing.greeks import MS_PER_YEAR
+from transforms.pricing.kernels import (
+    _FAST_CONSTANTS,
+    _FAST_D1,
+    _UNSCALE,
+    _ZERO_D1,
+    FASTMATH,
+    INV_SQRT_2PI,
+    _accumulate_block,
+    _terms,
+    _unpack,
+)
+
+ALL_EXPIRIES = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)  # an expiry window that keeps every option
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _accumulate_pair(x, gacc, dacc, gacc2, dacc2, ha, hb, g, hw, hwm, g2, hw2, hwm2, live, k_arr):
+    """_accumulate_block for two weightings (g, hw, hwm and g2, hw2, hwm2) of the same options (same ha, hb,
+    live): every (option, level) term of each weighting is _terms' and is added to its accumulators in
+    _accumulate_block's order, so each pair of accumulators ends exactly as _accumulate_block would leave it;
+    the exponential and the rational of an (option, level), which do not depend on the weights, are
+    evaluated once (LLVM merges the two inlined _terms' common part)."""
+    k = _unpack(k_arr)
+    sign_i = np.float64(k_arr[31]).view(np.int64)
+    m = x.size
+    if m == 0:
+        return
+    x_lo = x[0]
+    x_hi = x[m - 1]
+    for i in range(ha.size):
+        if not live[i]:
+            continue
+        hai = ha[i]
+        hbi = hb[i]
+        gi, hwi, hwmi = g[i], hw[i], hwm[i]
+        gi2, hwi2, hwmi2 = g2[i], hw2[i], hwm2[i]
+        ws_keep = np.int64(np.float64(hwi + hwi).view(np.int64) ^ sign_i).view(np.float64)
+        ws_keep2 = np.int64(np.float64(hwi2 + hwi2).view(np.int64) ^ sign_i).view(np.float64)
+        d_lo = 2.0 * (x_lo * hbi + hai)
+        d_hi = 2.0 * (x_hi * hbi + hai)
+        if d_hi <= -_ZERO_D1 or d_lo >= _ZERO_D1:
+            c = hwmi - hwi if d_hi < 0.0 else hwmi + hwi
+            c2 = hwmi2 - hwi2 if d_hi < 0.0 else hwmi2 + hwi2
+            if c != 0.0:
+                for j in range(m):
+                    dacc[j] = dacc[j] + c
+            if c2 != 0.0:
+                for j in range(m):
+                    dacc2[j] = dacc2[j] + c2
+        elif -d_lo < _FAST_D1 and d_hi < _FAST_D1:
+            for j in range(m):
+                e, t = _terms(x[j], hai, hbi, ws_keep, hwi, hwmi, k, False)
+                _e, t2 = _terms(x[j], hai, hbi, ws_keep2, hwi2, hwmi2, k, False)
+                gacc[j] = gacc[j] + gi * e
+                dacc[j] = dacc[j] + t
+                gacc2[j] = gacc2[j] + gi2 * e
+                dacc2[j] = dacc2[j] + t2
+        else:
+            for j in range(m):
+                e, t = _terms(x[j], hai, hbi, ws_keep, hwi, hwmi, k, True)
+                _e, t2 = _terms(x[j], hai, hbi, ws_keep2, hwi2, hwmi2, k, True)
+                gacc[j] = gacc[j] + gi * e
+                dacc[j] = dacc[j] + t
+                gacc2[j] = gacc2[j] + gi2 * e
+                dacc2[j] = dacc2[j] + t2
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _terms_of(f, k, sg, t, w, p):
+    """gamma_delta_profile's per-option terms (live, ha, hb, g, hw, hwm) of one option."""
+    if t > 0.0 and sg > 0.0 and f > 0.0 and k > 0.0 and (w != 0.0 or p != 0.0):
+        vs = sg * math.sqrt(t)
+        b = 1.0 / vs
+        a = math.log(f / k) * b + 0.5 * vs
+        return True, 0.5 * a, 0.5 * b, w * f * 0.01 * b * INV_SQRT_2PI, 0.5 * w, 0.5 * w - p
+    return False, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _task(ratio, out, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until):
+    """One task into ``out`` (zeroed; gex, delta and, when ``lo2`` >= 0, the gex and delta of the weights at
+    [lo2, lo2 + hi - lo)): gamma_delta_profile's per-option terms for the options kept, then its
+    _accumulate_block over all levels (or _accumulate_pair for two weightings). tau is ``tau[i]`` when
+    ``tau`` has one per option, else (expiry_ms[i] - at) / MS_PER_YEAR."""
+    fixed = tau.size == forward.size
+    n = hi - lo
+    ha, hb, g, hw, hwm = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    g2, hw2, hwm2 = np.zeros(n), np.zeros(n), np.zeros(n)
+    on = np.zeros(n, dtype=np.bool_)
+    for ii in range(n):
+        i = lo + ii
+        e = expiry_ms[i]
+        if not (live[i] and e > after and e <= until):
+            continue
+        t = tau[i] if fixed else (e - at) / MS_PER_YEAR
+        on[ii], ha[ii], hb[ii], g[ii], hw[ii], hwm[ii] = _terms_of(
+            forward[i], strike[i], sigma[i], t, weight[i], put_weight[i]
+        )
+        if lo2 >= 0:
+            _on, _a, _b, g2[ii], hw2[ii], hwm2[ii] = _terms_of(
+                forward[i], strike[i], sigma[i], t, weight[lo2 + ii], put_weight[lo2 + ii]
+            )
+    x = np.log(ratio)
+    k_arr = _FAST_CONSTANTS.copy()
+    if lo2 >= 0:
+        _accumulate_pair(x, out[0], out[1], out[2], out[3], ha, hb, g, hw, hwm, g2, hw2, hwm2, on, k_arr)
+    else:
+        _accumulate_block(x, out[0], out[1], ha, hb, g, hw, hwm, on, k_arr)
+    for j in range(x.size):
+        out[0, j] = out[0, j] * ratio[j] * _UNSCALE
+        out[2, j] = out[2, j] * ratio[j] * _UNSCALE
+
+
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _tasks(forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until, ratio):
+    out = np.zeros((lo.size, 4, ratio.size))
+    for t in prange(lo.size):
+        _task(
+            ratio, out[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight, live,
+            lo[t], hi[t], lo2[t], at[t], after[t], until[t],
+        )  # fmt: skip
+    return out
+
+
+def _f64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _i64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _levels(level_ratio) -> np.ndarray:
+    ratio = _f64(level_ratio)
+    if ratio.ndim != 1 or not np.all(np.isfinite(ratio)) or np.any(ratio <= 0.0):
+        raise ValueError("level_ratio must be a 1-D array of positive finite numbers")
+    if ratio.size > 1 and np.any(np.diff(ratio) <= 0.0):
+        raise ValueError("level_ratio must be strictly increasing")
+    return ratio
+
+
+class OptionBatch:
+    """The options of many books (1-D arrays of equal length: F, K, sigma as a decimal, expiration in epoch ms
+    (int64), w, p, ``live`` = false to leave an option out). ``tau`` (years, one per option) fixes each
+    option's time to expiry for every task instead of computing it from the task's as-of time (for callers
+    whose taus were computed elsewhere, e.g. the greeks' tau_years). An option with a non-finite input
+    contributes nothing, as in ``profile_at_levels``."""
+
+    def __init__(self, forward, strike, sigma, expiry_ms, weight, put_weight, live, *, tau=None):
+        n = np.shape(forward)[0] if np.ndim(forward) == 1 else -1
+        tau = np.zeros(0) if tau is None else _f64(tau)
+        self.arrays = [_f64(a) for a in (forward, strike, sigma)] + [_i64(expiry_ms), tau]
+        self.arrays += [_f64(weight), _f64(put_weight), np.ascontiguousarray(live, dtype=np.bool_)]
+        if any(a.shape != (n,) for i, a in enumerate(self.arrays) if i != 4) or tau.size not in (0, n):
+            raise ValueError("option arrays must be 1-D and of equal length")
+        ok = np.ones(n, dtype=np.bool_)
+        for a in self.arrays[:7]:
+            ok &= np.isfinite(a) if a.size == n else True
+        self.arrays[7] = self.arrays[7] & ok
+        self.size = n
+
+    def same_options(self, lo: int, hi: int, lo2: int) -> bool:
+        """Whether [lo2, lo2 + hi - lo) holds the same options as [lo, hi) (inputs, live, and which weights are
+        nonzero): then one task can price both weightings (``pair_lo``)."""
+        hi2 = lo2 + hi - lo
+        if not (0 <= lo <= hi <= self.size and 0 <= lo2 <= hi2 <= self.size):
+            return False
+        f, k, s, e, tau, w, p, live = self.arrays
+        same = [a[lo:hi] for a in (f, k, s, e, live)], [a[lo2:hi2] for a in (f, k, s, e, live)]
+        if tau.size:
+            same[0].append(tau[lo:hi])
+            same[1].append(tau[lo2:hi2])
+        same[0].append((w[lo:hi] != 0.0) | (p[lo:hi] != 0.0))
+        same[1].append((w[lo2:hi2] != 0.0) | (p[lo2:hi2] != 0.0))
+        return all(np.array_equal(a, b) for a, b in zip(*same, strict=True))
+
+    def profiles(self, lo, hi, at_ms, after_ms, until_ms, level_ratio, *, pair_lo=None) -> tuple[np.ndarray, ...]:
+        """(gex_usd, delta_coins), each tasks x levels, of every task (1-D int64 task arrays of equal length).
+        With ``pair_lo`` (per task: -1, or the start of a slice with :meth:`same_options`) also the gex and
+        delta of that slice's weights over the same options: (gex, delta, gex2, delta2)."""
+        task = [_i64(a) for a in (lo, hi, at_ms, after_ms, until_ms)]
+        pair = np.full(task[0].shape, -1, dtype=np.int64) if pair_lo is None else _i64(pair_lo)
+        if any(a.ndim != 1 or a.shape != task[0].shape for a in [*task, pair]):
+            raise ValueError("task arrays must be 1-D and of equal length")
+        if np.any(task[0] < 0) or np.any(task[1] > self.size) or np.any(task[0] > task[1]):
+            raise ValueError("task slices must lie within the option arrays")
+        paired = pair >= 0
+        triples = np.unique(np.stack([task[0][paired], task[1][paired], pair[paired]], axis=1), axis=0)
+        for a, b, c in triples.tolist():
+            if not self.same_options(a, b, c):
+                raise ValueError(f"options at {c} are not those at {a}..{b}: they cannot share a task")
+        out = _tasks(*self.arrays, task[0], task[1], pair, *task[2:], _levels(level_ratio))
+        return (out[:, 0], out[:, 1]) if pair_lo is None else (out[:, 0], out[:, 1], out[:, 2], out[:, 3])
+
+    def profile(self, lo: int, hi: int, at_ms: int, level_ratio, window=ALL_EXPIRIES) -> tuple[np.ndarray, np.ndarray]:
+        """(gex_usd, delta_coins) per level of one task, computed on the calling thread."""
+        if not 0 <= lo <= hi <= self.size:
+            raise ValueError("task slice must lie within the option arrays")
+        ratio = _levels(level_ratio)
+        out = np.zeros((4, ratio.size))
+        _task(ratio, out, *self.arrays, lo, hi, -1, at_ms, window[0], window[1])
+        return out[0], out[1]
+
+
+__all__ = ["ALL_EXPIRIES", "OptionBatch"]
