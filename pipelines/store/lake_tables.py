@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from transforms.frames.schemas import (
@@ -29,29 +30,57 @@ from transforms.grading.schemas import FORECAST_GRADE, FORECAST_HISTORY, INDEX_P
 from warehouse import lake
 from warehouse.catalog import refresh_views
 
-LAKE_TABLES: dict[str, dict] = {
-    "instruments": INSTRUMENT,
-    "option_snapshots": OPTION_SNAPSHOT,
-    "_state/ingest_runs": INGEST_RUN,
-    "trades": TRADE,
-    "_state/trade_watermarks": TRADE_WATERMARK,
-    "_state/trade_runs": TRADE_RUN,
-    "dealer_positions": DEALER_POSITION_STORED,
-    "gex_by_strike": GEX_BY_STRIKE,
-    "gex_profile": GEX_PROFILE,
-    "key_levels": KEY_LEVELS_STORED,
-    "flow_forecast": FLOW_FORECAST,
-    "forecast_summary": FORECAST_SUMMARY,
-    "expiry_rolloff": EXPIRY_ROLLOFF,
-    "tape_coverage": TAPE_COVERAGE,
-    "oi_reconciliation": OI_RECONCILIATION,
-    "forecast_history": FORECAST_HISTORY,
-    "index_prices": INDEX_PRICE,
-    "forecast_grades": FORECAST_GRADE,
-    "_state/analytics_inputs": ANALYTICS_INPUT,
-    "exposure_by_expiry": EXPOSURE_BY_EXPIRY,
-    "key_levels_by_tenor": KEY_LEVELS_BY_TENOR,
-    "scenario_profiles": SCENARIO_PROFILE,
+
+class Table(StrEnum):
+    """Lake table names (a member is its name as a str: paths, SQL and f-strings see the plain name)."""
+
+    INSTRUMENTS = "instruments"
+    OPTION_SNAPSHOTS = "option_snapshots"
+    STATE_INGEST_RUNS = "_state/ingest_runs"
+    TRADES = "trades"
+    STATE_TRADE_WATERMARKS = "_state/trade_watermarks"
+    STATE_TRADE_RUNS = "_state/trade_runs"
+    DEALER_POSITIONS = "dealer_positions"
+    GEX_BY_STRIKE = "gex_by_strike"
+    GEX_PROFILE = "gex_profile"
+    KEY_LEVELS = "key_levels"
+    FLOW_FORECAST = "flow_forecast"
+    FORECAST_SUMMARY = "forecast_summary"
+    EXPIRY_ROLLOFF = "expiry_rolloff"
+    TAPE_COVERAGE = "tape_coverage"
+    OI_RECONCILIATION = "oi_reconciliation"
+    FORECAST_HISTORY = "forecast_history"
+    INDEX_PRICES = "index_prices"
+    FORECAST_GRADES = "forecast_grades"
+    STATE_ANALYTICS_INPUTS = "_state/analytics_inputs"
+    EXPOSURE_BY_EXPIRY = "exposure_by_expiry"
+    KEY_LEVELS_BY_TENOR = "key_levels_by_tenor"
+    SCENARIO_PROFILES = "scenario_profiles"
+
+
+LAKE_TABLES: dict[Table, dict] = {
+    Table.INSTRUMENTS: INSTRUMENT,
+    Table.OPTION_SNAPSHOTS: OPTION_SNAPSHOT,
+    Table.STATE_INGEST_RUNS: INGEST_RUN,
+    Table.TRADES: TRADE,
+    Table.STATE_TRADE_WATERMARKS: TRADE_WATERMARK,
+    Table.STATE_TRADE_RUNS: TRADE_RUN,
+    Table.DEALER_POSITIONS: DEALER_POSITION_STORED,
+    Table.GEX_BY_STRIKE: GEX_BY_STRIKE,
+    Table.GEX_PROFILE: GEX_PROFILE,
+    Table.KEY_LEVELS: KEY_LEVELS_STORED,
+    Table.FLOW_FORECAST: FLOW_FORECAST,
+    Table.FORECAST_SUMMARY: FORECAST_SUMMARY,
+    Table.EXPIRY_ROLLOFF: EXPIRY_ROLLOFF,
+    Table.TAPE_COVERAGE: TAPE_COVERAGE,
+    Table.OI_RECONCILIATION: OI_RECONCILIATION,
+    Table.FORECAST_HISTORY: FORECAST_HISTORY,
+    Table.INDEX_PRICES: INDEX_PRICE,
+    Table.FORECAST_GRADES: FORECAST_GRADE,
+    Table.STATE_ANALYTICS_INPUTS: ANALYTICS_INPUT,
+    Table.EXPOSURE_BY_EXPIRY: EXPOSURE_BY_EXPIRY,
+    Table.KEY_LEVELS_BY_TENOR: KEY_LEVELS_BY_TENOR,
+    Table.SCENARIO_PROFILES: SCENARIO_PROFILE,
 }
 
 
