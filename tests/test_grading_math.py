@@ -10,9 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from transforms.grading import stats as st
 from transforms.grading.schemas import FORECAST_HISTORY, INDEX_PRICE
 from transforms.grading.scores import crps_normal, grade_forecasts, log_score_normal, norm_cdf
-from transforms.grading.scores import stats as st
 from transforms.grading.summary import GEX_HIGH_LOW, out_of_sample
 from transforms.grading.words import paragraph
 

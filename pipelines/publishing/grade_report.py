@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from transforms.grading import summary as gs
 from transforms.grading.scores import PATH_MAX_GAP_MS, TOLERANCE_MS
-from transforms.grading.scores import summary as gs
 from transforms.grading.words import HEADLINE_HORIZON, paragraph
 
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%S%.3fZ"

@@ -9,7 +9,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from transforms.grading.scores import stats as st
+from transforms.grading import stats as st
 
 GROUP = ["currency", "model", "horizon"]
 ZG_CAP_SD = 3.0  # |distance to zero gamma| beyond this (or no zero gamma in the grid) counts as 'far'
