@@ -1,8 +1,8 @@
 """Byte-identical outputs before and after a refactor (issue 13): capture what the CLI writes, compare two captures.
 
-Run from the root of the tree under test::
+Run from the root of the tree under test (or pass ``--root TREE``)::
 
-    python -m benchmarks.identical_outputs capture OUT.json --data-dir DIR [--tardis DIR]
+    python -m benchmarks.identical_outputs capture OUT.json --data-dir DIR [--root TREE] [--tardis DIR]
     python -m benchmarks.identical_outputs compare A.json B.json
 
 ``capture`` drives the product only through ``python -m pipelines.cli`` in subprocesses (it imports nothing
@@ -132,6 +132,9 @@ def run_step(root: Path, data_dir: Path, tardis: Path, args: list[str]) -> dict:
 
 
 def capture(out: Path, work: Path, tardis: Path, root: Path) -> int:
+    if work.exists() and {p.name for p in work.iterdir()} - {"sample", "backfill"}:
+        print(f"--data-dir {work} holds other files; give an empty or a previous capture's dir", file=sys.stderr)
+        return 2
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -164,6 +167,8 @@ def capture(out: Path, work: Path, tardis: Path, root: Path) -> int:
 def git_head(root: Path) -> str:
     proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return "(not a git tree)"
     return proc.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
@@ -268,16 +273,19 @@ def main(argv: list[str] | None = None) -> int:
     cap = sub.add_parser("capture", help="run the scenarios on the tree in the current directory; write OUT.json")
     cap.add_argument("out", type=Path)
     cap.add_argument("--data-dir", type=Path, required=True, help="work dir (emptied first)")
-    cap.add_argument("--tardis", type=Path, default=Path("../shared/data/tardis"), help="Tardis CSV folder")
+    cap.add_argument("--root", type=Path, default=Path.cwd(), help="the tree under test (default: this directory)")
+    cap.add_argument("--tardis", type=Path, help="Tardis CSV folder (default ROOT/../shared/data/tardis)")
     cmp_ = sub.add_parser("compare", help="compare two captures; exit 1 on any difference")
     cmp_.add_argument("a", type=Path)
     cmp_.add_argument("b", type=Path)
     args = parser.parse_args(argv)
     if args.command == "compare":
         return compare(args.a, args.b)
-    if not args.tardis.is_dir():
-        parser.error(f"--tardis {args.tardis} is not a directory")
-    return capture(args.out, args.data_dir.resolve(), args.tardis.resolve(), Path.cwd().resolve())
+    root = args.root.resolve()
+    tardis = (args.tardis or root / "../shared/data/tardis").resolve()
+    if not (root / "pipelines").is_dir() or not tardis.is_dir():
+        parser.error(f"--root {root} needs a pipelines/ folder and --tardis {tardis} must be a directory")
+    return capture(args.out, args.data_dir.resolve(), tardis, root)
 
 
 if __name__ == "__main__":
