@@ -91,7 +91,13 @@ def hash_tree(data_dir: Path, prefix: str) -> dict:
             entry["normalised"] = normalised(rule, path, data_dir, files)
             entry["rule"] = rule.pattern
         files[rel] = entry | {"key": f"{prefix}/{key}"}
-    return {entry.pop("key"): entry for entry in files.values()}
+    keyed: dict = {}
+    for entry in files.values():  # two names that normalise alike are both kept, numbered in name order
+        key = base = entry.pop("key")
+        while key in keyed:
+            key = f"{base}#{len([k for k in keyed if k.startswith(base)])}"
+        keyed[key] = entry
+    return keyed
 
 
 def goldens(root: Path) -> dict:
