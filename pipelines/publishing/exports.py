@@ -2,7 +2,7 @@
 
 Per currency C (base coin):
 
-    C_forecast.parquet|csv|json   FLOW_FORECAST rows (transforms/frames/schemas.py):
+    C_forecast.parquet|csv|json   FLOW_FORECAST rows (transforms/frames/schemas/forecast.py):
                                   one per (model, horizon, price level)
     C_summary.parquet|csv|json    FORECAST_SUMMARY rows: one per (model, horizon)
     C_rolloff.parquet|csv|json    EXPIRY_ROLLOFF rows: one per (model, upcoming expiry)
