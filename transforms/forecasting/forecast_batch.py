@@ -26,18 +26,17 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from transforms.forecasting.forecast import (
+from transforms.forecasting.forecast import _joined, flow_components
+from transforms.forecasting.horizons import (
     MS_PER_HOUR,
     _epoch_ms,
     _from_ms,
     _grid,
     _horizons,
-    _joined,
     atm_vol_to,
-    flow_components,
     lognormal_bin_weights,
-    summary_numbers,
 )
+from transforms.forecasting.summary import summary_numbers
 from transforms.frames.schemas import FORECAST_SUMMARY, check
 from transforms.pricing.greeks import MS_PER_YEAR
 from transforms.pricing.kernel_batch import ALL_EXPIRIES, OptionBatch
