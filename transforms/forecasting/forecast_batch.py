@@ -70,7 +70,7 @@ def spot_of(currency: str, snapshot_ts, spots: int, spot: float) -> float:
 
 
 def _term_structures(greeks: pl.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
-    """``transforms.forecasting.forecast.atm_term_structure(snapshot, snapshot_ts)`` of every snapshot, keyed by
+    """``transforms.forecasting.horizons.atm_term_structure(snapshot, snapshot_ts)`` of every snapshot, keyed by
     (currency, snapshot_ts): the same smile nodes (one polars query for all), the same interpolation."""
     by = [*_SNAPSHOT, "expiration_ts"]
     nodes = (
