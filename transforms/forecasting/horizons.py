@@ -150,3 +150,16 @@ def _horizons(horizons_hours, include_next_expiry: bool, t0_ms: int, expiries_ms
         end = int(later.min()) if later.size else _epoch_ms(next_settlement(_from_ms(t0_ms)))
         out.append((NEXT_EXPIRY, end))
     return out
+
+
+__all__ = [
+    "HOURS_PER_YEAR",
+    "MS_PER_HOUR",
+    "NEXT_EXPIRY",
+    "atm_term_structure",
+    "atm_vol_to",
+    "forecast_start",
+    "horizon_label",
+    "lognormal_bin_weights",
+    "next_settlement",
+]

@@ -80,3 +80,6 @@ def forecast_summary(forecast: pl.DataFrame, levels: pl.DataFrame | None = None)
     out = out.select(list(FORECAST_SUMMARY))
     check(out, FORECAST_SUMMARY, "forecast_summary")
     return out
+
+
+__all__ = ["SIGMA_MOVES", "forecast_summary", "summary_numbers"]

@@ -166,3 +166,6 @@ def _max_pain(greeks: pl.DataFrame) -> pl.DataFrame:
     )
     best = payout.group_by(*_SNAPSHOT).agg(pl.col("settle").sort_by(["payout_usd", "settle"]).first().alias("max_pain"))
     return best.join(nearest, on=_SNAPSHOT, how="left")
+
+
+__all__ = ["zero_gamma_roots"]
