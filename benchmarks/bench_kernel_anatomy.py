@@ -11,7 +11,7 @@ code cut down, never imported by the product) and times each on one thread and o
     skeleton     neither exp nor N(): d1, its square, the two accumulations
     poly N()     N() from a degree-7 polynomial instead of the rational (no division; timing only, wrong values)
 
-plus a stream of ``vdivpd`` alone. Cycles per 4 evaluations assume the clock measured here by a chain of
+plus a stream of ``vdivpd`` alone. Cycles per 4 evaluations assume the clock this benchmark measures with a chain of
 dependent FMAs (latency 4 cycles on Zen 3). Results go to benchmarks/results/ only.
 """
 

@@ -283,7 +283,7 @@ FLAG_VARIANTS = {
 
 def bench_flags(case: Case, threads: int) -> list[dict]:
     """Recompile the kernel module with each fast-math setting (no cache) and time it."""
-    source = (REPO_ROOT / "transforms" / "kernels.py").read_text().replace("cache=True", "cache=False")
+    source = (REPO_ROOT / "transforms" / "pricing" / "kernels.py").read_text().replace("cache=True", "cache=False")
     shipped = 'FASTMATH = {"contract"}'
     assert shipped in source
     rows = []
@@ -374,6 +374,37 @@ def table(rows: list[dict], baseline: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def report_text(env: dict, why_not: str | None, rows: list[dict], baseline: dict, flags: list, cold: list) -> str:
+    """The Markdown report: environment, the main table, then the fast-math and cold-process sections if run."""
+    report = ["# GEX profile benchmark", "", "```", json.dumps(env, indent=1), "```", ""]
+    if why_not:
+        report += [f"py_vollib_vectorized skipped: {why_not}", ""]
+    report += [table(rows, baseline), ""]
+    if flags:
+        report += [
+            "## fast-math flags (synthetic case, kernel recompiled per setting)",
+            "",
+            "| fastmath | serial ms | serial eval/s | parallel ms | parallel eval/s | max rel diff GEX vs shipped |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        report += [
+            f"| {f['fastmath']} | {f['serial_ms']:.3f} | {fmt_rate(f['serial_evals_per_s'])} | {f['parallel_ms']:.3f} "
+            f"| {fmt_rate(f['parallel_evals_per_s'])} | {f['max_rel_diff_gex']:.1e} |"
+            for f in flags
+        ]
+        report.append("")
+    if cold:
+        report += [
+            "## cold process (import + first 854 x 201 profile)",
+            "",
+            "| run | import s | first call s |",
+            "|---|---:|---:|",
+        ]
+        report += [f"| {c['run']} | {c['import_s']:.2f} | {c['first_call_s']:.3f} |" for c in cold]
+        report.append("")
+    return "\n".join(report)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the fast-math flags and cold-process sections")
@@ -413,33 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
         if r["implementation"].startswith("ours, numba kernel, " + str(threads))
     }
-    report = ["# GEX profile benchmark", "", "```", json.dumps(env, indent=1), "```", ""]
-    if why_not:
-        report += [f"py_vollib_vectorized skipped: {why_not}", ""]
-    report += [table(rows, baseline), ""]
-    if flags:
-        report += [
-            "## fast-math flags (synthetic case, kernel recompiled per setting)",
-            "",
-            "| fastmath | serial ms | serial eval/s | parallel ms | parallel eval/s | max rel diff GEX vs shipped |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        report += [
-            f"| {f['fastmath']} | {f['serial_ms']:.3f} | {fmt_rate(f['serial_evals_per_s'])} | {f['parallel_ms']:.3f} "
-            f"| {fmt_rate(f['parallel_evals_per_s'])} | {f['max_rel_diff_gex']:.1e} |"
-            for f in flags
-        ]
-        report.append("")
-    if cold:
-        report += [
-            "## cold process (import + first 854 x 201 profile)",
-            "",
-            "| run | import s | first call s |",
-            "|---|---:|---:|",
-        ]
-        report += [f"| {c['run']} | {c['import_s']:.2f} | {c['first_call_s']:.3f} |" for c in cold]
-        report.append("")
-    text = "\n".join(report)
+    text = report_text(env, why_not, rows, baseline, flags, cold)
     print(text)
     (RESULTS / "bench_profile.md").write_text(text + "\n")
     (RESULTS / "bench_profile.json").write_text(

@@ -5,7 +5,7 @@ Files: made once with ``../shared/tools/tardis_ticks.py`` and cached (``--cache`
 option rows and 0.8 GB gzipped a day; generating them takes minutes and ~12 GB of memory) and, for the
 Dask comparison, 2026-07-28..31 at ``--dask-rate 1``.
 
-Measured in one run, on this machine as it is (other processes included):
+Measured in one run, on the machine as it is when run (other processes included; RESULTS.md notes the load):
 
 - the floor: a serial ``zcat`` of every file of the days (options_chain + derivative_ticker) to /dev/null;
 - ``gexflow backfill --tardis`` of 1 and of 2 days, both currencies, default grid (1 h, 1 h staleness),

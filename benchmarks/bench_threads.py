@@ -7,7 +7,7 @@ For the synthetic 1,000 x 400 chain of benchmarks/bench_profile.py, times single
 (pipelines.jobs.threads.KernelThreads: threads = the cores other processes
 leave idle, chosen before each batch of 20 profiles as compute does per chunk of snapshots), in two conditions:
 
-    idle     nothing started by the benchmark (other users of the box are measured and reported)
+    idle     nothing started by the benchmark (other users of the machine are measured and reported)
     loaded   a busy-loop process pinned to the last allowed core
 
 Mean ms per profile is total time / profiles (what a job pays); the median and 90th percentile show the

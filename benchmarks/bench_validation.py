@@ -26,7 +26,7 @@ import polars as pl
 
 
 def median_ms(fn, repeats: int) -> tuple[float, float]:
-    """Median wall and CPU milliseconds (CPU time is what a loaded shared box does not inflate)."""
+    """Median wall and CPU milliseconds (CPU time is what a loaded shared machine does not inflate)."""
     wall, cpu = [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()

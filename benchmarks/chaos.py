@@ -9,7 +9,7 @@ A reference run in a fresh data dir records the lake before every command and af
 
 Each trial copies the lake as it was before one command, runs that command as a ``gexflow`` subprocess
 (a warm worker: the CLI's ``main`` in a process that did its imports before the command arrived, so a
-trial costs the command, not Great Expectations' 5-30 s import) and interrupts it:
+trial costs the command, not Great Expectations' import: seconds, benchmarks/RESULTS.md) and interrupts it:
 
 - ``kill``/``sigint`` at a uniformly random time (phase ``random``), a random 0-300 ms after its first
   staged temp file appeared (``staging``), or the moment its commit journal appeared (``commit``);

@@ -19,7 +19,8 @@ from warehouse import files
 TARDIS = SHARED_DATA / "tardis"
 FIRST_DAY = "2026-07-29"
 
-# A fork server: imports once (Great Expectations alone takes 5-30 s), then forks one real process per command.
+# A fork server: imports once (Great Expectations alone takes seconds: benchmarks/RESULTS.md), then forks one
+# real process per command.
 # Nothing has started a thread pool when it forks (no polars/numba work ran in it). The child runs the CLI's
 # main, may get a file-size limit (RLIMIT_FSIZE: the kernel fails writes as a full disk does) and keeps Python's
 # SIGINT handler, so SIGINT is a KeyboardInterrupt and SIGKILL a kill, as for `gexflow` started from a shell.

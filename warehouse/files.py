@@ -137,7 +137,7 @@ def stage_bytes(final: Path, data: bytes) -> Staged:
         mark_stager(_data_dir_of(final))
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(final)
-        # not fsynced one by one (5 ms a file here, a commit has hundreds): a kill keeps the page cache; the
+        # not fsynced one by one (a disk flush per file, and a commit has hundreds): a kill keeps the page cache; the
         # journal and the directories are fsynced, and the manifest lets `gexflow check` find a power-loss casualty
         _write_durable(tmp, data, fsync=False)
     except OSError as exc:

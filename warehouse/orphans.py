@@ -75,7 +75,7 @@ def sweep_orphans(root: Path) -> int:
 def sweep_if_needed(data_dir: Path) -> int:
     """Sweep (call under the writer lock, after recovery) when a stager is gone; returns temp files removed."""
     gone = _gone_stagers(data_dir)
-    if not gone:  # a full walk of the data dir is not free (30k files: 0.1-0.6 s)
+    if not gone:  # a full walk of the data dir is not free (a stat per file; a long history has tens of thousands)
         return 0
     removed = sweep_orphans(data_dir)
     for mark in gone:

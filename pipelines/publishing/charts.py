@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+GAMMA_FLOW = ("gamma_flow_coins", "gamma (price move)", "#4C78A8")  # (column, label, colour); scenario charts too
 COMPONENTS = (
-    ("gamma_flow_coins", "gamma (price move)", "#4C78A8"),
+    GAMMA_FLOW,
     ("charm_flow_coins", "charm (time decay)", "#F58518"),
     ("expiry_flow_coins", "expiry roll-off", "#54A24B"),
     ("remainder_flow_coins", "remainder (cross term)", "#B279A2"),
@@ -28,6 +29,7 @@ MARKERS = {
     "put_wall": ("#D7191C", "-.", "put wall"),
 }
 DPI = 100
+GEX_AXIS = "dealer GEX (USD millions per 1 % move)"
 
 
 def _figure(width_in: float, height_in: float):
@@ -66,6 +68,21 @@ def image_format(path: Path) -> str:
     if suffix not in IMAGE_FORMATS:
         raise ValueError(f"{path}: unknown chart format {suffix or '(no extension)'!r}; use {', '.join(IMAGE_FORMATS)}")
     return suffix
+
+
+def spot_axis(currency: str) -> str:
+    return f"{currency} spot level (USD)"
+
+
+def label_book_panels(top, bottom, currency: str, flow_label: str) -> None:
+    """The labels, legends and tick format shared by the two-panel book charts (:func:`profile_chart` and
+    ``depth_charts.scenario_chart``): GEX on top, hedge flow below, spot level along the bottom."""
+    top.set_ylabel(GEX_AXIS)
+    bottom.set_ylabel(flow_label)
+    bottom.set_xlabel(spot_axis(currency))
+    top.legend(fontsize=8, loc="upper left", framealpha=0.8)
+    bottom.legend(fontsize=8, loc="upper right", framealpha=0.8)
+    _thousands(top, bottom)
 
 
 def _x_range(levels: np.ndarray, spot: float, sd: float, marks: dict) -> tuple[float, float]:
@@ -112,47 +129,7 @@ def hedge_flow_chart(forecast: pl.DataFrame, summary: pl.DataFrame, path: Path) 
     for col, model in enumerate(models):
         rows = forecast.filter(pl.col("model") == model).sort("price_level")
         info = summary.filter(pl.col("model") == model).row(0, named=True)
-        x = rows["price_level"].to_numpy()
-        spot = info["spot"]
-        sd = info["sigma_move_pct"] / 100.0
-        marks = {
-            "spot": spot,
-            "zero_gamma": info["zero_gamma"],
-            "call_wall": info["call_wall"],
-            "put_wall": info["put_wall"],
-        }
-        band = (info["price_minus_1sigma"], info["price_plus_1sigma"])
-        lo, hi = _x_range(x, spot, sd, marks)
-        shown = (x >= lo) & (x <= hi)
-        top, bottom = axes[0][col], axes[1][col]
-        parts = [(rows[c].to_numpy()[shown], label, color) for c, label, color in COMPONENTS]
-        _stacked(top, x[shown], parts)
-        top.plot(x[shown], rows["hedge_flow_coins"].to_numpy()[shown], color="black", linewidth=1.6, label="total")
-        top.axhline(0.0, color="#444444", linewidth=0.6)
-        _mark(top, {k: v for k, v in marks.items() if v is not None and lo <= v <= hi}, band, legend=True)
-        top.set_title(
-            f"{head['currency']} model {model}: dealer hedge flow to t0 + {info['horizon']} "
-            f"({info['horizon_hours']:.1f} h)\nE[flow] {info['expected_flow_coins']:,.0f} coins, "
-            f"E|flow| {info['expected_abs_flow_coins']:,.0f} coins, ATM vol {info['sigma_atm']:.1f} %",
-            fontsize=10,
-        )
-        top.set_ylabel("hedge flow (coins; + = dealers buy)")
-        top.grid(True, alpha=0.25)
-
-        usd = rows["hedge_flow_usd"].to_numpy()[shown] / 1e6
-        bottom.plot(x[shown], usd, color="black", linewidth=1.4, label="total flow")
-        bottom.fill_between(x[shown], usd, 0.0, color="#4C78A8", alpha=0.25, linewidth=0)
-        bottom.axhline(0.0, color="#444444", linewidth=0.6)
-        _mark(bottom, {k: v for k, v in marks.items() if v is not None and lo <= v <= hi}, band, legend=False)
-        bottom.set_ylabel("hedge flow (USD millions)")
-        bottom.set_xlabel(f"{head['currency']} price at t0 + h (USD)")
-        bottom.grid(True, alpha=0.25)
-        _thousands(top, bottom)
-        prob = bottom.twinx()
-        prob.plot(x[shown], rows["probability_weight"].to_numpy()[shown], color="#E45756", linewidth=1.0)
-        prob.set_ylabel("probability of the level (per grid bin)", color="#E45756", fontsize=8)
-        prob.tick_params(axis="y", labelcolor="#E45756", labelsize=7)
-        prob.set_ylim(bottom=0.0)
+        _flow_panels(axes[0][col], axes[1][col], rows, info, head["currency"], model)
     legend = {}
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -165,6 +142,51 @@ def hedge_flow_chart(forecast: pl.DataFrame, summary: pl.DataFrame, path: Path) 
     )
     fig.savefig(path, format="png")
     return path
+
+
+def _flow_panels(top, bottom, rows: pl.DataFrame, info: dict, currency: str, model: str) -> None:
+    """One model's column of :func:`hedge_flow_chart`: the flow by component in coins (``top``), the total in
+    USD with the probability of each level (``bottom``). ``info`` is the model's FORECAST_SUMMARY row."""
+    x = rows["price_level"].to_numpy()
+    spot = info["spot"]
+    sd = info["sigma_move_pct"] / 100.0
+    marks = {
+        "spot": spot,
+        "zero_gamma": info["zero_gamma"],
+        "call_wall": info["call_wall"],
+        "put_wall": info["put_wall"],
+    }
+    band = (info["price_minus_1sigma"], info["price_plus_1sigma"])
+    lo, hi = _x_range(x, spot, sd, marks)
+    shown = (x >= lo) & (x <= hi)
+    parts = [(rows[c].to_numpy()[shown], label, color) for c, label, color in COMPONENTS]
+    _stacked(top, x[shown], parts)
+    top.plot(x[shown], rows["hedge_flow_coins"].to_numpy()[shown], color="black", linewidth=1.6, label="total")
+    top.axhline(0.0, color="#444444", linewidth=0.6)
+    _mark(top, {k: v for k, v in marks.items() if v is not None and lo <= v <= hi}, band, legend=True)
+    top.set_title(
+        f"{currency} model {model}: dealer hedge flow to t0 + {info['horizon']} "
+        f"({info['horizon_hours']:.1f} h)\nE[flow] {info['expected_flow_coins']:,.0f} coins, "
+        f"E|flow| {info['expected_abs_flow_coins']:,.0f} coins, ATM vol {info['sigma_atm']:.1f} %",
+        fontsize=10,
+    )
+    top.set_ylabel("hedge flow (coins; + = dealers buy)")
+    top.grid(True, alpha=0.25)
+
+    usd = rows["hedge_flow_usd"].to_numpy()[shown] / 1e6
+    bottom.plot(x[shown], usd, color="black", linewidth=1.4, label="total flow")
+    bottom.fill_between(x[shown], usd, 0.0, color="#4C78A8", alpha=0.25, linewidth=0)
+    bottom.axhline(0.0, color="#444444", linewidth=0.6)
+    _mark(bottom, {k: v for k, v in marks.items() if v is not None and lo <= v <= hi}, band, legend=False)
+    bottom.set_ylabel("hedge flow (USD millions)")
+    bottom.set_xlabel(f"{currency} price at t0 + h (USD)")
+    bottom.grid(True, alpha=0.25)
+    _thousands(top, bottom)
+    prob = bottom.twinx()
+    prob.plot(x[shown], rows["probability_weight"].to_numpy()[shown], color="#E45756", linewidth=1.0)
+    prob.set_ylabel("probability of the level (per grid bin)", color="#E45756", fontsize=8)
+    prob.tick_params(axis="y", labelcolor="#E45756", labelsize=7)
+    prob.set_ylim(bottom=0.0)
 
 
 def gex_profile_chart(profiles: pl.DataFrame, levels: pl.DataFrame | None, path: Path) -> Path:
@@ -202,8 +224,8 @@ def gex_profile_chart(profiles: pl.DataFrame, levels: pl.DataFrame | None, path:
         "(> 0: dealers long gamma, they sell rallies and buy dips)",
         fontsize=9,
     )
-    ax.set_xlabel(f"{head['currency']} spot level (USD)")
-    ax.set_ylabel("dealer GEX (USD millions per 1 % move)")
+    ax.set_xlabel(spot_axis(head["currency"]))
+    ax.set_ylabel(GEX_AXIS)
     ax.grid(True, alpha=0.25)
     ax.legend(fontsize=8, loc="upper left", framealpha=0.8)
     _thousands(ax)
@@ -251,12 +273,7 @@ def profile_chart(profile: pl.DataFrame, levels: pl.DataFrame | None, path: Path
         f"{head['snapshot_ts']:%Y-%m-%d %H:%M:%S} UTC",
         fontsize=10,
     )
-    top.set_ylabel("dealer GEX (USD millions per 1 % move)")
-    bottom.set_ylabel(f"hedge flow from spot ({head['currency']})")
-    bottom.set_xlabel(f"{head['currency']} spot level (USD)")
-    top.legend(fontsize=8, loc="upper left", framealpha=0.8)
-    bottom.legend(fontsize=8, loc="upper right", framealpha=0.8)
-    _thousands(top, bottom)
+    label_book_panels(top, bottom, head["currency"], f"hedge flow from spot ({head['currency']})")
     fig.savefig(path, format=image_format(path))
     return path
 

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.publishing.charts import MARKERS, _figure, _price, _thousands, image_format
+from pipelines.publishing.charts import (
+    GAMMA_FLOW,
+    GEX_AXIS,
+    MARKERS,
+    _figure,
+    _price,
+    _thousands,
+    image_format,
+    label_book_panels,
+)
 
 _LONG, _SHORT = "#1A9641", "#D7191C"
 
@@ -94,7 +103,7 @@ def gex_by_expiry_chart(by_expiry: pl.DataFrame, path: Path) -> Path:
     ax.set_xticks(range(len(gex)), labels, rotation=45, ha="right", fontsize=8)
     ax.axhline(0.0, color="#444444", linewidth=0.6)
     ax.set_xlabel("expiry (08:00 UTC)")
-    ax.set_ylabel("dealer GEX (USD millions per 1 % move)")
+    ax.set_ylabel(GEX_AXIS)
     ax.set_title(
         f"{head['currency']} {head['model']} dealer gamma exposure by expiry, snapshot "
         f"{head['snapshot_ts']:%Y-%m-%d %H:%M} UTC (total {gex.sum():+,.1f} M; > 0 = dealers long gamma)",
@@ -131,7 +140,7 @@ def strike_expiry_heatmap(by_strike: pl.DataFrame, spot: float, path: Path, *, h
     ax.set_xlabel("expiry (08:00 UTC)")
     ax.set_ylabel("strike (USD; one row per listed strike)")
     ax.legend(fontsize=8, loc="upper right")
-    fig.colorbar(image, ax=ax, label="dealer GEX (USD millions per 1 % move)")
+    fig.colorbar(image, ax=ax, label=GEX_AXIS)
     ax.set_title(
         f"{head['currency']} {head['model']} dealer GEX by strike and expiry, snapshot "
         f"{head['snapshot_ts']:%Y-%m-%d %H:%M} "
@@ -185,7 +194,7 @@ def scenario_chart(rows: pl.DataFrame, base: pl.DataFrame, path: Path) -> Path:
     top.plot(rows["price_level"], rows["dealer_gex_usd"] / 1e6, color="#333333", linewidth=1.6, label=head["scenario"])
     x = rows["price_level"].to_numpy()
     for column, label, color in (
-        ("gamma_flow_coins", "gamma (price move)", "#4C78A8"),
+        GAMMA_FLOW,
         ("vanna_flow_coins", "vanna (vol change)", "#B279A2"),
         ("charm_flow_coins", "charm (time, settlements)", "#F58518"),
         ("hedge_flow_coins", "total", "#000000"),
@@ -217,12 +226,7 @@ def scenario_chart(rows: pl.DataFrame, base: pl.DataFrame, path: Path) -> Path:
         f"{head['horizon_ts']:%Y-%m-%d %H:%M} UTC), snapshot {head['snapshot_ts']:%Y-%m-%d %H:%M:%S} UTC",
         fontsize=10,
     )
-    top.set_ylabel("dealer GEX (USD millions per 1 % move)")
-    bottom.set_ylabel(f"hedge flow ({head['currency']}, > 0 = dealers buy)")
-    bottom.set_xlabel(f"{head['currency']} spot level (USD)")
-    top.legend(fontsize=8, loc="upper left", framealpha=0.8)
-    bottom.legend(fontsize=8, loc="upper right", framealpha=0.8)
-    _thousands(top, bottom)
+    label_book_panels(top, bottom, head["currency"], f"hedge flow ({head['currency']}, > 0 = dealers buy)")
     fig.savefig(path, format=image_format(path))
     return path
 

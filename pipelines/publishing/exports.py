@@ -2,7 +2,7 @@
 
 Per currency C (base coin):
 
-    C_forecast.parquet|csv|json   FLOW_FORECAST rows (transforms/frames/schemas.py):
+    C_forecast.parquet|csv|json   FLOW_FORECAST rows (transforms/frames/schemas/forecast.py):
                                   one per (model, horizon, price level)
     C_summary.parquet|csv|json    FORECAST_SUMMARY rows: one per (model, horizon)
     C_rolloff.parquet|csv|json    EXPIRY_ROLLOFF rows: one per (model, upcoming expiry)
@@ -42,9 +42,10 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.store.lake_tables import Table
 from transforms.frames.schemas import EXPIRY_ROLLOFF, FLOW_FORECAST, FORECAST_SUMMARY, check
 
-EXPORTS = Path("exports") / "flow_forecast"
+EXPORTS = Path("exports") / Table.FLOW_FORECAST
 CSV_DATETIME = "%Y-%m-%dT%H:%M:%S%.3fZ"
 DATA_FORMATS = ("parquet", "csv", "json")
 
@@ -325,19 +326,8 @@ def build_forecast_exports(
         for currency in forecast["currency"].unique(maintain_order=True).to_list():
             mine = pl.col("currency") == currency
             cf, cs = forecast.filter(mine), summary.filter(mine)
-            data[currency] = write_table(cf, tmp / f"{currency}_forecast") + write_table(
-                cs, tmp / f"{currency}_summary"
-            )
-            if rolloff is not None:
-                data[currency] += write_table(rolloff.filter(mine), tmp / f"{currency}_rolloff")
-            pictures[currency] = [
-                charting.hedge_flow_chart(
-                    cf.filter(pl.col("horizon") == horizon),
-                    cs.filter(pl.col("horizon") == horizon),
-                    tmp / f"{currency}_flow_{horizon}.png",
-                )
-                for horizon in cf.sort("horizon_hours")["horizon"].unique(maintain_order=True).to_list()
-            ]
+            data[currency] = _currency_tables(tmp, currency, cf, cs, rolloff)
+            pictures[currency] = _currency_charts(tmp, currency, cf, cs)
             if profiles is not None and profiles.filter(mine).height:
                 lv = levels.filter(mine) if levels is not None else None
                 pictures[currency].append(
@@ -353,6 +343,28 @@ def build_forecast_exports(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BuiltExport(tmp, final, data, pictures)
+
+
+def _currency_tables(tmp: Path, currency: str, cf: pl.DataFrame, cs: pl.DataFrame, rolloff) -> list[Path]:
+    """C_forecast, C_summary and (with ``rolloff``) C_rolloff in every data format."""
+    paths = write_table(cf, tmp / f"{currency}_forecast") + write_table(cs, tmp / f"{currency}_summary")
+    if rolloff is not None:
+        paths += write_table(rolloff.filter(pl.col("currency") == currency), tmp / f"{currency}_rolloff")
+    return paths
+
+
+def _currency_charts(tmp: Path, currency: str, cf: pl.DataFrame, cs: pl.DataFrame) -> list[Path]:
+    """C_flow_<horizon>.png per horizon, shortest first."""
+    from pipelines.publishing import charts as charting
+
+    return [
+        charting.hedge_flow_chart(
+            cf.filter(pl.col("horizon") == horizon),
+            cs.filter(pl.col("horizon") == horizon),
+            tmp / f"{currency}_flow_{horizon}.png",
+        )
+        for horizon in cf.sort("horizon_hours")["horizon"].unique(maintain_order=True).to_list()
+    ]
 
 
 def publish_forecast_exports(data_dir: Path, forecast_date: date, forecast: pl.DataFrame, summary: pl.DataFrame, **kw):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipelines.store.lake_tables import Table
 from transforms.grading import summary as gs
 from transforms.grading.scores import PATH_MAX_GAP_MS, TOLERANCE_MS
 from transforms.grading.words import HEADLINE_HORIZON, paragraph
@@ -225,7 +226,7 @@ def write_report(data_dir: Path, grades: pl.DataFrame, *, fit_until: datetime | 
     tmp.mkdir()
     try:
         tables = report_tables(grades, fit_until)
-        _write(grades, tmp / "forecast_grades")
+        _write(grades, tmp / Table.FORECAST_GRADES)
         for name, frame in tables.items():
             _write(frame, tmp / name)
         charts = [

@@ -7,12 +7,13 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.publishing.tables import render_frame
+from pipelines.store.lake_tables import Table
 from warehouse import lake
 
 
 def snapshot_summary(data_dir: Path, currencies) -> str:
     """Latest snapshot per currency: options, open interest, spot."""
-    scan = lake.scan(data_dir, "option_snapshots")
+    scan = lake.scan(data_dir, Table.OPTION_SNAPSHOTS)
     if scan is None:
         return "no snapshots in the warehouse"
     coins = [c for c in currencies if c != "USDC"]
@@ -34,7 +35,7 @@ def snapshot_summary(data_dir: Path, currencies) -> str:
 
 def trades_summary(data_dir: Path, currencies) -> str:
     """Latest trades run per currency: pages, fetched, new, duplicates, watermark, warnings."""
-    scan = lake.scan(data_dir, "_state/trade_runs")
+    scan = lake.scan(data_dir, Table.STATE_TRADE_RUNS)
     if scan is None:
         return "no trades runs recorded"
     latest = (
@@ -50,7 +51,7 @@ def trades_summary(data_dir: Path, currencies) -> str:
 def run_summary(data_dir: Path, currencies) -> str:
     """Latest snapshot per currency with the naive model's key levels (and taker_flow's when present)."""
     snaps = snapshot_summary(data_dir, currencies)
-    scan = lake.scan(data_dir, "key_levels")
+    scan = lake.scan(data_dir, Table.KEY_LEVELS)
     if scan is None:
         return snaps
     levels = (

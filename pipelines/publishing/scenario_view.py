@@ -36,6 +36,7 @@ def scenario_frame(data_dir: Path, currency: str, model: str, snapshot_ts, scena
     """The scenario's rows (SCENARIO_PROFILE) for the stored snapshot and model, on the 0.25 % profile grid."""
     import polars as pl
 
+    from pipelines.store.lake_tables import Table
     from pipelines.store.reads import load_chain
     from transforms.frames.schemas import DEALER_POSITION
     from transforms.gex.scenarios import scenario_profiles
@@ -43,7 +44,7 @@ def scenario_frame(data_dir: Path, currency: str, model: str, snapshot_ts, scena
 
     chain = load_chain(data_dir, [currency], snapshot_ts, snapshot_ts)
     positions = (
-        lake.scan(data_dir, "dealer_positions")
+        lake.scan(data_dir, Table.DEALER_POSITIONS)
         .filter(pl.col("currency") == currency, pl.col("snapshot_ts") == snapshot_ts, pl.col("model") == model)
         .select(list(DEALER_POSITION))
         .collect()

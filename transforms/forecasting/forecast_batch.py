@@ -26,18 +26,17 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from transforms.forecasting.forecast import (
+from transforms.forecasting.forecast import _joined, flow_components
+from transforms.forecasting.horizons import (
     MS_PER_HOUR,
     _epoch_ms,
     _from_ms,
     _grid,
     _horizons,
-    _joined,
     atm_vol_to,
-    flow_components,
     lognormal_bin_weights,
-    summary_numbers,
 )
+from transforms.forecasting.summary import summary_numbers
 from transforms.frames.schemas import FORECAST_SUMMARY, check
 from transforms.pricing.greeks import MS_PER_YEAR
 from transforms.pricing.kernel_batch import ALL_EXPIRIES, OptionBatch
@@ -71,7 +70,7 @@ def spot_of(currency: str, snapshot_ts, spots: int, spot: float) -> float:
 
 
 def _term_structures(greeks: pl.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
-    """``transforms.forecasting.forecast.atm_term_structure(snapshot, snapshot_ts)`` of every snapshot, keyed by
+    """``transforms.forecasting.horizons.atm_term_structure(snapshot, snapshot_ts)`` of every snapshot, keyed by
     (currency, snapshot_ts): the same smile nodes (one polars query for all), the same interpolation."""
     by = [*_SNAPSHOT, "expiration_ts"]
     nodes = (

@@ -169,44 +169,7 @@ def option_snapshot_frame(
     rows = []
     for b in book_summary:
         try:
-            name = b["instrument_name"]
-            if not isinstance(name, str):
-                raise NormaliseError(f"{_BOOK} entry has no instrument_name string: {name!r}"[:300], _BOOK)
-            where = f"{_BOOK} entry {name}"
-            ins = by_name.get(name)
-            if ins is None:
-                p = parse_option_name(name)
-                settle = p["settlement_currency"]
-                ins = {
-                    "currency": p["base"],
-                    "option_type": p["option_type"],
-                    "strike": p["strike"],
-                    "expiration_ts": p["expiration_ts"],
-                    "contract_size": 1.0,
-                    "is_linear": settle in ("USDC", "USDT"),
-                    "price_index": f"{p['base'].lower()}_{'usdc' if settle == 'USDC' else 'usd'}",
-                }
-            index_price = index_prices.get(ins["price_index"])
-            if index_price is None:
-                raise NormaliseError(f"no index price for {ins['price_index']} ({name})")
-            rows.append(
-                {
-                    "currency": ins["currency"],
-                    "snapshot_ts": snapshot_ts,
-                    "instrument_name": name,
-                    "option_type": ins["option_type"],
-                    "strike": ins["strike"],
-                    "expiration_ts": ins["expiration_ts"],
-                    "contract_size": ins["contract_size"],
-                    "is_linear": ins["is_linear"],
-                    # a null stays null (the gate refuses it): never 0 contracts by default
-                    "open_interest": number(b["open_interest"], "open_interest", where, _BOOK),
-                    **{f: number(b.get(f), f, where, _BOOK) for f in _BOOK_NUMBERS},
-                    "underlying_index": _text(b.get("underlying_index"), "underlying_index", where, _BOOK),
-                    "index_price": float(index_price),
-                    "source": source,
-                }
-            )
+            rows.append(_book_row(b, by_name, snapshot_ts, index_prices, source))
         except KeyError as exc:
             raise NormaliseError(f"book summary entry lacks {exc}", _BOOK) from None
         except (TypeError, AttributeError):  # an entry that is not an object
@@ -214,6 +177,52 @@ def option_snapshot_frame(
     frame = pl.DataFrame(rows, schema=OPTION_SNAPSHOT, orient="row")
     check(frame, OPTION_SNAPSHOT, "option_snapshots")
     return frame.sort("currency", "instrument_name")
+
+
+def _book_row(b: dict, by_name: dict, snapshot_ts: datetime, index_prices: dict[str, float], source: str) -> dict:
+    """One OPTION_SNAPSHOT row of a book summary entry; KeyError, TypeError or AttributeError when the entry
+    lacks a field or is not an object (the caller names it)."""
+    name = b["instrument_name"]
+    if not isinstance(name, str):
+        raise NormaliseError(f"{_BOOK} entry has no instrument_name string: {name!r}"[:300], _BOOK)
+    where = f"{_BOOK} entry {name}"
+    ins = by_name.get(name)
+    if ins is None:
+        ins = _instrument_from_name(name)
+    index_price = index_prices.get(ins["price_index"])
+    if index_price is None:
+        raise NormaliseError(f"no index price for {ins['price_index']} ({name})")
+    return {
+        "currency": ins["currency"],
+        "snapshot_ts": snapshot_ts,
+        "instrument_name": name,
+        "option_type": ins["option_type"],
+        "strike": ins["strike"],
+        "expiration_ts": ins["expiration_ts"],
+        "contract_size": ins["contract_size"],
+        "is_linear": ins["is_linear"],
+        # a null stays null (the gate refuses it): never 0 contracts by default
+        "open_interest": number(b["open_interest"], "open_interest", where, _BOOK),
+        **{f: number(b.get(f), f, where, _BOOK) for f in _BOOK_NUMBERS},
+        "underlying_index": _text(b.get("underlying_index"), "underlying_index", where, _BOOK),
+        "index_price": float(index_price),
+        "source": source,
+    }
+
+
+def _instrument_from_name(name: str) -> dict:
+    """The instrument attributes a book row needs, from its name alone (listed between the two calls)."""
+    p = parse_option_name(name)
+    settle = p["settlement_currency"]
+    return {
+        "currency": p["base"],
+        "option_type": p["option_type"],
+        "strike": p["strike"],
+        "expiration_ts": p["expiration_ts"],
+        "contract_size": 1.0,
+        "is_linear": settle in ("USDC", "USDT"),
+        "price_index": f"{p['base'].lower()}_{'usdc' if settle == 'USDC' else 'usd'}",
+    }
 
 
 _BOOK_NUMBERS = ("mark_iv", "mark_price", "bid_price", "ask_price", "underlying_price")

@@ -31,8 +31,8 @@ from transforms.gex.exposure import (
     _grid_steps,
     _Profile,
     _spot,
-    _walls,
 )
+from transforms.gex.levels import _walls
 
 DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor", "scenario_profiles")
 TENORS = (("1d", 1.0), ("7d", 7.0), ("30d", 30.0))

@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from transforms.gex.exposure import GROUP, _brent, _exposures, _Profile, _spot
+from transforms.gex.exposure import GROUP, _exposures, _Profile, _spot
+from transforms.gex.levels import _brent
 
 LADDER_STEP = 0.0005  # the search grid, as a fraction of spot
 

@@ -16,7 +16,8 @@ import numpy as np
 import polars as pl
 
 from transforms.forecasting.forecast_batch import spot_of
-from transforms.gex.exposure import GROUP, _exposures, _grid_steps, _levels_row, _levels_table
+from transforms.gex.exposure import GROUP, _exposures, _grid_steps
+from transforms.gex.levels import _levels_row, _levels_table
 from transforms.pricing.kernel_batch import ALL_EXPIRIES, OptionBatch
 
 

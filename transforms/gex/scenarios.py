@@ -112,7 +112,7 @@ def grid_roots(at, ratio: np.ndarray, gex: np.ndarray) -> list[float]:
     """The ratios where GEX(S') changes sign between grid levels, each refined in STAGES stages of SUBGRID levels
     evaluated in one kernel call each, then linearly inside the last sub-step (well below 1e-12 of spot for a
     smooth profile; fewer kernel evaluations than single-level Brent steps). Same brackets as
-    transforms.gex.exposure.zero_gamma_roots."""
+    transforms.gex.levels.zero_gamma_roots."""
     nonzero = np.flatnonzero(gex != 0.0)
     roots = []
     for j, k in zip(nonzero[:-1], nonzero[1:], strict=True):

@@ -151,46 +151,13 @@ def taker_flow_positions(
         return pl.DataFrame(schema={**DEALER_POSITION, **TAKER_FLOW_EXTRA})
     listed = pl.col("listed_ts") if "listed_ts" in chain.columns else pl.lit(None, UTC_TS)
     start = pl.col("tape_start_ts") if "tape_start_ts" in chain.columns else pl.lit(tape_start, UTC_TS)
-    oi, net, gross = pl.col("open_interest"), pl.col("net"), pl.col("gross")
     fallback = pl.col("used") == 0
     full = (start <= listed).fill_null(False)
     out = (
         _as_of_tape(chain, trades, _chain_columns(chain, ("listed_ts", "tape_start_ts")), include_blocks=include_blocks)
         .with_columns(fallback.alias("is_fallback"), full.alias("_full"))
-        .with_columns(
-            pl.when(pl.col("is_fallback"))
-            .then(pl.when(pl.col("option_type") == "call").then(oi).otherwise(-oi))
-            .when(pl.col("_full"))
-            .then((-net).clip(-oi, oi))
-            .when(gross > 0)
-            .then(-oi * net / gross)
-            .otherwise(0.0)
-            .alias("dealer_contracts"),
-            pl.when(pl.col("is_fallback"))
-            .then(pl.lit("naive_fallback"))
-            .when(pl.col("_full"))
-            .then(pl.lit("tape_full"))
-            .otherwise(pl.lit("tape_partial"))
-            .alias("method"),
-            (pl.col("_full") & ~pl.col("is_fallback") & (net.abs() > oi)).alias("is_capped"),
-            pl.lit(MODEL).alias("model"),
-        )
-        .select(
-            pl.col("currency"),
-            pl.col("snapshot_ts"),
-            pl.col("model"),
-            pl.col("instrument_name"),
-            pl.col("dealer_contracts").cast(pl.Float64),
-            pl.col("method"),
-            pl.col("is_fallback"),
-            pl.col("used").alias("trades_used"),
-            pl.col("excluded").alias("block_trades_excluded"),
-            pl.col("liquidations"),
-            net.alias("net_taker_contracts"),
-            gross.alias("gross_taker_contracts"),
-            pl.col("block_net").alias("block_net_taker_contracts"),
-            pl.col("is_capped"),
-        )
+        .with_columns(_dealer_columns())
+        .select(_output_columns())
         .sort("currency", "snapshot_ts", "instrument_name")
         .collect()
     )
@@ -200,6 +167,50 @@ def taker_flow_positions(
     )
     check(out, DEALER_POSITION, "taker_flow_positions")
     return out
+
+
+def _dealer_columns() -> list[pl.Expr]:
+    """dealer_contracts, method, is_capped and model from the running tape totals, is_fallback and _full
+    (the three rules of :func:`taker_flow_positions`)."""
+    oi, net, gross = pl.col("open_interest"), pl.col("net"), pl.col("gross")
+    return [
+        pl.when(pl.col("is_fallback"))
+        .then(pl.when(pl.col("option_type") == "call").then(oi).otherwise(-oi))
+        .when(pl.col("_full"))
+        .then((-net).clip(-oi, oi))
+        .when(gross > 0)
+        .then(-oi * net / gross)
+        .otherwise(0.0)
+        .alias("dealer_contracts"),
+        pl.when(pl.col("is_fallback"))
+        .then(pl.lit("naive_fallback"))
+        .when(pl.col("_full"))
+        .then(pl.lit("tape_full"))
+        .otherwise(pl.lit("tape_partial"))
+        .alias("method"),
+        (pl.col("_full") & ~pl.col("is_fallback") & (net.abs() > oi)).alias("is_capped"),
+        pl.lit(MODEL).alias("model"),
+    ]
+
+
+def _output_columns() -> list[pl.Expr]:
+    """The DEALER_POSITION columns, then the TAKER_FLOW_EXTRA ones under their names."""
+    return [
+        pl.col("currency"),
+        pl.col("snapshot_ts"),
+        pl.col("model"),
+        pl.col("instrument_name"),
+        pl.col("dealer_contracts").cast(pl.Float64),
+        pl.col("method"),
+        pl.col("is_fallback"),
+        pl.col("used").alias("trades_used"),
+        pl.col("excluded").alias("block_trades_excluded"),
+        pl.col("liquidations"),
+        pl.col("net").alias("net_taker_contracts"),
+        pl.col("gross").alias("gross_taker_contracts"),
+        pl.col("block_net").alias("block_net_taker_contracts"),
+        pl.col("is_capped"),
+    ]
 
 
 def oi_reconciliation(chain: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:

@@ -58,7 +58,8 @@ def history_forecasts_per_snapshot(
 ) -> pl.DataFrame:
     """:func:`history_forecasts` made the slow, obvious way -- ``transforms.forecasting.forecast.flow_forecast`` and
     ``forecast_summary`` one snapshot at a time, ``transforms.gex.exposure.key_levels`` -- kept as the reference
-    the batched function is tested and benchmarked against (~0.35 s CPU per snapshot)."""
+    the batched function is tested and benchmarked against (its CPU per snapshot: benchmarks/RESULTS.md, Forecast
+    grading)."""
     if chain.is_empty():
         return pl.DataFrame(schema=FORECAST_HISTORY)
     positions = pl.concat([dealer_positions(chain, m) for m in models])
