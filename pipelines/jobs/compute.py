@@ -7,6 +7,11 @@ USDC/USDT tape: snapshots are stored by base coin, tapes by the currency they we
 ``custom`` when a book file is given, and on a recompute without one for every snapshot that already has
 it (its book is read back from the stored positions, see :func:`stored_books`). ``key_levels``
 rows of non-naive models carry how far their total GEX and zero gamma sit from ``naive``.
+
+:func:`compute_cycle` reads as plan -> compute -> stage -> publish: :func:`plan_compute` (which snapshots are
+missing or stale, their tapes and stored books; lake reads through :mod:`pipelines.store.reads`),
+:func:`compute_chunk` (pure transforms, :mod:`transforms.gex.analytic_tables`), :func:`stage_chunk` (one file per
+table and snapshot) and one journaled ``warehouse.files.transaction`` that publishes them with the inputs records.
 """
 
 from __future__ import annotations
@@ -62,10 +67,12 @@ class ComputePlan:
     tapes: dict[str, Tape | None]  # per pending currency, its trade tape
     checks: dict[str, dict[str, pl.DataFrame]]  # per currency with a tape: tape_coverage, oi_reconciliation
     books: dict[tuple[str, datetime], pl.DataFrame]  # stored custom books of ``todo`` (without a given book)
+    book: pl.DataFrame | None = None  # the given book: the custom model of every snapshot
+    include_blocks: bool = False  # block trades count in taker_flow
 
 
 def plan_compute(
-    data_dir: Path, chain: pl.DataFrame, listed: pl.DataFrame | None, *, only_missing: bool, book
+    data_dir: Path, chain: pl.DataFrame, listed: pl.DataFrame | None, *, only_missing: bool, book, include_blocks: bool
 ) -> ComputePlan:
     """Which snapshots of ``chain`` to compute (all, or with ``only_missing`` those without analytics or whose
     analytics are stale) and the tapes, tape checks and stored books they are computed with."""
@@ -77,7 +84,7 @@ def plan_compute(
     tapes = {c: load_tape(data_dir, c) for c in pending}
     checks = tape_checks(data_dir, tapes, pending)
     books = stored_books(data_dir, todo) if book is None else {}
-    return ComputePlan(groups, current, todo, pending, listed, tapes, checks, books)
+    return ComputePlan(groups, current, todo, pending, listed, tapes, checks, books, book, include_blocks)
 
 
 def _todo(data_dir: Path, groups: dict, only_missing: bool) -> tuple[pl.DataFrame, list[tuple[str, datetime]]]:
@@ -153,18 +160,16 @@ def _chunks(pending: dict[str, list[datetime]]):
             yield currency, stamps[i : i + CHUNK_SNAPSHOTS]
 
 
-def compute_chunk(
-    plan: ComputePlan, currency: str, stamps: list[datetime], *, book, include_blocks: bool
-) -> dict[str, pl.DataFrame]:
+def compute_chunk(plan: ComputePlan, currency: str, stamps: list[datetime]) -> dict[str, pl.DataFrame]:
     """Every analytic table of ``currency``'s snapshots ``stamps`` (pure transforms over the planned inputs)."""
     part = pl.concat([plan.groups[(currency, ts)] for ts in stamps])
     positions = positions_for(
         part,
         tape=plan.tapes[currency],
         listed=plan.listed,
-        book=book,
+        book=plan.book,
         books={ts: plan.books[(currency, ts)] for ts in stamps if (currency, ts) in plan.books},
-        include_blocks=include_blocks,
+        include_blocks=plan.include_blocks,
     )
     tables = analytics(part, positions)
     for table, frame in plan.checks.get(currency, {}).items():
@@ -186,14 +191,12 @@ def stage_chunk(tx, data_dir: Path, tables: dict[str, pl.DataFrame], currency: s
         yield snapshot_ts
 
 
-def _compute_and_stage(
-    tx, data_dir: Path, plan: ComputePlan, result: ComputeResult, *, book, include_blocks, progress, kernel_threads: int
-) -> None:
+def _compute_and_stage(tx, data_dir: Path, plan: ComputePlan, result: ComputeResult, progress, kernel_threads: int):
     """Compute the planned snapshots chunk by chunk and stage each chunk's files into ``tx`` as it is done."""
     threads = KernelThreads(kernel_threads)
     for currency, stamps in _chunks(plan.pending):
         threads.apply()
-        tables = compute_chunk(plan, currency, stamps, book=book, include_blocks=include_blocks)
+        tables = compute_chunk(plan, currency, stamps)
         for snapshot_ts in stage_chunk(tx, data_dir, tables, currency, stamps, result):
             if progress:
                 progress(len(result.snapshots), len(plan.todo), currency, snapshot_ts)
@@ -248,17 +251,10 @@ def compute_cycle(
         listed = listed_times(data_dir)
         try:
             with files.transaction(data_dir) as tx:  # publish: every file staged below, in one journaled commit
-                plan = plan_compute(data_dir, chain, listed, only_missing=only_missing, book=book)
-                _compute_and_stage(
-                    tx,
-                    data_dir,
-                    plan,
-                    result,
-                    book=book,
-                    include_blocks=include_blocks,
-                    progress=progress,
-                    kernel_threads=kernel_threads,
+                plan = plan_compute(
+                    data_dir, chain, listed, only_missing=only_missing, book=book, include_blocks=include_blocks
                 )
+                _compute_and_stage(tx, data_dir, plan, result, progress, kernel_threads)
                 tx.add(inputs.stage_records(data_dir, plan.current, plan.todo, datetime.now(UTC), include_blocks))
         finally:
             numba.set_num_threads(numba_threads)  # the caller's thread count, whatever happened
