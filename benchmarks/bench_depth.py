@@ -24,29 +24,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.jobs import compute
-from transforms.gex import exposure, scenarios
+from transforms.gex import analytic_tables, exposure, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _run(data_dir: Path, currencies, since, until, mode: str) -> tuple[float, int]:
     original_tables, original_depth, original_stored = (
-        compute.exposure_tables,
-        compute.DEPTH_TABLES,
+        analytic_tables.exposure_tables,
+        analytic_tables.DEPTH_TABLES,
         (scenarios.STORED_SCENARIOS),
     )
     try:
         if mode == "today":
-            compute.exposure_tables = functools.partial(exposure.exposure_tables, depth=False)
-            compute.DEPTH_TABLES = ()
+            analytic_tables.exposure_tables = functools.partial(exposure.exposure_tables, depth=False)
+            analytic_tables.DEPTH_TABLES = ()
         elif mode == "depth":
             scenarios.STORED_SCENARIOS = ()
-            compute.DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor")
+            analytic_tables.DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor")
         t0 = time.perf_counter()
         result = compute.compute_cycle(data_dir, currencies, since=since, until=until)
         return time.perf_counter() - t0, len(result.snapshots)
     finally:
-        compute.exposure_tables, compute.DEPTH_TABLES = original_tables, original_depth
+        analytic_tables.exposure_tables, analytic_tables.DEPTH_TABLES = original_tables, original_depth
         scenarios.STORED_SCENARIOS = original_stored
 
 

@@ -52,7 +52,7 @@ from pipelines.jobs import ingest
 from pipelines.jobs.backfill_grid import Grid, is_published, prefetching_reader, run_days
 from pipelines.jobs.backfill_report import BackfillResult, DayResult, FailedSnapshot, run_record, summary
 from pipelines.sources import tardis
-from pipelines.store.lake_tables import prepare_warehouse
+from pipelines.store.lake_tables import Table, prepare_warehouse
 from transforms.frames.tardis import instruments_frame, option_snapshot_frame, snapshot_index_prices
 from warehouse import files, lake, raw
 
@@ -260,7 +260,7 @@ def backfill_day(
         if not record.is_empty():
             tx.add(
                 lake.stage_partitions(
-                    data_dir, "_state/ingest_runs", record, name=f"{run_id}-{day:%Y%m%d}", date_col="started_ts"
+                    data_dir, Table.STATE_INGEST_RUNS, record, name=f"{run_id}-{day:%Y%m%d}", date_col="started_ts"
                 )
             )
         with waiting_writer_lock(data_dir, lock_wait_s):

@@ -29,6 +29,8 @@ from pipelines.jobs import ingest
 from pipelines.jobs.backfill_report import DayResult, FailedSnapshot, run_record, summary
 from pipelines.sources.tardis import TardisDay
 from pipelines.sources.tardis_stream import DayRead, read_day
+from pipelines.store import reads
+from pipelines.store.lake_tables import Table
 from transforms.frames.asof import (
     INDEX_STATE,
     OPTION_STATE,
@@ -44,7 +46,7 @@ from transforms.frames.tardis import instruments_frame
 from warehouse import files, lake
 
 SOURCE = "tardis"
-STATE_TABLE = "_state/tardis_backfill"
+STATE_TABLE = Table.STATE_TARDIS_BACKFILL
 INDEX_TICK_WINDOW_US = 60 * US_PER_S  # tick files: the index must be seconds old, at most a minute
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -98,25 +100,21 @@ def _ts(us: int) -> datetime:
 # ---------------------------------------------------------------- state in the lake
 
 
-def state_dir(data_dir: Path, day: date) -> Path:
-    return lake.table_dir(data_dir, STATE_TABLE) / f"date={day:%Y-%m-%d}"
+state_dir = reads.backfill_state_dir
 
 
 def is_published(data_dir: Path, day: date, grid: Grid) -> bool:
     """True when ``day`` was published on this grid (its grid state is in the lake)."""
-    path = state_dir(data_dir, day) / "grid.parquet"
-    if not path.is_file():
-        return False
-    params = pl.read_parquet(path, columns=["every_s", "max_staleness_s"]).unique()
-    return params.rows() == [(grid.every_s, grid.max_staleness_s)]
+    params = reads.backfill_grid_params(data_dir, day)
+    return params is not None and params.rows() == [(grid.every_s, grid.max_staleness_s)]
 
 
 def load_carry(data_dir: Path, day: date) -> Carry | None:
-    folder = state_dir(data_dir, day)
-    if not (folder / "carry_options.parquet").is_file():
+    found = reads.backfill_carry(data_dir, day)
+    if found is None:
         return None
-    options = pl.read_parquet(folder / "carry_options.parquet").cast(OPTION_STATE)
-    return Carry(options, pl.read_parquet(folder / "carry_index.parquet").cast(INDEX_STATE))
+    options, index = found
+    return Carry(options.cast(OPTION_STATE), index.cast(INDEX_STATE))
 
 
 def _stage_state(data_dir: Path, day: date, grid_rows: pl.DataFrame, carry: Carry) -> list[files.Staged]:
@@ -232,7 +230,7 @@ def publish_day(
         record = run_record(run_id, started, batches, failed, SOURCE)
         if not record.is_empty():
             name = f"{run_id}-{read.day:%Y%m%d}"
-            tx.add(lake.stage_partitions(data_dir, "_state/ingest_runs", record, name=name, date_col="started_ts"))
+            tx.add(lake.stage_partitions(data_dir, Table.STATE_INGEST_RUNS, record, name=name, date_col="started_ts"))
         tx.add(_stage_state(data_dir, read.day, _mark_quarantined(state, failed), carry))
         with waiting_writer_lock(data_dir, lock_wait_s):
             tx.commit()

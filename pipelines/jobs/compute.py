@@ -7,6 +7,11 @@ USDC/USDT tape: snapshots are stored by base coin, tapes by the currency they we
 ``custom`` when a book file is given, and on a recompute without one for every snapshot that already has
 it (its book is read back from the stored positions, see :func:`stored_books`). ``key_levels``
 rows of non-naive models carry how far their total GEX and zero gamma sit from ``naive``.
+
+:func:`compute_cycle` reads as plan -> compute -> stage -> publish: :func:`plan_compute` (which snapshots are
+missing or stale, their tapes and stored books; lake reads through :mod:`pipelines.store.reads`),
+:func:`compute_chunk` (pure transforms, :mod:`transforms.gex.analytic_tables`), :func:`stage_chunk` (one file per
+table and snapshot) and one journaled ``warehouse.files.transaction`` that publishes them with the inputs records.
 """
 
 from __future__ import annotations
@@ -20,18 +25,23 @@ import polars as pl
 
 from pipelines.errors import GexflowError
 from pipelines.jobs.threads import KernelThreads
-from pipelines.store import inputs
-from pipelines.store.lake_tables import prepare_warehouse
-from pipelines.store.reads import load_chain
-from transforms.frames.schemas import DEALER_POSITION_STORED, KEY_LEVELS_STORED, UTC_TS, check
-from transforms.gex.depth import DEPTH_TABLES
-from transforms.gex.exposure import exposure_tables
-from transforms.gex.positioning import book_instruments_not_in_chain, book_notes, dealer_positions, validated_book
-from transforms.gex.taker_flow import oi_reconciliation, taker_flow_positions, tape_coverage
+from pipelines.store import inputs, reads
+from pipelines.store.lake_tables import Table, prepare_warehouse
+from pipelines.store.reads import (
+    LINEAR_TAPES,
+    Tape,
+    computed_snapshots,
+    latest_at,
+    linear_coins,
+    listed_times,
+    load_chain,
+    load_tape,
+)
+from transforms.frames.schemas import UTC_TS
+from transforms.gex.analytic_tables import analytics, positions_for, with_model_gaps
+from transforms.gex.positioning import book_instruments_not_in_chain, book_notes, validated_book
+from transforms.gex.taker_flow import oi_reconciliation, tape_coverage
 from warehouse import files, lake, raw
-
-BASE_MODELS = ("naive", "customer_long")
-TABLES = ("dealer_positions", "gex_by_strike", "gex_profile", "key_levels")
 
 
 @dataclass
@@ -42,129 +52,47 @@ class ComputeResult:
     book_unmatched: list[str] = field(default_factory=list)
 
 
-# API currencies whose option tapes hold the linear options of several base coins (SOL_USDC-..., BTC_USDC-...)
-LINEAR_TAPES = ("USDC", "USDT")
+# ---------------------------------------------------------------- plan
 
 
-@dataclass(frozen=True)
-class Tape:
-    """Every stored trade of one coin's options and where the tapes that hold them start."""
+@dataclass
+class ComputePlan:
+    """What one run computes (the missing or stale snapshots) and what it computes them from."""
 
-    trades: pl.DataFrame  # the coin's own tape plus its linear options' trades from the USDC/USDT tapes
-    start: datetime | None  # the first trades run's window start of the coin's own tape (inverse options)
-    linear_start: datetime | None  # the same for the USDC/USDT tape (the later of the two if both exist)
-
-
-def load_tape(data_dir: Path, coin: str) -> Tape | None:
-    """The stored trade tape of the options ``option_snapshots`` keeps under ``coin``; None without trades."""
-    trades = lake.scan(data_dir, "trades")
-    if trades is None:
-        return None
-    linear = pl.col("currency").is_in(LINEAR_TAPES) & pl.col("instrument_name").str.starts_with(f"{coin}_")
-    tape = trades.filter((pl.col("currency") == coin) | linear).collect()
-    if tape.is_empty():
-        return None
-    runs = lake.scan(data_dir, "_state/trade_runs")
-    starts = {}
-    if runs is not None:
-        starts = dict(runs.group_by("currency").agg(pl.col("start_ts").min()).collect().iter_rows())
-    linear_starts = [starts[c] for c in LINEAR_TAPES if starts.get(c) is not None]
-    return Tape(tape, starts.get(coin), max(linear_starts) if linear_starts else None)
+    groups: dict[tuple[str, datetime], pl.DataFrame]  # every stored snapshot in range, by (currency, snapshot_ts)
+    current: pl.DataFrame  # the current inputs of every snapshot in ``groups`` (pipelines.store.inputs)
+    todo: list[tuple[str, datetime]]  # the snapshots to compute, in time order
+    pending: dict[str, list[datetime]]  # ``todo`` per currency
+    listed: pl.DataFrame | None  # when each instrument was listed (taker_flow)
+    tapes: dict[str, Tape | None]  # per pending currency, its trade tape
+    checks: dict[str, dict[str, pl.DataFrame]]  # per currency with a tape: tape_coverage, oi_reconciliation
+    books: dict[tuple[str, datetime], pl.DataFrame]  # stored custom books of ``todo`` (without a given book)
+    book: pl.DataFrame | None = None  # the given book: the custom model of every snapshot
+    include_blocks: bool = False  # block trades count in taker_flow
 
 
-def linear_coins(data_dir: Path) -> list[str]:
-    """Coins whose stored snapshots hold linear (USDC/USDT-settled) options."""
-    scan = lake.scan(data_dir, "option_snapshots")
-    if scan is None:
-        return []
-    found = scan.filter(pl.col("is_linear")).select(pl.col("currency").unique()).collect()
-    return sorted(found["currency"].to_list())
+def plan_compute(
+    data_dir: Path, chain: pl.DataFrame, listed: pl.DataFrame | None, *, only_missing: bool, book, include_blocks: bool
+) -> ComputePlan:
+    """Which snapshots of ``chain`` to compute (all, or with ``only_missing`` those without analytics or whose
+    analytics are stale) and the tapes, tape checks and stored books they are computed with."""
+    groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
+    current, todo = _todo(data_dir, groups, only_missing)
+    pending: dict[str, list[datetime]] = {}
+    for currency, snapshot_ts in todo:
+        pending.setdefault(currency, []).append(snapshot_ts)
+    tapes = {c: load_tape(data_dir, c) for c in pending}
+    checks = tape_checks(data_dir, tapes, pending)
+    books = stored_books(data_dir, todo) if book is None else {}
+    return ComputePlan(groups, current, todo, pending, listed, tapes, checks, books, book, include_blocks)
 
 
-def listed_times(data_dir: Path) -> pl.DataFrame | None:
-    ins = lake.scan(data_dir, "instruments")
-    if ins is None:
-        return None
-    return ins.group_by("instrument_name").agg(pl.col("listed_ts").min()).collect()
-
-
-def positions_for(
-    chain: pl.DataFrame,
-    *,
-    tape: Tape | None = None,
-    listed: pl.DataFrame | None = None,
-    book: pl.DataFrame | None = None,
-    books: dict[datetime, pl.DataFrame] | None = None,
-    include_blocks: bool = False,
-) -> pl.DataFrame:
-    """DEALER_POSITION rows of every applicable model for ``chain`` (stored layout, taker extras nullable).
-    The ``custom`` model comes from ``book`` for every snapshot of the chain, else from ``books`` for the
-    snapshots (snapshot_ts) it has a book for."""
-    frames = [dealer_positions(chain, m) for m in BASE_MODELS]
-    if book is not None:
-        frames.append(dealer_positions(chain, "custom", book=book))
-    for snapshot_ts, stored in (books or {}).items() if book is None else ():
-        frames.append(dealer_positions(chain.filter(pl.col("snapshot_ts") == snapshot_ts), "custom", book=stored))
-    if tape is not None:
-        with_listing = chain.join(listed, on="instrument_name", how="left") if listed is not None else chain
-        # each option's tape starts where the tape that holds it starts: linear ones in the USDC/USDT tape
-        linear = pl.col("is_linear").fill_null(False) if "is_linear" in chain.columns else pl.lit(False)
-        starts = (
-            pl.when(linear)
-            .then(pl.lit(tape.linear_start, UTC_TS))
-            .otherwise(pl.lit(tape.start, UTC_TS))
-            .alias("tape_start_ts")
-        )
-        frames.append(
-            taker_flow_positions(with_listing.with_columns(starts), tape.trades, include_blocks=include_blocks)
-        )
-    stored = [
-        f.select(
-            [
-                pl.col(c).cast(t) if c in f.columns else pl.lit(None, t).alias(c)
-                for c, t in DEALER_POSITION_STORED.items()
-            ]
-        )
-        for f in frames
-    ]
-    out = pl.concat(stored)
-    check(out, DEALER_POSITION_STORED, "dealer_positions")
-    return out
-
-
-def with_model_gaps(levels: pl.DataFrame) -> pl.DataFrame:
-    """Add to each model's key levels how far its total GEX and zero gamma are from ``naive``."""
-    naive = levels.filter(pl.col("model") == "naive").select(
-        "currency",
-        "snapshot_ts",
-        pl.col("total_gex_usd").alias("naive_total_gex_usd"),
-        pl.col("zero_gamma").alias("naive_zero_gamma"),
-    )
-    out = (
-        levels.join(naive, on=["currency", "snapshot_ts"], how="left")
-        .with_columns(
-            (pl.col("total_gex_usd") - pl.col("naive_total_gex_usd")).alias("total_gex_vs_naive_usd"),
-            (pl.col("zero_gamma") - pl.col("naive_zero_gamma")).alias("zero_gamma_vs_naive"),
-        )
-        .drop("naive_zero_gamma")
-    )
-    out = out.select(list(KEY_LEVELS_STORED))
-    check(out, KEY_LEVELS_STORED, "key_levels")
-    return out
-
-
-def analytics(
-    chain: pl.DataFrame, positions: pl.DataFrame, *, half_width=0.25, step=0.0025, vol_model="sticky_strike"
-) -> dict[str, pl.DataFrame]:
-    """The four analytic tables for ``chain`` (any number of snapshots) and ``positions`` (any models)."""
-    tables = exposure_tables(chain, positions, half_width=half_width, step=step, vol_model=vol_model)
-    return {
-        "dealer_positions": positions,
-        "gex_by_strike": tables["gex_by_strike"],
-        "gex_profile": tables["gex_profile"],
-        "key_levels": with_model_gaps(tables["key_levels"]),
-        **{t: tables[t] for t in DEPTH_TABLES},
-    }
+def _todo(data_dir: Path, groups: dict, only_missing: bool) -> tuple[pl.DataFrame, list[tuple[str, datetime]]]:
+    """(the current inputs of every snapshot in ``groups``, the snapshots to compute in time order): all of them,
+    or with ``only_missing`` those without analytics or whose analytics are stale (:mod:`pipelines.store.inputs`)."""
+    current = inputs.current_inputs(data_dir, groups)
+    fresh = inputs.fresh_snapshots(data_dir, current, computed_snapshots(data_dir)) if only_missing else set()
+    return current, sorted((k for k in groups if k not in fresh), key=lambda k: (k[1], k[0]))
 
 
 def tape_checks(data_dir: Path, tapes: dict, pending: dict[str, list[datetime]]) -> dict[str, dict[str, pl.DataFrame]]:
@@ -177,29 +105,13 @@ def tape_checks(data_dir: Path, tapes: dict, pending: dict[str, list[datetime]])
             continue
         tape = found.trades
         first, last = min(pending[currency]), max(pending[currency])
-        before = (
-            lake.scan(data_dir, "option_snapshots")
-            .filter((pl.col("currency") == currency) & (pl.col("snapshot_ts") < first))
-            .select(pl.col("snapshot_ts").max())
-            .collect()
-            .item()
-        )
+        before = reads.last_snapshot_before(data_dir, currency, first)
         chain = load_chain(data_dir, [currency], before or first, last)
         out[currency] = {
-            "tape_coverage": tape_coverage(chain, tape),
-            "oi_reconciliation": oi_reconciliation(chain, tape),
+            Table.TAPE_COVERAGE: tape_coverage(chain, tape),
+            Table.OI_RECONCILIATION: oi_reconciliation(chain, tape),
         }
     return out
-
-
-def _snapshot_of(path: Path) -> tuple[str, str]:
-    """(currency, stamp) of an analytic file ``<table>/currency=C/date=D/<stamp>.parquet``."""
-    return path.parent.parent.name.split("=", 1)[1], path.stem
-
-
-def computed_snapshots(data_dir: Path) -> set[tuple[str, str]]:
-    """(currency, stamp) pairs that already have key levels stored."""
-    return {_snapshot_of(p) for p in lake.data_files(data_dir, "key_levels")}
 
 
 def stored_books(data_dir: Path, snapshots) -> dict[tuple[str, datetime], pl.DataFrame]:
@@ -213,16 +125,9 @@ def stored_books(data_dir: Path, snapshots) -> dict[tuple[str, datetime], pl.Dat
     nothing gets an empty book, which still yields its all-``not_in_book`` custom model. Reads only the
     files of ``snapshots``, in one scan.
     """
-    wanted = {(currency, raw.stamp_of(ts)) for currency, ts in snapshots}
-    paths = [str(p) for p in lake.data_files(data_dir, "dealer_positions") if _snapshot_of(p) in wanted]
-    if not paths:
+    custom = reads.stored_custom_positions(data_dir, snapshots)
+    if custom is None:
         return {}
-    custom = (
-        pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore")
-        .filter(pl.col("model") == "custom")
-        .select("currency", "snapshot_ts", "instrument_name", "dealer_contracts", "method")
-        .collect()
-    )
     books = {}
     for (currency, ts), rows in custom.partition_by(
         "currency", "snapshot_ts", as_dict=True, maintain_order=True
@@ -238,6 +143,74 @@ def stored_books(data_dir: Path, snapshots) -> dict[tuple[str, datetime], pl.Dat
                 "recompute with --book"
             ) from None
     return books
+
+
+# ---------------------------------------------------------------- compute and stage
+
+
+# Snapshots per analytics call: one call over many snapshots is ~3.8x faster than one per snapshot (polars'
+# per-call overhead dominates a single chain); 64 keeps a chunk's frames small (~150k position rows for BTC).
+CHUNK_SNAPSHOTS = 64
+
+
+def _chunks(pending: dict[str, list[datetime]]):
+    """(currency, [snapshot_ts, ...]) runs of up to CHUNK_SNAPSHOTS of each currency's pending snapshots."""
+    for currency, stamps in pending.items():
+        for i in range(0, len(stamps), CHUNK_SNAPSHOTS):
+            yield currency, stamps[i : i + CHUNK_SNAPSHOTS]
+
+
+def compute_chunk(plan: ComputePlan, currency: str, stamps: list[datetime]) -> dict[str, pl.DataFrame]:
+    """Every analytic table of ``currency``'s snapshots ``stamps`` (pure transforms over the planned inputs)."""
+    part = pl.concat([plan.groups[(currency, ts)] for ts in stamps])
+    positions = positions_for(
+        part,
+        tape=plan.tapes[currency],
+        listed=plan.listed,
+        book=plan.book,
+        books={ts: plan.books[(currency, ts)] for ts in stamps if (currency, ts) in plan.books},
+        include_blocks=plan.include_blocks,
+    )
+    tables = analytics(part, positions)
+    for table, frame in plan.checks.get(currency, {}).items():
+        tables[table] = frame.filter(pl.col("snapshot_ts").is_in(stamps))
+    return tables
+
+
+def stage_chunk(tx, data_dir: Path, tables: dict[str, pl.DataFrame], currency: str, stamps, result: ComputeResult):
+    """Stage one file per (table, snapshot) of a computed chunk into the transaction ``tx``; yields each
+    snapshot_ts once its files are staged (and counted in ``result``)."""
+    by_snapshot = {t: f.partition_by("snapshot_ts", as_dict=True) for t, f in tables.items()}
+    for snapshot_ts in stamps:
+        stamp = raw.stamp_of(snapshot_ts)
+        for table, parts in by_snapshot.items():
+            frame = parts.get((snapshot_ts,), tables[table].clear())
+            tx.add(lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts"))
+            result.rows[table] = result.rows.get(table, 0) + frame.height
+        result.snapshots.append((currency, snapshot_ts))
+        yield snapshot_ts
+
+
+def _compute_and_stage(tx, data_dir: Path, plan: ComputePlan, result: ComputeResult, progress, kernel_threads: int):
+    """Compute the planned snapshots chunk by chunk and stage each chunk's files into ``tx`` as it is done."""
+    threads = KernelThreads(kernel_threads)
+    for currency, stamps in _chunks(plan.pending):
+        threads.apply()
+        tables = compute_chunk(plan, currency, stamps)
+        for snapshot_ts in stage_chunk(tx, data_dir, tables, currency, stamps, result):
+            if progress:
+                progress(len(result.snapshots), len(plan.todo), currency, snapshot_ts)
+
+
+# ---------------------------------------------------------------- the cycle
+
+
+def _nothing_stored(currencies, since: datetime | None, until: datetime | None) -> GexflowError:
+    return GexflowError(
+        f"no stored snapshots for {', '.join(currencies)}"
+        + (f" between {since or '-'} and {until or '-'}" if since or until else "")
+        + ": run `gexflow ingest` first"
+    )
 
 
 def compute_cycle(
@@ -257,114 +230,56 @@ def compute_cycle(
     ``only_missing`` only those without analytics or whose analytics are stale (their inputs changed, see
     :mod:`pipelines.store.inputs`). Each computed snapshot's inputs record is published in the same commit.
 
+    Plan (:func:`plan_compute`) -> compute (:func:`compute_chunk`, pure transforms) -> stage
+    (:func:`stage_chunk`) -> publish (the journaled ``files.transaction``, then the views).
+
     With ``book`` every snapshot gets (or has replaced) the ``custom`` model from it; without, a snapshot
     that already has a stored ``custom`` model keeps it, recomputed from its stored book (:func:`stored_books`).
     ``kernel_threads``: numba threads of the profile kernel; 0 chooses them per chunk from the cores other
     processes leave idle (:class:`pipelines.jobs.threads.KernelThreads`).
     """
     data_dir = Path(data_dir)
-    nothing = GexflowError(
-        f"no stored snapshots for {', '.join(currencies)}"
-        + (f" between {since or '-'} and {until or '-'}" if since or until else "")
-        + ": run `gexflow ingest` first"
-    )
     if not data_dir.is_dir():
-        raise nothing  # and do not create it
+        raise _nothing_stored(currencies, since, until)  # and do not create it
     files.check_writable(data_dir)
     result = ComputeResult()
     numba_threads = numba.get_num_threads()
     with files.writer_lock(data_dir, lock_wait_s):
         chain = load_chain(data_dir, currencies, since, until)
         if chain.is_empty():
-            raise nothing
+            raise _nothing_stored(currencies, since, until)
         listed = listed_times(data_dir)
         try:
-            with files.transaction(data_dir) as tx:
-                groups = chain.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
-                current, todo = _todo(data_dir, groups, only_missing)
-                pending: dict[str, list[datetime]] = {}
-                for currency, snapshot_ts in todo:
-                    pending.setdefault(currency, []).append(snapshot_ts)
-                tapes = {c: load_tape(data_dir, c) for c in pending}
-                checks = tape_checks(data_dir, tapes, pending)
-                books = stored_books(data_dir, todo) if book is None else {}
-                done_count = 0
-                threads = KernelThreads(kernel_threads)
-                for currency, stamps in _chunks(pending):
-                    threads.apply()
-                    part = pl.concat([groups[(currency, ts)] for ts in stamps])
-                    positions = positions_for(
-                        part,
-                        tape=tapes[currency],
-                        listed=listed,
-                        book=book,
-                        books={ts: books[(currency, ts)] for ts in stamps if (currency, ts) in books},
-                        include_blocks=include_blocks,
-                    )
-                    tables = analytics(part, positions)
-                    for table, frame in checks.get(currency, {}).items():
-                        tables[table] = frame.filter(pl.col("snapshot_ts").is_in(stamps))
-                    by_snapshot = {t: f.partition_by("snapshot_ts", as_dict=True) for t, f in tables.items()}
-                    for snapshot_ts in stamps:
-                        stamp = raw.stamp_of(snapshot_ts)
-                        for table, parts in by_snapshot.items():
-                            frame = parts.get((snapshot_ts,), tables[table].clear())
-                            tx.add(lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts"))
-                            result.rows[table] = result.rows.get(table, 0) + frame.height
-                        result.snapshots.append((currency, snapshot_ts))
-                        done_count += 1
-                        if progress:
-                            progress(done_count, len(todo), currency, snapshot_ts)
-                tx.add(inputs.stage_records(data_dir, current, todo, datetime.now(UTC), include_blocks))
+            with files.transaction(data_dir) as tx:  # publish: every file staged below, in one journaled commit
+                plan = plan_compute(
+                    data_dir, chain, listed, only_missing=only_missing, book=book, include_blocks=include_blocks
+                )
+                _compute_and_stage(tx, data_dir, plan, result, progress, kernel_threads)
+                tx.add(inputs.stage_records(data_dir, plan.current, plan.todo, datetime.now(UTC), include_blocks))
         finally:
             numba.set_num_threads(numba_threads)  # the caller's thread count, whatever happened
         prepare_warehouse(data_dir)
-    if book is not None and todo:
-        computed = pl.concat([groups[k].select("instrument_name") for k in todo])
+    if book is not None and plan.todo:
+        computed = pl.concat([plan.groups[k].select("instrument_name") for k in plan.todo])
         result.book_unmatched = book_instruments_not_in_chain(computed, book)["instrument_name"].to_list()
     return result
 
 
-def _todo(data_dir: Path, groups: dict, only_missing: bool) -> tuple[pl.DataFrame, list[tuple[str, datetime]]]:
-    """(the current inputs of every snapshot in ``groups``, the snapshots to compute in time order): all of them,
-    or with ``only_missing`` those without analytics or whose analytics are stale (:mod:`pipelines.store.inputs`)."""
-    current = inputs.current_inputs(data_dir, groups)
-    fresh = inputs.fresh_snapshots(data_dir, current, computed_snapshots(data_dir)) if only_missing else set()
-    return current, sorted((k for k in groups if k not in fresh), key=lambda k: (k[1], k[0]))
-
-
-# Snapshots per analytics call: one call over many snapshots is ~3.8x faster than one per snapshot (polars'
-# per-call overhead dominates a single chain); 64 keeps a chunk's frames small (~150k position rows for BTC).
-CHUNK_SNAPSHOTS = 64
-
-
-def _chunks(pending: dict[str, list[datetime]]):
-    """(currency, [snapshot_ts, ...]) runs of up to CHUNK_SNAPSHOTS of each currency's pending snapshots."""
-    for currency, stamps in pending.items():
-        for i in range(0, len(stamps), CHUNK_SNAPSHOTS):
-            yield currency, stamps[i : i + CHUNK_SNAPSHOTS]
+# ---------------------------------------------------------------- after a trades run
 
 
 def stale_since(data_dir: Path, first_new: dict[str, datetime]) -> dict[str, datetime]:
     """Per currency: the first already computed snapshot at or after the earliest trade a trades run just added
     (:attr:`pipelines.jobs.trades.TradesResult.first_new`). That snapshot and every later one was computed on a tape
     without the trade, so its taker_flow model is out of date. Currencies without such a snapshot are left out."""
-    scan = lake.scan(data_dir, "key_levels")
     out: dict[str, datetime] = {}
-    if scan is None:
-        return out
     by_coin: dict[str, datetime] = {}
     for currency, first_trade in first_new.items():
         # a USDC/USDT tape reaches every coin with linear options (over-reaching is only extra work)
         for coin in linear_coins(data_dir) if currency in LINEAR_TAPES else [currency]:
             by_coin[coin] = min(first_trade, by_coin.get(coin, first_trade))
     for currency, first_trade in sorted(by_coin.items()):
-        first = (
-            scan.filter((pl.col("currency") == currency) & (pl.col("snapshot_ts") >= first_trade))
-            .select(pl.col("snapshot_ts").min())
-            .collect()
-            .item()
-        )
+        first = reads.first_computed_since(data_dir, currency, first_trade)
         if first is not None:
             out[currency] = first
     return out
@@ -399,19 +314,6 @@ def load_book(path: Path, notes: list[str] | None = None) -> pl.DataFrame:
     if notes is not None:
         notes.extend(book_notes(frame))
     return book
-
-
-def latest_at(data_dir: Path, table: str, currency: str, at: datetime | None, model: str | None = None) -> pl.DataFrame:
-    """Rows of ``table`` for ``currency`` at the latest snapshot at or before ``at`` (latest overall if None)."""
-    scan = lake.scan(data_dir, table)
-    if scan is None:
-        return pl.DataFrame()
-    scan = scan.filter(pl.col("currency") == currency)
-    if model is not None:
-        scan = scan.filter(pl.col("model") == model)
-    if at is not None:
-        scan = scan.filter(pl.col("snapshot_ts") <= at)
-    return scan.filter(pl.col("snapshot_ts") == pl.col("snapshot_ts").max()).collect()
 
 
 __all__ = [

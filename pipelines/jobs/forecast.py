@@ -21,7 +21,7 @@ under the writer lock; then the views are refreshed and the exports published (`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,15 +29,17 @@ import polars as pl
 
 from pipelines.errors import GexflowError
 from pipelines.jobs.threads import chosen_threads
+from pipelines.store import reads
+from pipelines.store.lake_tables import Table
 from transforms.forecasting.forecast import expiry_rolloff, flow_forecast, forecast_start, forecast_summary
 from transforms.frames.schemas import (
     DEALER_POSITION,
     EXPIRY_ROLLOFF,
     FLOW_FORECAST,
     FORECAST_SUMMARY,
-    OPTION_SNAPSHOT,
     SchemaError,
 )
+from transforms.gex.analytic_tables import positions_for as books
 from transforms.gex.exposure import exposure_tables
 from warehouse import files, lake
 
@@ -46,9 +48,9 @@ if TYPE_CHECKING:
 
 # lake table -> schema dict of transforms.frames.schemas (for pipelines/store/lake_tables.py's registry)
 FORECAST_TABLES: dict[str, dict] = {
-    "flow_forecast": FLOW_FORECAST,
-    "forecast_summary": FORECAST_SUMMARY,
-    "expiry_rolloff": EXPIRY_ROLLOFF,
+    Table.FLOW_FORECAST: FLOW_FORECAST,
+    Table.FORECAST_SUMMARY: FORECAST_SUMMARY,
+    Table.EXPIRY_ROLLOFF: EXPIRY_ROLLOFF,
 }
 FILE_NAME = "forecast"
 DEFAULT_MODELS = ("naive", "customer_long")  # always available; taker_flow joins them once trades exist
@@ -89,28 +91,10 @@ def _fmt(ts: datetime) -> str:
 
 def pick_snapshots(data_dir: Path, forecast_date: date, currencies) -> dict[str, datetime]:
     """{currency: snapshot_ts} chosen as the module docstring says, or one GexflowError naming every gap."""
-    scan = lake.scan(data_dir, "option_snapshots")
-    if scan is None:
-        raise GexflowError(f"no option snapshots in {data_dir}: run `gexflow ingest` first")
     day = datetime.combine(forecast_date, time(0), UTC)
-    settle = settlement_time(forecast_date)
-    stamps = (
-        scan.filter(pl.col("currency").is_in(list(currencies)))
-        .group_by("currency")
-        .agg(
-            pl.col("snapshot_ts")
-            .filter(pl.col("snapshot_ts") > settle, pl.col("snapshot_ts") < day + timedelta(days=1))
-            .min()
-            .alias("after"),
-            pl.col("snapshot_ts")
-            .filter(pl.col("snapshot_ts") >= day, pl.col("snapshot_ts") <= settle)
-            .max()
-            .alias("before"),
-            pl.col("snapshot_ts").min().alias("first"),
-            pl.col("snapshot_ts").max().alias("last"),
-        )
-        .collect()
-    )
+    stamps = reads.snapshot_times_on(data_dir, currencies, day, settlement_time(forecast_date))
+    if stamps is None:
+        raise GexflowError(f"no option snapshots in {data_dir}: run `gexflow ingest` first")
     found = {row["currency"]: row for row in stamps.iter_rows(named=True)}
     picks, problems = {}, []
     for currency in currencies:
@@ -133,24 +117,17 @@ def pick_snapshots(data_dir: Path, forecast_date: date, currencies) -> dict[str,
 
 def read_chains(data_dir: Path, picks: dict[str, datetime]) -> pl.DataFrame:
     """The picked snapshots' OPTION_SNAPSHOT rows."""
-    scan = lake.scan(data_dir, "option_snapshots")
-    wanted = pl.lit(False)
-    for currency, ts in picks.items():
-        wanted = wanted | ((pl.col("currency") == currency) & (pl.col("snapshot_ts") == ts))
-    return scan.filter(wanted).select([pl.col(c).cast(t) for c, t in OPTION_SNAPSHOT.items()]).collect()
+    return reads.load_snapshots(data_dir, picks)
 
 
 def positions_for(data_dir: Path, chain: pl.DataFrame, models) -> pl.DataFrame:
     """The dealer books ``gexflow compute`` stores (taker_flow once the tape has trades), limited to ``models``;
     ``models=None`` means every model available. Asking for an unavailable model is a GexflowError."""
-    from pipelines.jobs.compute import listed_times, load_tape
-    from pipelines.jobs.compute import positions_for as books
-
-    listed = listed_times(data_dir)
+    listed = reads.listed_times(data_dir)
     frames = []
     for currency in chain["currency"].unique(maintain_order=True).to_list():
         frames.append(
-            books(chain.filter(pl.col("currency") == currency), tape=load_tape(data_dir, currency), listed=listed)
+            books(chain.filter(pl.col("currency") == currency), tape=reads.load_tape(data_dir, currency), listed=listed)
         )
     positions = pl.concat(frames).select(list(DEALER_POSITION))
     available = set(positions["model"].unique().to_list())
@@ -200,12 +177,12 @@ def _compute(chain, positions, t0, horizons_hours, include_next_expiry) -> Forec
         tables = exposure_tables(chain, positions)
         return ForecastFrames(
             forecast=forecast,
-            summary=forecast_summary(forecast, tables["key_levels"]),
+            summary=forecast_summary(forecast, tables[Table.KEY_LEVELS]),
             rolloff=expiry_rolloff(chain, positions),
-            levels=tables["key_levels"],
-            profiles=tables["gex_profile"],
-            by_expiry=tables["exposure_by_expiry"],
-            by_strike=tables["gex_by_strike"],
+            levels=tables[Table.KEY_LEVELS],
+            profiles=tables[Table.GEX_PROFILE],
+            by_expiry=tables[Table.EXPOSURE_BY_EXPIRY],
+            by_strike=tables[Table.GEX_BY_STRIKE],
         )
     except (ValueError, SchemaError) as exc:
         raise GexflowError(f"forecast failed: {exc}") from None
@@ -213,7 +190,11 @@ def _compute(chain, positions, t0, horizons_hours, include_next_expiry) -> Forec
 
 def stage(data_dir: Path, forecast_date: date, frames: ForecastFrames, currencies) -> list[files.Staged]:
     """One ``forecast.parquet`` per (table, currency) under date=<forecast_date>, staged under temp names."""
-    tables = {"flow_forecast": frames.forecast, "forecast_summary": frames.summary, "expiry_rolloff": frames.rolloff}
+    tables = {
+        Table.FLOW_FORECAST: frames.forecast,
+        Table.FORECAST_SUMMARY: frames.summary,
+        Table.EXPIRY_ROLLOFF: frames.rolloff,
+    }
     staged: list[files.Staged] = []
     try:
         for table, frame in tables.items():
@@ -260,38 +241,19 @@ def forecast_cycle(
     """
     data_dir = Path(data_dir)
     forecast_date = forecast_date or now.astimezone(UTC).date()
-    currencies = list(dict.fromkeys(c.strip().upper() for c in currencies))
-    if not currencies:
-        raise GexflowError("no currency to forecast")
-    if models is not None and not models:
-        raise GexflowError("no positioning model to forecast")
+    currencies = _checked_request(currencies, models)
+    # plan: which snapshot per currency
     picks = pick_snapshots(data_dir, forecast_date, currencies)
     chain = read_chains(data_dir, picks)
     positions = positions_for(data_dir, chain, models)
+    # compute: pure transforms
     t0 = {c: forecast_start(forecast_date, ts) for c, ts in picks.items()}
     frames = compute(chain, positions, t0, horizons_hours, include_next_expiry)
     result = ForecastResult(forecast_date, picks, t0, frames)
     files.check_writable(data_dir)
-    built = None
-    if export:
-        # charts take seconds: render them before taking the writer lock, so a concurrent ingest is not shut out
-        from pipelines.publishing.depth_exports import DepthExport, recent_history
-        from pipelines.publishing.exports import build_forecast_exports
-
-        models_used = positions["model"].unique(maintain_order=True).to_list()
-        depth = DepthExport(
-            frames.by_expiry, frames.by_strike, frames.levels, recent_history(data_dir, picks, models_used)
-        )
-        built = build_forecast_exports(
-            data_dir,
-            forecast_date,
-            frames.forecast,
-            frames.summary,
-            rolloff=frames.rolloff,
-            profiles=frames.profiles,
-            levels=frames.levels,
-            depth=depth,
-        )
+    # charts take seconds: render them before taking the writer lock, so a concurrent ingest is not shut out
+    built = build_exports(data_dir, forecast_date, frames, positions, picks) if export else None
+    # stage and publish: one journaled commit under the writer lock, then the exports swapped in
     try:
         with files.writer_lock(data_dir, lock_wait_s):
             result.lake_files = publish(data_dir, stage(data_dir, forecast_date, frames, currencies))
@@ -302,6 +264,36 @@ def forecast_cycle(
             built.discard()
         raise
     return result
+
+
+def _checked_request(currencies, models) -> list[str]:
+    """The requested currencies, upper-cased and de-duplicated; a GexflowError for no currency or no model."""
+    currencies = list(dict.fromkeys(c.strip().upper() for c in currencies))
+    if not currencies:
+        raise GexflowError("no currency to forecast")
+    if models is not None and not models:
+        raise GexflowError("no positioning model to forecast")
+    return currencies
+
+
+def build_exports(data_dir: Path, forecast_date: date, frames: ForecastFrames, positions: pl.DataFrame, picks):
+    """The forecast's export folder (files and charts), built aside; swapped in by the caller once the lake
+    commit is done (``pipelines.publishing.exports``)."""
+    from pipelines.publishing.depth_exports import DepthExport, recent_history
+    from pipelines.publishing.exports import build_forecast_exports
+
+    models_used = positions["model"].unique(maintain_order=True).to_list()
+    depth = DepthExport(frames.by_expiry, frames.by_strike, frames.levels, recent_history(data_dir, picks, models_used))
+    return build_forecast_exports(
+        data_dir,
+        forecast_date,
+        frames.forecast,
+        frames.summary,
+        rolloff=frames.rolloff,
+        profiles=frames.profiles,
+        levels=frames.levels,
+        depth=depth,
+    )
 
 
 __all__ = [

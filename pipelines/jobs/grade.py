@@ -26,7 +26,9 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import GexflowError
-from transforms.frames.schemas import OPTION_SNAPSHOT, SchemaError
+from pipelines.store import reads
+from pipelines.store.lake_tables import Table
+from transforms.frames.schemas import SchemaError
 from transforms.grading.forecasts import history_forecasts
 from transforms.grading.schemas import FORECAST_GRADE, FORECAST_HISTORY, INDEX_PRICE
 from transforms.grading.scores import grade_forecasts as grade_rows
@@ -34,9 +36,9 @@ from transforms.grading.scores import index_observations
 from warehouse import files, lake
 
 GRADE_TABLES: dict[str, dict] = {
-    "forecast_history": FORECAST_HISTORY,
-    "index_prices": INDEX_PRICE,
-    "forecast_grades": FORECAST_GRADE,
+    Table.FORECAST_HISTORY: FORECAST_HISTORY,
+    Table.INDEX_PRICES: INDEX_PRICE,
+    Table.FORECAST_GRADES: FORECAST_GRADE,
 }
 HISTORY_FILE, INDEX_FILE, GRADES_FILE = "forecast", "derivative_ticker", "grades"
 FORECAST_BATCH_DAYS = 16  # days of one currency forecast in one batch (~64 snapshots at four a day)
@@ -77,25 +79,17 @@ def _in_range(lo: datetime | None, hi: datetime | None, col: str = "snapshot_ts"
 def plan(data_dir: Path, currencies, since: date | None, until: date | None) -> GradePlan:
     """Stored snapshots in range, and the (currency, day) whose stored forecast history does not cover
     exactly those snapshots. A GexflowError when there is nothing to grade."""
-    scan = lake.scan(data_dir, "option_snapshots")
-    if scan is None:
-        raise GexflowError(f"no option snapshots in {data_dir}: run `gexflow backfill` or `gexflow ingest` first")
     lo, hi = _day_bounds(since, until)
-    snaps = (
-        scan.filter(pl.col("currency").is_in(list(currencies)) & _in_range(lo, hi))
-        .select("currency", "snapshot_ts")
-        .unique()
-        .with_columns(pl.col("snapshot_ts").dt.date().alias("date"))
-        .sort("currency", "snapshot_ts")
-        .collect()
-    )
+    snaps = reads.snapshot_keys(data_dir, currencies, _in_range(lo, hi))
+    if snaps is None:
+        raise GexflowError(f"no option snapshots in {data_dir}: run `gexflow backfill` or `gexflow ingest` first")
     if snaps.is_empty():
         span = f" between {since or 'the start'} and {until or 'the end'}" if since or until else ""
         raise GexflowError(f"no {', '.join(currencies)} option snapshots{span} in {data_dir}")
-    done = lake.scan(data_dir, "forecast_history")
+    done = reads.forecast_history_keys(data_dir)
     have = pl.DataFrame(schema={"currency": pl.String, "snapshot_ts": snaps["snapshot_ts"].dtype})
     if done is not None:
-        have = done.select("currency", "snapshot_ts").unique().collect().cast(have.schema)
+        have = done.cast(have.schema)
     want = snaps.group_by("currency", "date").agg(pl.col("snapshot_ts").sort())
     got = have.with_columns(pl.col("snapshot_ts").dt.date().alias("date")).group_by("currency", "date")
     got = got.agg(pl.col("snapshot_ts").sort().alias("stored"))
@@ -114,30 +108,18 @@ def _batches(stale_days) -> list[tuple[str, list[date]]]:
     return out
 
 
-def _read_chain(currency: str, days: list[date], paths: list[Path]) -> pl.DataFrame:
-    """OPTION_SNAPSHOT rows of ``currency`` on ``days`` from ``paths`` (those days' partition files)."""
-    if not paths:
-        return pl.DataFrame(schema=OPTION_SNAPSHOT)
-    scan = pl.scan_parquet([str(p) for p in paths], missing_columns="insert", extra_columns="ignore")
-    keep = (pl.col("currency") == currency) & pl.col("snapshot_ts").dt.date().is_in(days)
-    return scan.filter(keep).select([pl.col(c).cast(t) for c, t in OPTION_SNAPSHOT.items()]).collect()
-
-
 def ensure_forecasts(data_dir: Path, stale_days, progress=None) -> pl.DataFrame:
     """FORECAST_HISTORY of every stale (currency, day): the forecast made at each snapshot from it alone.
     Days are forecast in batches of up to FORECAST_BATCH_DAYS days of one currency (the result does not
     depend on the batching: every number of a row comes from its own snapshot).
     ``progress(done, total, currency, day start)`` is called after each day."""
-    partitions: dict[Path, list[Path]] = {}
-    for path in lake.data_files(data_dir, "option_snapshots"):
-        partitions.setdefault(path.parent, []).append(path)
+    partitions = reads.snapshot_partitions(data_dir)
     frames, done = [], 0
     for currency, days in _batches(stale_days):
-        dirs = [lake.partition_dir(data_dir, "option_snapshots", currency, day) for day in days]
+        dirs = [lake.partition_dir(data_dir, Table.OPTION_SNAPSHOTS, currency, day) for day in days]
         try:
-            frames.append(
-                history_forecasts(_read_chain(currency, days, [p for d in dirs for p in partitions.get(d, [])]))
-            )
+            paths = [p for d in dirs for p in partitions.get(d, [])]
+            frames.append(history_forecasts(reads.snapshots_on_days(currency, days, paths)))
         except (ValueError, SchemaError) as exc:
             span = f"{days[0]}" if len(days) == 1 else f"{days[0]}..{days[-1]}"
             raise GexflowError(f"forecast of {currency} {span} failed: {exc}") from None
@@ -174,17 +156,9 @@ def load_prices(data_dir: Path, currencies, ticker: pl.DataFrame | None) -> pl.D
     A Tardis snapshot is stamped with its grid time but priced with the index as of it, which may be up to the
     staleness window older: its price is not an observation at snapshot_ts. Those come from the
     derivative_ticker rows themselves, with their own times (``--tardis``)."""
-    snaps = lake.scan(data_dir, "option_snapshots")
-    snap = (
-        snaps.filter(pl.col("currency").is_in(list(currencies)), pl.col("source") != "tardis")
-        .group_by("currency", "snapshot_ts")
-        .agg(pl.col("index_price").drop_nulls().first())
-        .select("currency", pl.col("snapshot_ts").alias("index_ts"), "index_price", pl.lit("snapshot").alias("source"))
-        .collect()
-        .select([pl.col(c).cast(t) for c, t in INDEX_PRICE.items()])
-    )
-    stored = lake.scan(data_dir, "index_prices")
-    tickers = [] if stored is None else [stored.filter(pl.col("currency").is_in(list(currencies))).collect()]
+    snap = reads.snapshot_index_prices(data_dir, currencies)
+    stored = reads.stored_index_prices(data_dir, currencies)
+    tickers = [] if stored is None else [stored]
     if ticker is not None:
         tickers.append(ticker)
     ticks = pl.concat([t.select(list(INDEX_PRICE)).cast(INDEX_PRICE) for t in tickers]) if tickers else None
@@ -195,10 +169,9 @@ def load_history(data_dir: Path, plan_: GradePlan, fresh: pl.DataFrame) -> pl.Da
     """FORECAST_HISTORY of the planned snapshots: freshly computed days, the rest from the lake."""
     keys = plan_.snapshots.select("currency", "snapshot_ts")
     fresh_days = pl.DataFrame(plan_.stale_days, schema={"currency": pl.String, "date": pl.Date}, orient="row")
-    stored = lake.scan(data_dir, "forecast_history")
+    old = reads.forecast_history_of(data_dir, keys)
     frames = [fresh]
-    if stored is not None:
-        old = stored.join(keys.lazy(), on=["currency", "snapshot_ts"], how="semi").collect()
+    if old is not None:
         old = old.with_columns(pl.col("snapshot_ts").dt.date().alias("date"))
         frames.append(old.join(fresh_days, on=["currency", "date"], how="anti").drop("date").cast(FORECAST_HISTORY))
     return pl.concat([f.select(list(FORECAST_HISTORY)) for f in frames])
@@ -208,11 +181,11 @@ def stage(data_dir: Path, fresh: pl.DataFrame, ticker: pl.DataFrame | None, grad
     """One file per (table, currency, UTC date), staged under temp names."""
     staged: list[files.Staged] = []
     parts = [
-        ("forecast_history", fresh, HISTORY_FILE, "snapshot_ts"),
-        ("forecast_grades", grades, GRADES_FILE, "snapshot_ts"),
+        (Table.FORECAST_HISTORY, fresh, HISTORY_FILE, "snapshot_ts"),
+        (Table.FORECAST_GRADES, grades, GRADES_FILE, "snapshot_ts"),
     ]
     if ticker is not None:
-        parts.append(("index_prices", ticker, INDEX_FILE, "index_ts"))
+        parts.append((Table.INDEX_PRICES, ticker, INDEX_FILE, "index_ts"))
     try:
         for table, frame, name, col in parts:
             staged += lake.stage_partitions(data_dir, table, frame, name=name, date_col=col)

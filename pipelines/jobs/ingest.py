@@ -30,7 +30,7 @@ from pipelines.sources.replay import (
     parse_stamp,
     sample_directory,
 )
-from pipelines.store.lake_tables import prepare_warehouse
+from pipelines.store.lake_tables import Table, prepare_warehouse
 from transforms.frames.normalise import NormaliseError, instruments_frame, number, option_snapshot_frame, snapshot_ts_of
 from transforms.frames.schemas import INGEST_RUN, INSTRUMENT, OPTION_SNAPSHOT
 from warehouse import files, lake, raw
@@ -290,9 +290,9 @@ def stage(batch: Batch, data_dir: Path) -> list[files.Staged]:
     try:
         for (currency, snapshot_ts), part in batch.snapshots.group_by("currency", "snapshot_ts", maintain_order=True):
             name = raw.stamp_of(snapshot_ts)
-            staged += lake.stage_partitions(data_dir, "option_snapshots", part, name=name, date_col="snapshot_ts")
+            staged += lake.stage_partitions(data_dir, Table.OPTION_SNAPSHOTS, part, name=name, date_col="snapshot_ts")
             ins = batch.instruments.filter(pl.col("currency") == currency)
-            staged += lake.stage_partitions(data_dir, "instruments", ins, name=name, date_col="seen_ts")
+            staged += lake.stage_partitions(data_dir, Table.INSTRUMENTS, ins, name=name, date_col="seen_ts")
     except BaseException:
         files.discard(staged)
         raise
@@ -327,7 +327,7 @@ def publish(batches: list[Batch], data_dir: Path, run_id: str, started: datetime
             tx.add(stage(batch, data_dir))
         record = run_record(run_id, started, finished, batches, "ok", "")
         if not record.is_empty():
-            tx.add(lake.stage_partitions(data_dir, "_state/ingest_runs", record, name=run_id, date_col="started_ts"))
+            tx.add(lake.stage_partitions(data_dir, Table.STATE_INGEST_RUNS, record, name=run_id, date_col="started_ts"))
 
 
 PLAIN_STEPS = SimpleNamespace(

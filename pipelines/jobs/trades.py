@@ -2,6 +2,8 @@
 
 :func:`trades_cycle` is the table of contents; each step is a plain function (``PLAIN_STEPS``) so the
 Prefect flow can run the same cycle with the steps wrapped as tasks, like :mod:`pipelines.jobs.ingest`.
+Planning the windows and paging the API live in :mod:`pipelines.jobs.trade_pages`; page bodies become
+TRADE frames in :mod:`transforms.frames.trades`; this module normalises, validates, stages and publishes.
 
 Incremental: per currency, ``public/get_last_trades_by_currency_and_time`` (kind=option,
 sorting=asc) is paged from a start time to ``end_timestamp`` = the run's ``now``. The start is the
@@ -39,83 +41,33 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import polars as pl
 
 from pipelines.config import ConfigError, Settings
-from pipelines.jobs.ingest import QualityError, land_malformed
-from pipelines.sources.deribit import DeribitClient, RawResponse
-from pipelines.store.lake_tables import prepare_warehouse
-from transforms.frames.normalise import NormaliseError
-from transforms.frames.schemas import TRADE, TRADE_RUN, TRADE_WATERMARK, UTC_TS, check
+from pipelines.jobs.ingest import QualityError
+from pipelines.jobs.trade_pages import (
+    MAX_COUNT,
+    WATERMARK_FILE,
+    FetchedTrades,
+    TradeWindow,
+    as_utc,
+    fetch_trades,
+    from_epoch_ms,
+    open_client,
+    plan_windows,
+    read_watermarks,
+)
+from pipelines.store import reads
+from pipelines.store.lake_tables import Table, prepare_warehouse
+from transforms.frames.schemas import TRADE, TRADE_RUN, TRADE_WATERMARK, UTC_TS
+from transforms.frames.trades import conform_trades, trades_frame
 from warehouse import files, lake, raw
 
-METHOD = "public/get_last_trades_by_currency_and_time"
-MAX_COUNT = 1000  # Deribit's largest page
-DEFAULT_LOOKBACK = timedelta(hours=24)
-TRADES_TABLE = "trades"
-WATERMARK_TABLE = "_state/trade_watermarks"
-RUN_TABLE = "_state/trade_runs"
 PARTITION_FILE = "trades.parquet"
-WATERMARK_FILE = "watermark.parquet"
-
-# The wire fields kept, with the dtype they are read as (ids are strings whatever JSON type they come in).
-_WIRE = {
-    "trade_id": pl.String,
-    "timestamp": pl.Int64,
-    "instrument_name": pl.String,
-    "direction": pl.String,
-    "amount": pl.Float64,
-    "price": pl.Float64,
-    "iv": pl.Float64,
-    "index_price": pl.Float64,
-    "mark_price": pl.Float64,
-    "contracts": pl.Float64,
-    "trade_seq": pl.Int64,
-    "tick_direction": pl.Int64,
-    "liquidation": pl.String,
-    "block_trade_id": pl.String,
-    "block_trade_leg_count": pl.Int64,
-    "combo_id": pl.String,
-    "combo_trade_id": pl.String,
-    "block_rfq_id": pl.String,
-}
-
-
-@dataclass
-class TradeWindow:
-    """What one currency's run asks for: ``[start_ms, end_ms]`` (both inclusive, epoch ms)."""
-
-    currency: str
-    start_ms: int
-    end_ms: int
-    previous_watermark_ms: int | None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def is_empty(self) -> bool:
-        return self.start_ms > self.end_ms
-
-
-@dataclass
-class FetchedTrades:
-    """The pages of one currency: trades as received (overlaps included) and where the next run starts."""
-
-    window: TradeWindow
-    trades: list[dict] = field(default_factory=list)
-    pages: int = 0
-    raw_paths: list[Path] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    watermark_ms: int | None = None  # None: leave the stored watermark as it is
-    last_trade_id: str | None = None
-
-    @property
-    def currency(self) -> str:
-        return self.window.currency
 
 
 @dataclass
@@ -141,12 +93,12 @@ class TradesResult:
             [
                 (
                     f.currency,
-                    _dt(f.window.start_ms),
+                    from_epoch_ms(f.window.start_ms),
                     f.pages,
                     len(f.trades),
                     self.new.get(f.currency, 0),
                     len(f.trades) - self.new.get(f.currency, 0),
-                    _dt(f.watermark_ms if f.watermark_ms is not None else f.window.previous_watermark_ms),
+                    from_epoch_ms(f.watermark_ms if f.watermark_ms is not None else f.window.previous_watermark_ms),
                     "; ".join((*f.window.warnings, *f.warnings)),
                 )
                 for f in self.fetched
@@ -165,169 +117,7 @@ class TradesResult:
         )
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _ms(ts: datetime) -> int:
-    """Epoch milliseconds (exact integer arithmetic; sub-millisecond parts are dropped)."""
-    return (ts - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
-
-
-def _aware(ts: datetime, what: str) -> datetime:
-    """UTC; a naive datetime is taken to be UTC."""
-    if not isinstance(ts, datetime):
-        raise ConfigError(f"{what} must be a datetime, got {ts!r}")
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-# ---------------------------------------------------------------- steps
-
-
-def read_watermarks(data_dir: Path) -> dict[str, int]:
-    """{currency: watermark (epoch ms)} from ``lake/_state/trade_watermarks``."""
-    root = lake.table_dir(data_dir, WATERMARK_TABLE)
-    found = sorted(root.glob(f"currency=*/{WATERMARK_FILE}")) if root.is_dir() else []
-    if not found:
-        return {}
-    frame = pl.concat([pl.read_parquet(p, columns=["currency", "watermark_ts", "updated_ts"]) for p in found])
-    latest = frame.sort("updated_ts").unique("currency", keep="last")
-    return {c: _ms(ts) for c, ts in latest.select("currency", "watermark_ts").iter_rows() if ts is not None}
-
-
-def plan_windows(data_dir: Path, currencies, now: datetime, trades_since: datetime | None = None) -> list[TradeWindow]:
-    """Per currency: start at the watermark if there is one, else at ``trades_since`` (default now - 24 h)."""
-    now = _aware(now, "now")
-    since = _aware(trades_since, "trades_since") if trades_since is not None else now - DEFAULT_LOOKBACK
-    if since > now:
-        raise ConfigError(
-            f"--trades-since {since:%Y-%m-%dT%H:%M:%SZ} is after the run's end time {now:%Y-%m-%dT%H:%M:%SZ}"
-        )
-    marks = read_watermarks(data_dir)
-    end_ms = _ms(now)
-    windows = []
-    for currency in currencies:
-        mark = marks.get(currency)
-        window = TradeWindow(currency, mark if mark is not None else _ms(since), end_ms, mark)
-        if mark is not None and trades_since is not None:
-            window.warnings.append(f"{currency}: trades_since ignored, continuing from the watermark {_at(mark)}")
-        if window.is_empty:
-            window.warnings.append(f"{currency}: watermark is after the run's end time; nothing fetched")
-        windows.append(window)
-    return windows
-
-
-def open_client(settings: Settings) -> DeribitClient:
-    """A live client. Its clock stamps raw pages with their receipt time; a page that arrives malformed
-    (truncated JSON) is kept under raw/_malformed/ (:func:`pipelines.jobs.ingest.land_malformed`) before any retry."""
-    return DeribitClient.from_settings(settings, on_malformed=partial(land_malformed, settings.data_dir))
-
-
-def land_page(data_dir: Path, currency: str, response: RawResponse) -> Path:
-    """Land one page body under raw/, stamped with its receipt time, never overwriting an earlier page."""
-    stamp = response.received_at.astimezone(UTC)
-    stamp = stamp.replace(microsecond=stamp.microsecond // 1000 * 1000)
-    while raw.raw_path(data_dir, METHOD, currency, currency, stamp).exists():
-        stamp += timedelta(milliseconds=1)
-    return raw.land_raw(data_dir, METHOD, currency, currency, stamp, response.body)
-
-
-def _page(currency: str, result) -> tuple[list[dict], bool, list[int]]:
-    """(trades, has_more, timestamps) of one page, or a one-line NormaliseError."""
-    trades = result.get("trades") if isinstance(result, dict) else None
-    if not isinstance(trades, list):
-        raise NormaliseError(f"{currency}: get_last_trades_by_currency_and_time result has no trades list")
-    try:
-        stamps = [int(t["timestamp"]) for t in trades]
-    except (KeyError, TypeError, ValueError):
-        raise NormaliseError(f"{currency}: get_last_trades_by_currency_and_time trade without a timestamp") from None
-    return trades, bool(result.get("has_more")), stamps
-
-
-def _flatten_legs(trades: list[dict]) -> list[dict]:
-    """A combo trade carrying ``legs`` is replaced by its legs: they are the option trades (own trade_id,
-    combo_id, combo_trade_id); the combo instrument itself is not an option. kind=option pages list the
-    legs on their own, so this only matters if a combo trade slips in; de-duplication absorbs repeats."""
-    if not any("legs" in t for t in trades):
-        return trades
-    out = []
-    for t in trades:
-        legs = t.get("legs")
-        if isinstance(legs, list) and legs:
-            out.extend(leg for leg in legs if isinstance(leg, dict))
-        else:
-            out.append(t)
-    return out
-
-
-def _at(ms: int) -> str:
-    return f"{_dt(ms):%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
-
-
-def fetch_trades(client: DeribitClient, window: TradeWindow, data_dir: Path, count: int = MAX_COUNT) -> FetchedTrades:
-    """Page one currency's tape over ``window``; every page body lands under raw/ as it arrives."""
-    out = FetchedTrades(window)
-    if window.is_empty:
-        return out
-    currency, start, end = window.currency, window.start_ms, window.end_ms
-    newest = start
-    previous_ids: list | None = None
-    while True:
-        result, response = client.get_trades(currency, start, end, count=count)
-        out.raw_paths.append(land_page(data_dir, currency, response))
-        out.pages += 1
-        trades, has_more, stamps = _page(currency, result)
-        out.trades.extend(_flatten_legs(trades))
-        where = f"{currency}: page {out.pages} (start {_at(start)})"
-        if not trades:
-            if has_more:
-                out.warnings.append(f"{where}: empty page claims has_more; stopped")
-            break
-        first, last = min(stamps), max(stamps)
-        if last >= newest:
-            newest = last
-            out.last_trade_id = str(trades[len(stamps) - 1 - stamps[::-1].index(last)].get("trade_id"))
-        ids = [t.get("trade_id") for t in trades]
-        if not has_more:
-            break
-        if last <= start and first == last and len(trades) >= count:
-            out.warnings.append(
-                f"{where}: more than {count} trades at {_at(start)}; Deribit cannot page past one millisecond, "
-                f"the rest of it is skipped"
-            )
-            newest = max(newest, start + 1)
-            break
-        if ids == previous_ids:
-            out.warnings.append(f"{where}: page identical to the previous one; stopped")
-            break
-        if last <= start:
-            out.warnings.append(f"{where}: last trade timestamp {_at(last)} does not advance; stopped")
-            break
-        if last > end:
-            out.warnings.append(f"{where}: trades after end_timestamp {_at(end)}; stopped")
-            break
-        start, previous_ids = last, ids
-    out.watermark_ms = newest  # >= start >= the previous watermark: it never moves back
-    return out
-
-
-def trades_frame(currency: str, trades: list[dict]) -> pl.DataFrame:
-    """Trade dicts as Deribit sends them -> TRADE frame (optional fields null when absent; not de-duplicated)."""
-    wire = pl.from_dicts(trades, schema=_WIRE, strict=False) if trades else pl.DataFrame(schema=_WIRE)
-    frame = wire.select(
-        pl.lit(currency, pl.String).alias("currency"),
-        "trade_id",
-        pl.col("timestamp").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC").alias("ts"),
-        *(c for c in _WIRE if c not in ("trade_id", "timestamp")),
-        pl.col("block_trade_id").is_not_null().alias("is_block"),
-        (pl.col("combo_id").is_not_null() | pl.col("combo_trade_id").is_not_null()).alias("is_combo"),
-        pl.col("liquidation").is_not_null().alias("is_liquidation"),
-    )
-    check(frame, TRADE, "trades")
-    return frame
+# ---------------------------------------------------------------- normalise and validate
 
 
 def normalise(fetched: list[FetchedTrades]) -> pl.DataFrame:
@@ -349,7 +139,7 @@ def validate(frame: pl.DataFrame, data_dir: Path, run_id: str) -> None:
     report = quality.validate_trades(frame)
     if report.success:
         return
-    folder = data_dir / "quarantine" / TRADES_TABLE / run_id
+    folder = data_dir / "quarantine" / Table.TRADES / run_id
     folder.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(folder / "trades.parquet")
     doc = [{"table": report.table, "failures": report.failures, "rows": report.checked_rows, "details": report.details}]
@@ -357,9 +147,7 @@ def validate(frame: pl.DataFrame, data_dir: Path, run_id: str) -> None:
     raise QualityError(f"{report.summary()} (batch quarantined in {folder})")
 
 
-def _conform(frame: pl.DataFrame) -> pl.DataFrame:
-    """A stored partition in the current TRADE layout (columns added later read as null)."""
-    return frame.select(pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c) for c, t in TRADE.items())
+# ---------------------------------------------------------------- stage and publish
 
 
 @dataclass
@@ -378,9 +166,10 @@ def stage_trades(frame: pl.DataFrame, data_dir: Path) -> tuple[list[files.Staged
     try:
         for (currency, date), part in keyed.group_by(["currency", "__date"], maintain_order=True):
             part = part.drop("__date")
-            path = lake.partition_dir(data_dir, TRADES_TABLE, currency, date) / PARTITION_FILE
-            if path.exists():
-                stored = _conform(pl.read_parquet(path))
+            path = lake.partition_dir(data_dir, Table.TRADES, currency, date) / PARTITION_FILE
+            stored = reads.trades_partition(path)
+            if stored is not None:
+                stored = conform_trades(stored)
                 fresh = part.join(stored.select("trade_id"), on="trade_id", how="anti", maintain_order="left")
                 merged = pl.concat([stored, fresh])
             else:
@@ -398,7 +187,16 @@ def stage_trades(frame: pl.DataFrame, data_dir: Path) -> tuple[list[files.Staged
 
 def watermark_record(f: FetchedTrades, run_id: str, published: datetime) -> pl.DataFrame:
     return pl.DataFrame(
-        [(f.currency, _dt(f.watermark_ms), f.last_trade_id, _dt(f.window.end_ms), run_id, published)],
+        [
+            (
+                f.currency,
+                from_epoch_ms(f.watermark_ms),
+                f.last_trade_id,
+                from_epoch_ms(f.window.end_ms),
+                run_id,
+                published,
+            )
+        ],
         schema=TRADE_WATERMARK,
         orient="row",
     )
@@ -410,13 +208,13 @@ def run_record(fetched: list[FetchedTrades], new: dict[str, int], run_id: str, s
             run_id,
             f.currency,
             started,
-            _dt(f.window.start_ms),
-            _dt(f.window.end_ms),
+            from_epoch_ms(f.window.start_ms),
+            from_epoch_ms(f.window.end_ms),
             f.pages,
             len(f.trades),
             new.get(f.currency, 0),
             len(f.trades) - new.get(f.currency, 0),
-            _dt(f.watermark_ms if f.watermark_ms is not None else f.window.previous_watermark_ms),
+            from_epoch_ms(f.watermark_ms if f.watermark_ms is not None else f.window.previous_watermark_ms),
             "; ".join((*f.window.warnings, *f.warnings)),
         )
         for f in fetched
@@ -437,10 +235,12 @@ def publish(
         published = datetime.now(UTC)
         for f in fetched:
             if f.watermark_ms is not None:
-                path = lake.table_dir(data_dir, WATERMARK_TABLE) / f"currency={f.currency}" / WATERMARK_FILE
+                path = (
+                    lake.table_dir(data_dir, Table.STATE_TRADE_WATERMARKS) / f"currency={f.currency}" / WATERMARK_FILE
+                )
                 tx.add(lake.stage_file(path, watermark_record(f, run_id, published)))
         record = run_record(fetched, new, run_id, started)
-        tx.add(lake.stage_partitions(data_dir, RUN_TABLE, record, name=run_id, date_col="started_ts"))
+        tx.add(lake.stage_partitions(data_dir, Table.STATE_TRADE_RUNS, record, name=run_id, date_col="started_ts"))
     return Published({f.currency: new.get(f.currency, 0) for f in fetched}, first_new)
 
 
@@ -480,7 +280,7 @@ def trades_cycle(
     """
     if not 1 <= count <= MAX_COUNT:
         raise ConfigError(f"trades page size must be 1..{MAX_COUNT}, got {count}")
-    now = _aware(now, "now") if now is not None else datetime.now(UTC)
+    now = as_utc(now, "now") if now is not None else datetime.now(UTC)
     started = datetime.now(UTC)
     data_dir = settings.data_dir
     files.check_writable(data_dir)
@@ -502,3 +302,17 @@ def trades_cycle(
         result.new, result.first_new = published.new, published.first_new
         prepare_trades_warehouse(data_dir)
     return result
+
+
+__all__ = [
+    "FetchedTrades",
+    "TradeWindow",
+    "TradesResult",
+    "fetch_trades",
+    "normalise",
+    "plan_windows",
+    "read_watermarks",
+    "stage_trades",
+    "trades_cycle",
+    "trades_frame",
+]

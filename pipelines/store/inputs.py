@@ -23,12 +23,12 @@ import numpy as np
 import polars as pl
 
 from pipelines.config import ANALYTICS_VERSION
+from pipelines.store.lake_tables import Table
+from pipelines.store.reads import LINEAR_TAPES
 from transforms.frames.schemas import ANALYTICS_INPUT, UTC_TS
 from warehouse import lake, raw
 
-TABLE = "_state/analytics_inputs"
-# API currencies whose option tapes hold the linear options of several base coins (as in pipelines.jobs.compute)
-LINEAR_TAPES = ("USDC", "USDT")
+TABLE = Table.STATE_ANALYTICS_INPUTS
 COMPARED = (
     "analytics_version",
     "snapshot_file",
@@ -41,9 +41,8 @@ COMPARED = (
 
 def snapshot_file(data_dir: Path, currency: str, snapshot_ts: datetime) -> Path:
     """The option_snapshots file of one snapshot (ingest and backfill name it after the snapshot's stamp)."""
-    return (
-        lake.partition_dir(data_dir, "option_snapshots", currency, snapshot_ts) / f"{raw.stamp_of(snapshot_ts)}.parquet"
-    )
+    folder = lake.partition_dir(data_dir, Table.OPTION_SNAPSHOTS, currency, snapshot_ts)
+    return folder / f"{raw.stamp_of(snapshot_ts)}.parquet"
 
 
 def _sha256(path: Path) -> str | None:
@@ -55,7 +54,7 @@ def _sha256(path: Path) -> str | None:
 
 def _tape_times(data_dir: Path, coins) -> dict[str, np.ndarray]:
     """Per coin: the sorted trade times (ms) of its tape; a USDC/USDT trade belongs to the coin its name starts with."""
-    scan = lake.scan(data_dir, "trades")
+    scan = lake.scan(data_dir, Table.TRADES)
     if scan is None:
         return {}
     linear = pl.col("currency").is_in(LINEAR_TAPES) & pl.col("instrument_name").str.contains("_", literal=True)
@@ -65,7 +64,7 @@ def _tape_times(data_dir: Path, coins) -> dict[str, np.ndarray]:
 
 
 def _tape_starts(data_dir: Path) -> dict[str, datetime]:
-    runs = lake.scan(data_dir, "_state/trade_runs")
+    runs = lake.scan(data_dir, Table.STATE_TRADE_RUNS)
     if runs is None:
         return {}
     return dict(runs.group_by("currency").agg(pl.col("start_ts").min()).collect().iter_rows())

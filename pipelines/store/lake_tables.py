@@ -56,6 +56,8 @@ class Table(StrEnum):
     EXPOSURE_BY_EXPIRY = "exposure_by_expiry"
     KEY_LEVELS_BY_TENOR = "key_levels_by_tenor"
     SCENARIO_PROFILES = "scenario_profiles"
+    # not a view: the Tardis backfill's end state of each day (pipelines.jobs.backfill_grid), no registered schema
+    STATE_TARDIS_BACKFILL = "_state/tardis_backfill"
 
 
 LAKE_TABLES: dict[Table, dict] = {
