@@ -225,12 +225,10 @@ def backfill_flow(
     cluster): one ``read-tardis-day`` task per day file decompresses it once and returns its per-bucket last
     rows (small); the flow then publishes the days in order, each from the previous day's end state (the
     ``each_timestamp`` reading maps ``backfill_day`` instead)."""
-    from datetime import date
     from pathlib import Path
 
     from pipelines.jobs import backfill
     from pipelines.jobs.backfill_grid import Grid
-    from pipelines.sources.tardis_stream import read_day
 
     settings = _settings(currencies, None, data_dir, None)
     if replay_dir:
@@ -238,38 +236,49 @@ def backfill_flow(
         failed = 0
     else:
         grid = backfill.check_grid(Grid(every_s, max_staleness_s), each_timestamp)
-        backfill.tardis_currencies(settings)
-        days = backfill.plan_days(
-            Path(tardis_dir),
-            since=date.fromisoformat(since) if since else None,
-            until=date.fromisoformat(until) if until else None,
-        )
-        backfill.refresh_warehouse(settings)
-        results = []
-        if each_timestamp:
-            futures = _task(backfill.backfill_day, "backfill-day").map(settings, [d.options_chain for d in days])
-            results = [f.result() for f in futures]
-        else:
-            todo = [d for d in days if not backfill.is_published(settings.data_dir, d.day, grid)]
-            reader = _task(read_day, "read-tardis-day")
-            futures = [
-                reader.submit(d.options_chain, grid.every_us, settings.currencies, d.derivative_ticker) for d in todo
-            ]
-            backfill.run_grid(
-                settings,
-                days,
-                grid,
-                run_id=backfill.new_run_id(),
-                lock_wait_s=settings.lock_wait_s,
-                workers=0,
-                report=results.append,
-                fetch=lambda i: futures[i].result(),
-            )
-        failed = sum(len(r.failed) for r in results)
-        backfill.refresh_warehouse(settings)
+        failed = _tardis_days(settings, Path(tardis_dir), since, until, grid, each_timestamp)
     if compute:
         compute_flow(list(settings.currencies), data_dir, only_missing=True)
     return {"failed_snapshots": failed, "exit_code": 1 if failed else 0}
+
+
+def _tardis_days(settings, tardis_dir, since: str | None, until: str | None, grid, each_timestamp: bool) -> int:
+    """The Tardis days of a backfill flow run as task runs; returns how many snapshots failed."""
+    from datetime import date
+
+    from pipelines.jobs import backfill
+    from pipelines.sources.tardis_stream import read_day
+
+    backfill.tardis_currencies(settings)
+    days = backfill.plan_days(
+        tardis_dir,
+        since=date.fromisoformat(since) if since else None,
+        until=date.fromisoformat(until) if until else None,
+    )
+    backfill.refresh_warehouse(settings)
+    results = []
+    if each_timestamp:
+        futures = _task(backfill.backfill_day, "backfill-day").map(settings, [d.options_chain for d in days])
+        results = [f.result() for f in futures]
+    else:
+        todo = [d for d in days if not backfill.is_published(settings.data_dir, d.day, grid)]
+        reader = _task(read_day, "read-tardis-day")
+        futures = [
+            reader.submit(d.options_chain, grid.every_us, settings.currencies, d.derivative_ticker) for d in todo
+        ]
+        backfill.run_grid(
+            settings,
+            days,
+            grid,
+            run_id=backfill.new_run_id(),
+            lock_wait_s=settings.lock_wait_s,
+            workers=0,
+            report=results.append,
+            fetch=lambda i: futures[i].result(),
+        )
+    failed = sum(len(r.failed) for r in results)
+    backfill.refresh_warehouse(settings)
+    return failed
 
 
 def backfill_runner(dask_address: str | None):
