@@ -247,57 +247,6 @@ def snapshot_keys(data_dir: Path, currencies, in_range: pl.Expr) -> pl.DataFrame
         .unique()
         .with_columns(pl.col("snapshot_ts").dt.date().alias("date"))
         .sort("currency", "snapshot_ts")
-
-# reads used by the CLI commands
-# (their imports are inside them, so this block stays apart from the module header)
-
-
-def stored_coins(data_dir: Path, currencies: tuple[str, ...]) -> tuple[str, ...]:
-    """``currencies`` as stored: USDC/USDT options live under their base coins (BTC, ETH, SOL, ...)."""
-    if "USDC" not in currencies and "USDT" not in currencies:
-        return currencies
-    from pipelines.store.lake_tables import Table
-
-    scan = lake.scan(data_dir, Table.OPTION_SNAPSHOTS)
-    stored = set(scan.select("currency").unique().collect()["currency"]) if scan is not None else set()
-    coins = tuple(sorted(stored - {"BTC", "ETH"} | (set(currencies) & {"BTC", "ETH"})))
-    return coins or currencies  # nothing stored yet: keep the names so errors can say which
-
-
-def has_snapshots(data_dir: Path, coins) -> bool:
-    """Whether the lake holds option snapshots of any of ``coins`` (as stored, see :func:`stored_coins`)."""
-    from pipelines.store.lake_tables import Table
-
-    return any(lake.currency_files(data_dir, Table.OPTION_SNAPSHOTS, c) for c in coins)
-
-
-def stored_span(data_dir: Path, table: str, currency: str, model: str | None) -> tuple[int, datetime, datetime] | None:
-    """(snapshots, first snapshot_ts, last snapshot_ts) of ``currency`` (and ``model``) in ``table``; None when it
-    holds nothing for them."""
-    scan = lake.scan(data_dir, table)
-    if scan is None:
-        return None
-    scan = scan.filter(pl.col("currency") == currency)
-    if model is not None:
-        scan = scan.filter(pl.col("model") == model)
-    span = scan.select(
-        pl.col("snapshot_ts").n_unique().alias("n"),
-        pl.col("snapshot_ts").min().alias("first"),
-        pl.col("snapshot_ts").max().alias("last"),
-    ).collect()
-    n, first, last = span.row(0)
-    return (n, first, last) if n else None
-
-
-def dealer_positions_at(data_dir: Path, currency: str, snapshot_ts: datetime, model: str) -> pl.DataFrame:
-    """DEALER_POSITION rows of one stored snapshot and positioning model."""
-    from pipelines.store.lake_tables import Table
-    from transforms.frames.schemas import DEALER_POSITION
-
-    return (
-        lake.scan(data_dir, Table.DEALER_POSITIONS)
-        .filter(pl.col("currency") == currency, pl.col("snapshot_ts") == snapshot_ts, pl.col("model") == model)
-        .select(list(DEALER_POSITION))
         .collect()
     )
 
@@ -338,6 +287,55 @@ def stored_index_prices(data_dir: Path, currencies) -> pl.DataFrame | None:
     if stored is None:
         return None
     return stored.filter(pl.col("currency").is_in(list(currencies))).collect()
+
+
+# ---------------------------------------------------------------- reads used by the CLI commands
+
+
+def stored_coins(data_dir: Path, currencies: tuple[str, ...]) -> tuple[str, ...]:
+    """``currencies`` as stored: USDC/USDT options live under their base coins (BTC, ETH, SOL, ...)."""
+    if "USDC" not in currencies and "USDT" not in currencies:
+        return currencies
+    scan = lake.scan(data_dir, Table.OPTION_SNAPSHOTS)
+    stored = set(scan.select("currency").unique().collect()["currency"]) if scan is not None else set()
+    coins = tuple(sorted(stored - {"BTC", "ETH"} | (set(currencies) & {"BTC", "ETH"})))
+    return coins or currencies  # nothing stored yet: keep the names so errors can say which
+
+
+def has_snapshots(data_dir: Path, coins) -> bool:
+    """Whether the lake holds option snapshots of any of ``coins`` (as stored, see :func:`stored_coins`)."""
+    return any(lake.currency_files(data_dir, Table.OPTION_SNAPSHOTS, c) for c in coins)
+
+
+def stored_span(data_dir: Path, table: str, currency: str, model: str | None) -> tuple[int, datetime, datetime] | None:
+    """(snapshots, first snapshot_ts, last snapshot_ts) of ``currency`` (and ``model``) in ``table``; None when it
+    holds nothing for them."""
+    scan = lake.scan(data_dir, table)
+    if scan is None:
+        return None
+    scan = scan.filter(pl.col("currency") == currency)
+    if model is not None:
+        scan = scan.filter(pl.col("model") == model)
+    span = scan.select(
+        pl.col("snapshot_ts").n_unique().alias("n"),
+        pl.col("snapshot_ts").min().alias("first"),
+        pl.col("snapshot_ts").max().alias("last"),
+    ).collect()
+    n, first, last = span.row(0)
+    return (n, first, last) if n else None
+
+
+def dealer_positions_at(data_dir: Path, currency: str, snapshot_ts: datetime, model: str) -> pl.DataFrame:
+    """DEALER_POSITION rows of one stored snapshot and positioning model."""
+    from transforms.frames.schemas import DEALER_POSITION
+
+    return (
+        lake.scan(data_dir, Table.DEALER_POSITIONS)
+        .filter(pl.col("currency") == currency, pl.col("snapshot_ts") == snapshot_ts, pl.col("model") == model)
+        .select(list(DEALER_POSITION))
+        .collect()
+    )
+
 
 def packaged_query(name: str):
     """The installed copy of ``sql/queries/<name>``."""

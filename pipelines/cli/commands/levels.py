@@ -66,8 +66,7 @@ def execute(args) -> int:
 def latest_rows(args, table: str):
     """Rows of ``table`` for ``args.currency`` (and ``args.model``) at the latest snapshot at or before --at;
     none stored: a ConfigError that says what to run, or which snapshots exist when --at is before them all."""
-    from pipelines.jobs.compute import latest_at
-    from pipelines.store.reads import stored_span
+    from pipelines.store.reads import latest_at, stored_span
 
     data_dir = data_dir_of(args)
     at = parse_when(args.at, "--at")

@@ -94,9 +94,9 @@ def execute(args) -> int:
 
 
 def _plot(args, frame) -> None:
-    from pipelines.jobs.compute import latest_at
     from pipelines.publishing.charts import profile_chart
     from pipelines.store.lake_tables import Table
+    from pipelines.store.reads import latest_at
 
     snapshot_ts = frame["snapshot_ts"][0]
     levels = latest_at(data_dir_of(args), Table.KEY_LEVELS, args.currency.upper(), snapshot_ts, args.model)
