@@ -1,5 +1,5 @@
 """Frame contracts of forecast grading (issue 14): the per-snapshot forecast history, the index observations
-used as realised prices, and the grades. Kept beside ``transforms/frames/schemas.py`` so grading adds no churn there."""
+used as realised prices, and the grades. Kept beside ``transforms/frames/schemas/`` so grading adds no churn there."""
 
 from __future__ import annotations
 
