@@ -110,3 +110,22 @@ def test_every_expected_error_has_one_root_and_the_error_root_imports_nothing():
     assert all(issubclass(cls, ValueError) for cls in (ConfigError, NormaliseError, SchemaError, TardisFormatError))
     assert expected_errors() == (GexflowError,)
     assert imported_roots(REPO / "transforms" / "errors.py") <= {"__future__"}
+
+
+def test_lake_tables_are_named_only_through_the_registry():
+    """Storage calls name a lake table by ``Table.X`` (pipelines/store/lake_tables.py), never by a string literal."""
+    from pipelines.store.lake_tables import Table
+
+    names = {table.value for table in Table}
+    storage = {"lake", "files", "raw", "manifest", "catalog", "reads"}
+    offenders = []
+    for path in sorted((REPO / "pipelines").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if not (isinstance(node.func.value, ast.Name) and node.func.value.id in storage):
+                continue
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                if isinstance(arg, ast.Constant) and arg.value in names:
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {arg.value!r}")
+    assert offenders == []
