@@ -28,12 +28,11 @@ import pytest
 from pipelines.config import ConfigError, Settings
 from pipelines.errors import SourceError
 from pipelines.jobs.backfill import backfill_cycle, backfill_day, plan_backfill, refresh_warehouse
+from tests.data_paths import SNAPSHOTS as API_SNAPSHOTS
+from tests.data_paths import TARDIS
 from transforms.frames.tardis import settlement_period, snapshot_index_prices
 from warehouse import files, lake
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-TARDIS = SHARED / "tardis"
-API_SNAPSHOTS = SHARED / "deribit-api" / "snapshots"
 DAYS = (date(2026, 7, 29), date(2026, 7, 30), date(2026, 7, 31))
 
 

@@ -423,12 +423,12 @@ def test_the_query_library_runs_with_bound_parameters(sample_warehouse, capsys, 
 
 
 def test_backfill_from_tardis_lands_and_computes_the_days(tmp_path, capsys):
-    from tests.fake_deribit import SHARED
+    from tests.data_paths import TARDIS
 
     args = [
         "backfill",
         "--tardis",
-        str(SHARED / "tardis"),
+        str(TARDIS),
         "--since",
         "2026-07-31",
         "--until",
@@ -447,7 +447,7 @@ def test_backfill_from_tardis_lands_and_computes_the_days(tmp_path, capsys):
         "from key_levels) from option_snapshots o",
     )[0]
     assert n_snap >= 2 and n_levels == n_snap
-    assert main(["backfill", "--tardis", str(SHARED / "tardis"), "--since", "bad", "--data-dir", str(tmp_path)]) == 2
+    assert main(["backfill", "--tardis", str(TARDIS), "--since", "bad", "--data-dir", str(tmp_path)]) == 2
     assert "--since must be YYYY-MM-DD" in capsys.readouterr().err
 
 

@@ -14,7 +14,7 @@ from pipelines.sources.deribit import (
     encode_params,
     parse_body,
 )
-from tests.fake_deribit import SHARED
+from tests.data_paths import RATE_LIMIT_ERROR, SNAPSHOTS
 
 
 class FakeClock:
@@ -66,7 +66,7 @@ def test_booleans_are_sent_as_true_and_false_and_none_is_dropped():
 
 
 def test_the_recorded_rate_limit_error_is_transient():
-    body = (SHARED / "deribit-api" / "errors" / "too_many_requests.json").read_bytes()
+    body = RATE_LIMIT_ERROR.read_bytes()
     with pytest.raises(DeribitError) as err:
         parse_body("public/get_book_summary_by_currency", body, 429)
     assert err.value.code == 10028 and err.value.transient
@@ -170,7 +170,7 @@ def test_a_bad_replay_file_is_a_source_error_naming_it_and_never_retried(tmp_pat
 
     stamp = STAMPS[1]
     book = tmp_path / f"get_book_summary_by_currency.BTC.{stamp}.json"
-    recorded = (SHARED / "deribit-api" / "snapshots" / book.name).read_bytes()
+    recorded = (SNAPSHOTS / book.name).read_bytes()
     book.write_bytes(recorded[: len(recorded) // 2])
     index = tmp_path / f"get_index_price.BTC.{stamp}.json"
     index.write_text(json.dumps(envelope_error(10028, "too_many_requests")))  # transient on the wire, not on disk

@@ -140,9 +140,9 @@ def test_the_trades_flow_lands_the_recorded_tape_once(prefect_harness, fake_deri
     import json
 
     from pipelines.orchestration.flows import trades_flow
-    from tests.fake_deribit import SHARED
+    from tests.data_paths import TRADES
 
-    lines = (SHARED / "deribit-api" / "trades" / "trades.BTC.option.20200221.jsonl").read_text().splitlines()
+    lines = TRADES.read_text().splitlines()
     fake_deribit.trades["BTC"] = [json.loads(line) for line in lines if line.strip()]
     for _ in range(2):
         state = trades_flow(["BTC"], str(tmp_path), fake_deribit.url, "2020-02-20T00:00:00+00:00", return_state=True)
@@ -238,11 +238,9 @@ def test_serve_list_prints_every_deployment_without_starting_anything(tmp_path, 
 
 def test_the_backfill_flow_fans_tardis_days_out_and_computes_them(prefect_harness, tmp_path):
     from pipelines.orchestration.flows import backfill_flow
-    from tests.fake_deribit import SHARED
+    from tests.data_paths import TARDIS
 
-    state = backfill_flow(
-        ["BTC"], str(tmp_path), str(SHARED / "tardis"), None, "2026-07-30", "2026-07-31", return_state=True
-    )
+    state = backfill_flow(["BTC"], str(tmp_path), str(TARDIS), None, "2026-07-30", "2026-07-31", return_state=True)
     assert state.is_completed() and state.result()["exit_code"] == 0
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     snaps = con.execute("select count(distinct snapshot_ts) from option_snapshots where source = 'tardis'").fetchone()[
@@ -277,7 +275,7 @@ def test_the_backfill_flow_fans_tardis_days_out_over_a_dask_cluster(prefect_harn
     import distributed
 
     from pipelines.orchestration.flows import backfill_runner
-    from tests.fake_deribit import SHARED
+    from tests.data_paths import TARDIS
 
     with (
         distributed.LocalCluster(
@@ -287,7 +285,7 @@ def test_the_backfill_flow_fans_tardis_days_out_over_a_dask_cluster(prefect_harn
         distributed.get_task_stream(client) as stream,
     ):
         state = backfill_runner(cluster.scheduler_address)(
-            ["BTC"], str(tmp_path), str(SHARED / "tardis"), None, "2026-07-30", "2026-07-31", return_state=True
+            ["BTC"], str(tmp_path), str(TARDIS), None, "2026-07-30", "2026-07-31", return_state=True
         )
         workers = {w.worker_address for w in cluster.workers.values()}
     assert state.is_completed() and state.result()["exit_code"] == 0
@@ -304,11 +302,11 @@ def test_a_dask_address_needs_prefect_dask_and_a_valid_address(monkeypatch, tmp_
     from pipelines.cli.app import main
     from pipelines.config import ConfigError, load_settings
     from pipelines.orchestration.flows import backfill_flow, backfill_runner
-    from tests.fake_deribit import SHARED
+    from tests.data_paths import TARDIS
 
     assert load_settings(env={"GEXFLOW_DASK_ADDRESS": "tcp://10.0.0.5:8786"}).dask_address == "tcp://10.0.0.5:8786"
     assert backfill_runner(None) is backfill_flow  # unset: the flow's own thread pool
-    tardis = ["backfill", "--tardis", str(SHARED / "tardis"), "--data-dir", str(tmp_path / "d")]
+    tardis = ["backfill", "--tardis", str(TARDIS), "--data-dir", str(tmp_path / "d")]
     for extra, engine, needle in [
         (["--dask-address", "localhost:8786"], "auto", "must be a Dask scheduler address like tcp://host:8786"),
         (["--dask-address", "tcp://127.0.0.1:9"], "direct", "cannot run with GEXFLOW_ENGINE=direct"),

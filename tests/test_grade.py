@@ -19,18 +19,15 @@ import pytest
 
 from pipelines.cli.app import main
 from pipelines.jobs.grade import grade_cycle
-from tests.data_paths import SHARED_DATA
+from tests.data_paths import TARDIS
 from transforms.grading.summary import out_of_sample
 from warehouse import lake
 
-TARDIS = SHARED_DATA / "tardis"
 DAYS = ("2026-07-27", "2026-07-28", "2026-07-29", "2026-07-30")
 FIT_UNTIL = datetime(2026, 7, 29, 12, tzinfo=UTC)  # two graded 24 h forecasts per model end by then
 # the no-look-ahead cut t falls between two recordings (the next one is at 16:47:20): everything after it is
 # truncated or shuffled, and every grade of a forecast whose horizon ended by t must stay the same
 CUT = datetime(2026, 7, 30, 16, 40, tzinfo=UTC)
-
-pytestmark = pytest.mark.skipif(not TARDIS.is_dir(), reason=f"{TARDIS} is absent (the shared real-data recordings)")
 
 
 def _subset(dest: Path, days=DAYS) -> Path:

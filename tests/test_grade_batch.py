@@ -12,7 +12,7 @@ import pytest
 from pipelines.cli.app import main
 from pipelines.errors import GexflowError
 from pipelines.jobs.grade import FORECAST_BATCH_DAYS, ensure_forecasts
-from tests.data_paths import SHARED_DATA
+from tests.data_paths import TARDIS
 from transforms.frames.schemas import OPTION_SNAPSHOT
 from transforms.grading.forecasts import history_forecasts, history_forecasts_per_snapshot
 from transforms.grading.schemas import FORECAST_HISTORY
@@ -20,7 +20,6 @@ from transforms.pricing.kernel_batch import ALL_EXPIRIES, OptionBatch
 from transforms.pricing.kernels import profile_at_levels
 from warehouse import lake
 
-TARDIS = SHARED_DATA / "tardis"
 # a month-end expiry (Fri 2026-05-29 08:00) with recordings at 07:00, so the 1 h horizon settles it there,
 # and a weekend after it
 DAYS = ("2026-05-28", "2026-05-29", "2026-05-30")
@@ -29,8 +28,6 @@ KEYS = ["currency", "snapshot_ts", "model", "horizon"]
 
 @pytest.fixture(scope="module")
 def lake_dir(tmp_path_factory):
-    if not TARDIS.is_dir():
-        pytest.skip(f"{TARDIS} is absent (the shared real-data recordings)")
     root = tmp_path_factory.mktemp("grade_batch")
     for kind, pattern in (("options_chain", "deribit_options_chain_{}_OPTIONS.csv.gz"),
                           ("derivative_ticker", "deribit_derivative_ticker_{}_PERPETUALS.csv.gz")):  # fmt: skip

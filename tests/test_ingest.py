@@ -14,26 +14,20 @@ import duckdb
 import pytest
 
 from pipelines.cli.app import main
+from tests.data_paths import TRADES
 from tests.fake_deribit import SNAPSHOTS, STAMPS, install_usdc_chain
 
-RECORDED = (
-    {  # stamp -> {currency: (options, open interest)} straight from the recordings
-        stamp: {
-            c: (
-                len(
-                    rows := json.loads((SNAPSHOTS / f"get_book_summary_by_currency.{c}.{stamp}.json").read_text())[
-                        "result"
-                    ]
-                ),
-                sum(r["open_interest"] for r in rows),
-            )
-            for c in ("BTC", "ETH")
-        }
-        for stamp in STAMPS
+BOOK = "get_book_summary_by_currency.{}.{}.json"
+RECORDED = {  # stamp -> {currency: (options, open interest)} straight from the recordings
+    stamp: {
+        c: (
+            len(rows := json.loads((SNAPSHOTS / BOOK.format(c, stamp)).read_text())["result"]),
+            sum(r["open_interest"] for r in rows),
+        )
+        for c in ("BTC", "ETH")
     }
-    if SNAPSHOTS.is_dir()
-    else {}
-)  # without ../shared the module's tests skip (tests/conftest.py)
+    for stamp in STAMPS
+}
 
 
 def lake_state(data_dir):
@@ -458,7 +452,7 @@ def test_the_installed_command_fails_without_a_traceback(tmp_path):
 
 
 def test_the_trades_command_ingests_the_tape_and_prints_what_it_added(fake_deribit, fast_env, tmp_path, capsys):
-    lines = (SNAPSHOTS.parent / "trades" / "trades.BTC.option.20200221.jsonl").read_text().splitlines()
+    lines = TRADES.read_text().splitlines()
     fake_deribit.trades["BTC"] = [json.loads(line) for line in lines if line.strip()]
     args = ["--currency", "BTC", "--trades-since", "2020-02-20"]
     assert run(fake_deribit, tmp_path, *args, command="trades") == 0

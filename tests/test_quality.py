@@ -21,17 +21,18 @@ from pipelines.validation.quality import (
     validate_option_snapshots,
     validate_trades,
 )
+from tests.data_paths import SNAPSHOTS as SNAPSHOT_DIR
+from tests.data_paths import TRADES
 from transforms.frames.normalise import instruments_frame, option_snapshot_frame, snapshot_ts_of
 from transforms.frames.schemas import OPTION_SNAPSHOT, UTC_TS, empty
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "deribit-api"
 SNAPSHOTS = [(c, s) for c in ("BTC", "ETH") for s in ("20260105T153329Z", "20260731T113322Z")]
 VICTIM = "BTC-14AUG26-50000-C"  # a real row of the 2026-07-31 BTC chain that the broken variants break
 
 
 def _result(name: str):
-    with open(DATA / "snapshots" / name) as f:
+    with open(SNAPSHOT_DIR / name) as f:
         return json.load(f)["result"]
 
 
@@ -62,7 +63,7 @@ def with_victim(**columns) -> pl.DataFrame:
 
 def recorded_trades() -> pl.DataFrame:
     """The 483 verbatim production BTC option trades (463 distinct trade_id: pages overlapped)."""
-    with open(DATA / "trades" / "trades.BTC.option.20200221.jsonl") as f:
+    with open(TRADES) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     return pl.DataFrame(rows).select(
         pl.lit("BTC").alias("currency"),

@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.data_paths import REPO_ROOT, SHARED_DATA
+from tests.data_paths import REPO_ROOT, TARDIS
 
-TARDIS = SHARED_DATA / "tardis"
 DAY = "2026-07-31"
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "GEXFLOW_MAX_SNAPSHOT_AGE_S": "0"}
 ENV.pop("PREFECT_API_URL", None)

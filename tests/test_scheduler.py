@@ -31,7 +31,7 @@ GEXFLOW_DEPLOYMENTS = {
 
 
 @pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory, shared_data):
+def prefect_server(tmp_path_factory):
     server = PrefectServer(tmp_path_factory.mktemp("prefect") / "home")
     try:
         yield server.start()

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines.jobs.trades import trades_frame
-from tests.fake_deribit import SHARED
+from tests.data_paths import COMBO_TRADES
 from transforms.frames.schemas import OPTION_SNAPSHOT, UTC_TS, check
 from transforms.gex.taker_flow import (
     DEALER_POSITION,
@@ -137,8 +137,8 @@ def test_block_trades_combo_legs_and_liquidations_land_in_their_own_buckets():
     }
 
 
-def test_recorded_combo_legs_are_combo_trades(shared_data):
-    combo = json.loads((SHARED / "deribit-api" / "combos" / "http_get_last_trades_option_combo.json").read_text())
+def test_recorded_combo_legs_are_combo_trades():
+    combo = json.loads(COMBO_TRADES.read_text())
     legs = trades_frame("BTC", combo["result"]["trades"][0]["legs"])
     assert legs["is_combo"].to_list() == [True, True] and legs["is_block"].to_list() == [False, False]
 

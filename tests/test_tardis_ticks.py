@@ -23,15 +23,15 @@ from pipelines.errors import SourceError
 from pipelines.jobs.backfill import backfill_cycle
 from pipelines.jobs.backfill_grid import Grid
 from pipelines.sources.tardis_stream import read_day
+from tests.data_paths import FULL_TARDIS, TARDIS
+from tests.data_paths import TICK_TOOL as TOOL
 from transforms.frames.asof import Carry, asof_day
 from warehouse import lake
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-TOOL = SHARED / "tools" / "tardis_ticks.py"
 DAYS = (date(2026, 7, 30), date(2026, 7, 31))
 US = 1_000_000
 HOUR_US = 3600 * US
-needs_shared = pytest.mark.skipif(not TOOL.is_file(), reason="../shared (tick-file tool and recordings) is absent")
+needs_shared = pytest.mark.skipif(not TOOL.is_file(), reason=f"{TOOL} (the tick-file tool, ../shared) is absent")
 
 
 def us_of(day: date, hours: float = 0.0) -> int:
@@ -66,9 +66,9 @@ def grid_state(data_dir: Path) -> pl.DataFrame:
 def ticks(tmp_path_factory) -> Path:
     """Two tick-level days (07-30, 07-31) at --rate 0.5 with the tool's truth, made once per session."""
     if not TOOL.is_file():
-        pytest.skip("../shared (tick-file tool and recordings) is absent")
+        pytest.skip(f"{TOOL} (the tick-file tool, ../shared) is absent")
     out = tmp_path_factory.mktemp("ticks")
-    cmd = [sys.executable, str(TOOL), str(SHARED / "data" / "tardis"), str(out), "--since", str(DAYS[0])]
+    cmd = [sys.executable, str(TOOL), str(FULL_TARDIS), str(out), "--since", str(DAYS[0])]
     subprocess.run([*cmd, "--until", str(DAYS[1]), "--rate", "0.5", "--truth"], check=True, capture_output=True)
     return out
 
@@ -171,7 +171,7 @@ def test_an_option_expiring_at_0800_is_gone_from_the_0800_snapshot_on(landed):
 def test_at_a_recorded_time_the_chain_read_from_ticks_is_the_recording(ticks):
     """The tool's files equal the recording as of each recorded time; read at every microsecond (every_us=1)."""
     recorded = pl.read_csv(
-        SHARED / "data" / "tardis" / "options_chain" / f"deribit_options_chain_{DAYS[0]}_OPTIONS.csv.gz",
+        TARDIS / "options_chain" / f"deribit_options_chain_{DAYS[0]}_OPTIONS.csv.gz",
         infer_schema_length=0,
     ).with_columns(pl.col("timestamp").cast(pl.Int64))
     at = sorted(set(recorded.filter(pl.col("symbol").str.starts_with("BTC-"))["timestamp"]))[1]  # mid-day

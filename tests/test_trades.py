@@ -16,12 +16,12 @@ from pipelines.config import ConfigError, load_settings
 from pipelines.jobs.ingest import QualityError
 from pipelines.jobs.trades import trades_cycle
 from pipelines.sources.deribit import DeribitError
-from tests.fake_deribit import SHARED
+from tests.data_paths import COMBO_TRADES, TRADES
 from warehouse import WarehouseError
 from warehouse.files import writer_lock
 
-RECORDING = SHARED / "deribit-api" / "trades" / "trades.BTC.option.20200221.jsonl"
-COMBO = SHARED / "deribit-api" / "combos" / "http_get_last_trades_option_combo.json"
+RECORDING = TRADES
+COMBO = COMBO_TRADES
 METHOD = "get_last_trades_by_currency_and_time"
 SINCE = datetime(2020, 2, 21, tzinfo=UTC)  # before the recording (2020-02-21T14:31Z .. 02-22T10:02Z)
 NOW = datetime(2020, 2, 23, tzinfo=UTC)  # after it
@@ -29,7 +29,7 @@ LAST_MS, LAST_ID = 1582365749452, "62602601"  # the recording's latest trade
 
 
 @pytest.fixture
-def recording(shared_data) -> list[dict]:
+def recording() -> list[dict]:
     return [json.loads(line) for line in RECORDING.read_text().splitlines() if line.strip()]
 
 
@@ -198,7 +198,7 @@ def test_every_page_lands_raw_and_pages_never_overwrite_each_other(fake_deribit,
     assert served == {t["trade_id"] for t in recording}
 
 
-def test_block_combo_and_liquidation_fields_are_stored_with_their_flags(fake_deribit, tmp_path, shared_data):
+def test_block_combo_and_liquidation_fields_are_stored_with_their_flags(fake_deribit, tmp_path):
     combo = json.loads(COMBO.read_text())["result"]["trades"][0]  # a recorded combo trade with its two legs
     block = [
         new_trade(

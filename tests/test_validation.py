@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from pipelines.cli.app import main
 from pipelines.sources.replay import sample_directory
+from tests.data_paths import TARDIS
 from warehouse import lake
 
 STAMP = "20260731T113322Z"
@@ -29,8 +30,6 @@ BOOK = f"get_book_summary_by_currency.BTC.{STAMP}.json.gz"
 INSTRUMENTS = f"get_instruments.BTC.{STAMP}.json.gz"
 INDEX = f"get_index_price.BTC.{STAMP}.json.gz"
 VICTIM = "BTC-14AUG26-60000-C"  # a real, near-the-money call of the 2026-07-31 BTC chain (OI > 0)
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-TARDIS = SHARED / "tardis"
 
 
 def read_body(path: Path) -> dict:
@@ -267,7 +266,7 @@ def backfill(data: Path, tardis: Path, capsys, *extra: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def tardis_day(shared_data) -> tuple[str, pl.DataFrame]:
+def tardis_day() -> tuple[str, pl.DataFrame]:
     day = "2026-07-30"
     frame = pl.read_csv(TARDIS / "options_chain" / f"deribit_options_chain_{day}_OPTIONS.csv.gz", infer_schema_length=0)
     return day, frame
