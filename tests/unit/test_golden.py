@@ -1,6 +1,6 @@
 """Key levels of the two recorded API snapshots, pinned in tests/golden/key_levels.json.
 
-Regenerate on purpose only: ``GEXFLOW_REGEN_GOLDEN=1 pytest tests/test_golden.py`` (then review the diff).
+Regenerate on purpose only: ``GEXFLOW_REGEN_GOLDEN=1 pytest tests/unit/test_golden.py`` (then review the diff).
 """
 
 from __future__ import annotations

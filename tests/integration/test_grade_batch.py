@@ -1,5 +1,5 @@
 """The batched forecast history (issue 14, fast path) against the one-snapshot-at-a-time forecast, on real
-recorded chains of ../shared/data/tardis, and the batched kernel against the one-book kernel call."""
+recorded chains of tests/data/tardis, and the batched kernel against the one-book kernel call."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.config import ConfigError, Settings, declared, load_settings, settings_table
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_docs_settings_table_is_the_generated_one():

@@ -244,7 +244,7 @@ def test_options_in_and_around_the_tails_match_the_reference():
 
 def test_gex_keeps_its_precision_where_gamma_is_subnormal():
     """A 7-hour call 30 % in the money: d1 ~ 23..38 over the grid, gamma down to 1e-311 (a case hypothesis found
-    in tests/test_exposure.py). Each level matches the reference to 1e-12 relative, or 1e-311 absolute."""
+    in tests/unit/test_exposure.py). Each level matches the reference to 1e-12 relative, or 1e-311 absolute."""
     o = ref.Option(forward=150.018, strike=105.0, sigma=0.2, tau=0.3 / 365.0, weight=1.0, is_call=True)
     ratio = 1.0 + np.arange(-20, 21) * 0.01
     gex, _ = kernels.profile_at_levels([o.forward], [o.strike], [o.sigma], [o.tau], [o.weight], [0.0], ratio)

@@ -5,7 +5,7 @@ These files hold about four recordings a day, all rows of one sharing a timestam
 (DESIGN section 2: hourly grid, one hour of staleness), a recording at 11:33 is the 12:00 snapshot and
 the other grid times have no fresh option. The oracle is the CSV itself, read with the standard
 library's csv module (not the reader under test), and the recorded API snapshots of the same recorder.
-Tick-level files are tested in tests/test_tardis_ticks.py.
+Tick-level files are tested in tests/integration/test_tardis_ticks.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Against the real Deribit API. Deselected by default (`-m 'not live'` in pyproject); run on purpose with
-`python -m pytest -m live tests/test_live.py` on a machine with internet access."""
+`python -m pytest -m live tests/integration/test_live.py` on a machine with internet access."""
 
 from __future__ import annotations
 

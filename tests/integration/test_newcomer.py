@@ -15,7 +15,7 @@ from pipelines.cli.app import main
 from pipelines.publishing import charts
 from pipelines.publishing.tables import render
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`gexflow grade` end to end on four real days of ../shared/data/tardis: realised moves against a direct
+"""`gexflow grade` end to end on four real days of tests/data/tardis: realised moves against a direct
 reading of the derivative_ticker CSV, no look-ahead (truncate and shuffle after t), the report in Chromium,
 idempotent re-runs, one-line errors."""
 

@@ -1,6 +1,6 @@
 """A real Prefect server with its scheduler service, and ``gexflow serve`` as an operator runs them.
 
-``prefect_test_harness`` (tests/test_flows.py) never runs the server's scheduler, so a Prefect/SQLAlchemy
+``prefect_test_harness`` (tests/integration/test_flows.py) never runs the server's scheduler, so a Prefect/SQLAlchemy
 combination whose scheduler fails on every loop passed it (issue 11). Here a ``prefect server start``
 subprocess (own SQLite database, free port on 127.0.0.1) schedules the deployments that a ``gexflow serve``
 subprocess registers, and the served runner executes them against the fake exchange. Everything is asserted
