@@ -107,7 +107,7 @@ def test_analytics_computed_before_inputs_were_recorded_count_as_stale(fake_deri
 def test_a_new_analytics_version_makes_every_computed_snapshot_stale(
     fake_deribit, fast_env, tmp_path, capsys, monkeypatch
 ):
-    from pipelines import cli
+    from pipelines.cli import app as cli
     from pipelines.jobs.compute import compute_cycle
     from pipelines.store import inputs
 
