@@ -1,4 +1,10 @@
-"""Where the shared real-data recordings live and how to load them, for tests and benchmarks.
+"""Where the real-data recordings live and how to load them, for tests and benchmarks: the one place that says.
+
+``DATA`` (tests/data, in the repository) holds the small recordings most tests read: the four API snapshots, the
+tickers, the trade tape, one combo trade, the rate-limit error and eight days of Tardis chains (tests/data/README.md
+says where each file came from). ``SHARED_DATA`` (../shared/data beside the repository, present in CI) holds the
+large sets only a few tests need: the 7-month Tardis history (``FULL_TARDIS``) and the tick-file tool. Those tests
+skip with a reason when it is absent (tests/conftest.py NEEDS_SHARED, or the ``shared_data`` fixture).
 
 Independent of tests/conftest.py: import it directly (``from tests.data_paths import ...``).
 """
@@ -12,12 +18,25 @@ import polars as pl
 
 from transforms.frames.normalise import instruments_frame, option_snapshot_frame, snapshot_ts_of
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-DERIBIT_API = SHARED_DATA / "deribit-api"
+TESTS = Path(__file__).resolve().parent
+REPO_ROOT = TESTS.parent
+GOLDEN = TESTS / "golden"
+
+# small real recordings shipped in the repository
+DATA = TESTS / "data"
+DERIBIT_API = DATA / "deribit-api"
 SNAPSHOTS = DERIBIT_API / "snapshots"
 TICKERS = DERIBIT_API / "tickers"
-GOLDEN = Path(__file__).resolve().parent / "golden"
+TRADES = DERIBIT_API / "trades" / "trades.BTC.option.20200221.jsonl"
+COMBO_TRADES = DERIBIT_API / "combos" / "http_get_last_trades_option_combo.json"
+RATE_LIMIT_ERROR = DERIBIT_API / "errors" / "too_many_requests.json"
+TARDIS = DATA / "tardis"  # 2026-05-28..30 and 2026-07-27..31, the days the tests read
+
+# the large sets, only beside the repository (CI, development machines)
+SHARED = REPO_ROOT.parent / "shared"
+SHARED_DATA = SHARED / "data"
+FULL_TARDIS = SHARED_DATA / "tardis"  # 2025-12-30..2026-07-31, 214 days
+TICK_TOOL = SHARED / "tools" / "tardis_ticks.py"
 
 # the two real API snapshots (UTC stamps in the file names)
 SNAPSHOT_STAMPS = ("20260105T153329Z", "20260731T113322Z")

@@ -1,6 +1,6 @@
 """A real HTTP server on 127.0.0.1 that speaks Deribit API v2's wire format from recorded responses.
 
-It serves ``public/<method>`` GETs from ``shared/data/deribit-api`` (or bodies a test registers) and
+It serves ``public/<method>`` GETs from ``tests/data/deribit-api/snapshots`` (or bodies a test registers) and
 injects faults on demand: HTTP 429 with JSON-RPC 10028, 5xx, JSON-RPC errors, truncated JSON, slow
 responses (read timeouts) and dropped connections. It is the only fake in the test suite.
 """
@@ -12,12 +12,10 @@ import threading
 import time
 from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-SNAPSHOTS = SHARED / "deribit-api" / "snapshots"
-STAMPS = ("20260105T153329Z", "20260731T113322Z")
+from tests.data_paths import SNAPSHOT_STAMPS as STAMPS
+from tests.data_paths import SNAPSHOTS
 
 
 def envelope_error(code: int, message: str, data=None) -> dict:
