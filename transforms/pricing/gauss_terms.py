@@ -173,14 +173,11 @@ def _terms(xj, ha, hb, ws_keep, hw, hwm, k, clamp):
 def _accumulator(pair: bool):
     """The block loop, compiled once per value of ``pair`` (a closure constant: numba drops the other branch).
 
-    Adds every live option's E 2^60 g and delta term to the accumulators of the sorted log levels x; with
-    ``pair`` also those of a second weighting (g2, hw2, hwm2) of the same options (same ha, hb, live) to
-    (gacc2, dacc2), each term being _terms' for that weighting, so each pair of accumulators ends exactly as
-    the single loop would leave it; the exponential and the rational of an (option, level), which do not
-    depend on the weights, are evaluated once (LLVM merges the two inlined _terms' common part).
-    Per level the options are summed in input order, and an (option, level) term does not depend on which
-    code path below produced it, so the result is the same for any split of the levels into blocks.
-    """
+    Adds every live option's E 2^60 g and delta term to the accumulators of the sorted log levels x, and with
+    ``pair`` those of a second weighting (g2, hw2, hwm2) of the same options to (gacc2, dacc2), so each pair
+    of accumulators ends exactly as the single loop leaves it (LLVM merges the weight-free part of the two
+    inlined _terms). Per level the options are summed in input order, and a term does not depend on which
+    code path produced it, so the result is the same for any split of the levels into blocks."""
 
     @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
     def accumulate(x, gacc, dacc, gacc2, dacc2, ha, hb, g, hw, hwm, g2, hw2, hwm2, live, k_arr):
