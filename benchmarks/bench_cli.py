@@ -147,7 +147,9 @@ def run_once(tree: Path, cache: Path, engine: str) -> dict:
         if engine == "direct":
             proc = subprocess.run([sys.executable, __file__, "--child", str(out), *argv], env=env, capture_output=True)
         else:
-            proc = subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], env=env, capture_output=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "pipelines.cli", *argv], env=env, capture_output=True, cwd=tree
+            )
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
