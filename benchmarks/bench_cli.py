@@ -12,8 +12,8 @@ Each run is timed from outside (wall, user + sys CPU of the process) and, from i
 phases: ``import`` (module loading, found by wrapping ``importlib._bootstrap._find_and_load``), ``compile``
 (numba's own compile events), ``validation`` (the ``validate_*`` functions of the quality module, less the
 imports and compiles inside them), ``ingest`` and ``compute`` (``snapshot_cycle`` and ``compute_cycle``, less
-everything above), ``report`` and ``other`` (the CLI itself); ``startup`` is the process wall less all of
-those (interpreter start and exit). ``--engines direct,prefect`` adds the Prefect engine (a temporary Prefect
+everything above), ``report`` and ``other`` (the CLI itself); ``start+exit`` is the process wall less all of
+those (interpreter start and shutdown). ``--engines direct,prefect`` adds the Prefect engine (a temporary Prefect
 server per run: ~20 s each), timed from outside only.
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-PHASES = ("startup", "import", "compile", "ingest", "validation", "compute", "report", "other")
+PHASES = ("start+exit", "import", "compile", "ingest", "validation", "compute", "report", "other")
 # (category, module, function names): the functions a phase is, in the new layout and the flat one before it
 WRAPPED = (
     ("ingest", "pipelines.jobs.ingest", ("snapshot_cycle",)),
@@ -158,7 +158,8 @@ def run_once(tree: Path, cache: Path, engine: str) -> dict:
         row = {"wall": wall, "cpu": cpu}
         if out.exists():
             inside = json.loads(out.read_text())
-            row.update(inside["phases"], startup=wall - inside["inside"])
+            row.update(inside["phases"])
+            row["start+exit"] = wall - inside["inside"]
         return row
     finally:
         shutil.rmtree(data, ignore_errors=True)
