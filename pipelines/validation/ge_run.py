@@ -61,7 +61,10 @@ def defer(names: tuple[str, ...]) -> None:
         for name in names:
             if name in sys.modules:
                 continue
-            spec = importlib.util.find_spec(name)
+            try:
+                spec = importlib.util.find_spec(name)  # imports the parent package of a dotted name
+            except ModuleNotFoundError:
+                continue
             if spec is None or spec.loader is None:
                 continue
             module = importlib.util.module_from_spec(spec)
