@@ -1,11 +1,20 @@
-"""Wall time of ``gexflow run --source sample`` from a cold process, and what the Prefect engine adds.
+"""Wall time of ``gexflow run --source sample`` from a cold process, where it goes, and against an older checkout.
 
-Run: ``python -m benchmarks.bench_cli [--repeats N]``. Each run is a fresh process into a fresh data
-directory. Engines compared in the same run:
-  direct   the flow's cycle in-process (default when PREFECT_API_URL is unset)
-  prefect  the same cycle as a Prefect flow run; with no PREFECT_API_URL Prefect starts its temporary
-           local server in a subprocess first
-Also reports the import cost of the heavy modules on their own.
+Run: ``python -m benchmarks.bench_cli [--repeats N] [--old DIR] [--engines direct,prefect]``.
+
+Every run is a fresh process into a fresh data directory. "cold" runs also get a fresh, empty numba cache
+(``NUMBA_CACHE_DIR`` set to a new temporary directory for that process, so the kernels compile as on the first
+run after installing); "warm" runs reuse the cache the cold run filled, as every later run does. ``--old DIR``
+runs the same command from another checkout (``PYTHONPATH=DIR``; e.g. a ``git worktree add DIR <commit>``) in
+turn with this one, cold then warm, A B A B.
+
+Each run is timed from outside (wall, user + sys CPU of the process) and, from inside, split into exclusive
+phases: ``import`` (module loading, found by wrapping ``importlib._bootstrap._find_and_load``), ``compile``
+(numba's own compile events), ``validation`` (the ``validate_*`` functions of the quality module, less the
+imports and compiles inside them), ``ingest`` and ``compute`` (``snapshot_cycle`` and ``compute_cycle``, less
+everything above), ``report`` and ``other`` (the CLI itself); ``start+exit`` is the process wall less all of
+those (interpreter start and shutdown). ``--engines direct,prefect`` adds the Prefect engine (a temporary Prefect
+server per run: ~20 s each), timed from outside only.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -22,60 +32,196 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+PHASES = ("start+exit", "import", "compile", "ingest", "validation", "compute", "report", "other")
+# (category, module, function names): the functions a phase is, in the new layout and the flat one before it
+WRAPPED = (
+    ("ingest", "pipelines.jobs.ingest", ("snapshot_cycle",)),
+    ("ingest", "pipelines.ingest", ("snapshot_cycle",)),
+    ("validation", "pipelines.validation.quality", ("validate_option_snapshots", "validate_instruments")),
+    ("validation", "pipelines.quality", ("validate_option_snapshots", "validate_instruments")),
+    ("compute", "pipelines.jobs.compute", ("compute_cycle",)),
+    ("compute", "pipelines.compute", ("compute_cycle",)),
+    ("report", "pipelines.publishing.report", ("run_summary",)),
+    ("report", "pipelines.report", ("run_summary",)),
+)
 
 
-def wall(cmd: list[str], env: dict) -> tuple[float, int]:
+# ---------------------------------------------------------------- the child: one CLI run, split into phases
+
+
+class Phases:
+    """Exclusive time per category: the innermost open category is charged (a stack of open ones)."""
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(PHASES[1:], 0.0)
+        self.stack = ["other"]
+        self.mark = time.perf_counter()
+
+    def enter(self, category: str) -> None:
+        now = time.perf_counter()
+        self.spent[self.stack[-1]] += now - self.mark
+        self.stack.append(category)
+        self.mark = now
+
+    def leave(self) -> None:
+        now = time.perf_counter()
+        self.spent[self.stack.pop()] += now - self.mark
+        self.mark = now
+
+    def wrap(self, category: str, fn):
+        def timed(*args, **kwargs):
+            self.enter(category)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.leave()
+
+        timed.__wrapped__ = fn
+        return timed
+
+
+def _hook(phases: Phases) -> None:
+    """Time module loading, wrap the phase functions as their modules load, and listen to numba's compiles."""
+    import importlib._bootstrap as bootstrap
+
+    original = bootstrap._find_and_load
+    wrapped = {}
+    for category, module, names in WRAPPED:
+        wrapped.setdefault(module, []).append((category, names))
+
+    def find_and_load(name, import_):
+        phases.enter("import")
+        try:
+            module = original(name, import_)
+        finally:
+            phases.leave()
+        for category, names in wrapped.pop(name, ()):
+            for fn in names:
+                setattr(module, fn, phases.wrap(category, getattr(module, fn)))
+        if name == "numba.core.event":
+            module.register("numba:compile", _listener(module, phases))
+        return module
+
+    bootstrap._find_and_load = find_and_load
+
+
+def _listener(event_module, phases: Phases):
+    class CompileListener(event_module.Listener):
+        def on_start(self, event):
+            phases.enter("compile")
+
+        def on_end(self, event):
+            phases.leave()
+
+    return CompileListener()
+
+
+def child(argv: list[str], out: Path) -> None:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        print(proc.stderr[-2000:], file=sys.stderr)
-    return elapsed, proc.returncode
+    phases = Phases()
+    _hook(phases)
+    from pipelines.cli import main
+
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the run's tables are not what is measured
+    rc = main(argv)
+    phases.leave()
+    if rc != 0:
+        raise SystemExit(rc)
+    out.write_text(json.dumps({"rc": rc, "inside": time.perf_counter() - t0, "phases": phases.spent}))
+
+
+# ---------------------------------------------------------------- the parent: runs, tables
+
+
+def run_once(tree: Path, cache: Path, engine: str) -> dict:
+    """One fresh process of ``gexflow run --source sample`` from ``tree`` with numba cache ``cache``."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(cache))
+    data = Path(tempfile.mkdtemp(prefix="gexflow-bench-"))
+    out = data.parent / (data.name + ".json")
+    argv = ["run", "--source", "sample", "--engine", engine, "--data-dir", str(data)]
+    try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        if engine == "direct":
+            proc = subprocess.run([sys.executable, __file__, "--child", str(out), *argv], env=env, capture_output=True)
+        else:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pipelines.cli", *argv], env=env, capture_output=True, cwd=tree
+            )
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode != 0:
+            raise SystemExit(f"run from {tree} failed (exit {proc.returncode}): {proc.stderr.decode()[-2000:]}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        row = {"wall": wall, "cpu": cpu}
+        if out.exists():
+            inside = json.loads(out.read_text())
+            row.update(inside["phases"])
+            row["start+exit"] = wall - inside["inside"]
+        return row
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+        out.unlink(missing_ok=True)
+
+
+def series(tree: Path, engine: str, repeats: int) -> dict[str, list[dict]]:
+    """``repeats`` cold runs (each with a new empty numba cache) and ``repeats`` warm ones (the last cache)."""
+    runs: dict[str, list[dict]] = {"cold": [], "warm": []}
+    for _ in range(repeats):
+        cache = Path(tempfile.mkdtemp(prefix="gexflow-numba-"))
+        try:
+            runs["cold"].append(run_once(tree, cache, engine))
+            runs["warm"].append(run_once(tree, cache, engine))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    return runs
+
+
+def table(results: dict[str, dict[str, list[dict]]]) -> str:
+    """Medians: one column per (checkout, cold|warm), one row per figure."""
+    cols = [(label, kind) for label in results for kind in ("cold", "warm")]
+    keys = ["wall", "cpu", *PHASES]
+    head = "| s (median) | " + " | ".join(f"{label} {kind}" for label, kind in cols) + " |"
+    lines = [head, "|---|" + "---:|" * len(cols)]
+    for key in keys:
+        cells = []
+        for label, kind in cols:
+            values = [r[key] for r in results[label][kind] if key in r]
+            cells.append(f"{statistics.median(values):.2f}" if values else "-")
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    gexflow = [sys.executable, "-m", "pipelines.cli"]
-    rows = []
-    for label, modules in [
-        ("import polars+duckdb+numpy", "polars, duckdb, numpy"),
-        ("import numba", "numba"),
-        ("import great_expectations", "great_expectations"),
-        ("import prefect", "prefect"),
-        ("import prefect server app", "prefect.server.api.server"),
-    ]:
-        times = [wall([sys.executable, "-c", f"import {modules}"], env)[0] for _ in range(args.repeats)]
-        rows.append((label, statistics.median(times), min(times)))
-    for engine in ("direct", "prefect"):
-        times = []
-        for _ in range(args.repeats):
-            tmp = Path(tempfile.mkdtemp(prefix="gexflow-bench-"))
-            try:
-                elapsed, rc = wall(
-                    [*gexflow, "run", "--source", "sample", "--engine", engine, "--data-dir", str(tmp)], env
-                )
-                if rc != 0:
-                    raise SystemExit(f"gexflow run --engine {engine} failed (exit {rc})")
-                times.append(elapsed)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        rows.append((f"gexflow run --source sample --engine {engine}", statistics.median(times), min(times)))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'what':<{width}}  median s    min s")
-    for label, med, best in rows:
-        print(f"{label:<{width}}  {med:8.2f}  {best:7.2f}")
-    medians = {label: med for label, med, _ in rows}
-    direct = medians["gexflow run --source sample --engine direct"]
-    prefect = medians["gexflow run --source sample --engine prefect"]
-    print(f"Prefect engine with its temporary server adds {prefect - direct:.1f} s ({prefect / direct:.1f}x)")
+    parser.add_argument("--old", type=Path, help="another checkout to run the same command from, side by side")
+    parser.add_argument("--engines", default="direct", help="comma-separated: direct, prefect")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.child:
+        child(rest, args.child)
+        return
+    trees = {"this": ROOT} | ({"old": args.old.resolve()} if args.old else {})
+    load = os.getloadavg()
+    results: dict[str, dict[str, dict[str, list[dict]]]] = {}
+    for engine in args.engines.split(","):
+        results[engine] = {label: {"cold": [], "warm": []} for label in trees}
+        for _ in range(args.repeats):  # interleaved: this, old, this, old ...
+            for label, tree in trees.items():
+                one = series(tree, engine, 1)
+                for kind in one:
+                    results[engine][label][kind] += one[kind]
+        print(f"engine {engine}, {args.repeats} run(s) each, load average before {load[0]:.1f}")
+        print(table(results[engine]))
+    print(f"load average after {os.getloadavg()[0]:.1f}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_cli.json").write_text(
-        json.dumps([dict(zip(["what", "median_s", "min_s"], r, strict=True)) for r in rows], indent=1)
-    )
+    (RESULTS / "bench_cli.json").write_text(json.dumps({"load": load, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
+    if "--child" not in sys.argv:
+        sys.path.insert(0, str(ROOT))
     main()

@@ -29,7 +29,7 @@ import json, os, resource, sys
 from pipelines.validation import quality
 from pipelines.cli.app import main
 import pipelines.jobs.compute, pipelines.jobs.backfill, pipelines.jobs.ingest, transforms.gex.exposure
-quality._ge()
+quality.warm_up()
 print("ready", flush=True)
 for line in sys.stdin:
     job = json.loads(line)

@@ -55,3 +55,32 @@ def test_no_recorded_tardis_chain_falls_below_the_coverage_threshold(shared_data
     )
     assert sizes.height > 1600
     assert short_chains(sizes).is_empty()
+
+
+def test_validating_leaves_the_modules_ge_imports_but_never_uses_unexecuted_until_used():
+    """GE's top level imports scipy.stats and altair (~1 s of its import) for expectations and renderers the
+    gate does not use: they are deferred, the verdict is the same, and a later use gets the whole module."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from tests.unit.test_quality import btc_chain, with_victim
+        from pipelines.validation.quality import validate_option_snapshots
+        chain, broken = btc_chain(), with_victim(mark_iv=__import__("polars").lit(5000.0))
+        assert validate_option_snapshots(chain).success
+        print(validate_option_snapshots(broken).failures)
+        print(sorted(n for n in ("scipy.stats", "altair") if type(sys.modules[n]) is not type(sys)))
+        import gc
+        print(gc.get_freeze_count() > 100_000)  # GE's objects are left out of every later collection
+        from scipy.stats import norm
+        import scipy.stats
+        print(round(float(norm.cdf(0.0)), 3), scipy.stats.norm is norm, type(sys.modules["scipy.stats"]) is type(sys))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "['mark_iv in [1, 1000]: 1 row fails (BTC-14AUG26-50000-C)']",
+        "['altair', 'scipy.stats']",
+        "True",
+        "0.5 True True",
+    ]

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from numba.core import types
 
 from tests import reference as ref
 from transforms.pricing import kernels
@@ -266,3 +267,23 @@ def test_the_general_kernel_keeps_the_precision_of_subnormal_gamma_too():
     _assert_close(gex, ref_gex, scale=1e-299)
     gex_pa, _ = kernels.profile_at_levels(*args, sigma_grid=grid, premium_adjusted=np.ones(1, dtype=bool))
     np.testing.assert_array_equal(gex_pa, gex)  # premium adjustment changes delta only
+
+
+def test_read_only_inputs_reuse_the_writable_signature_so_each_kernel_compiles_once():
+    """polars' ``to_numpy`` hands out read-only views, which numba types as another signature: without the
+    copy in ``profile_at_levels`` a first ``gexflow run`` compiled the sticky-strike kernel three times."""
+    forward, strike, sigma, tau, weight, put_weight = _arrays(_random_chain(7, 20))
+    ratio = 1.0 + np.arange(-10, 11) * 0.01
+    pa = np.zeros(forward.size, dtype=np.bool_)
+    pa[::2] = True
+    before = {k: set(k.signatures) for k in (kernels.gamma_delta_profile, kernels.gamma_delta_profile_general)}
+    for read_only in (False, True):
+        arrays = [a.copy() for a in (forward, strike, sigma, tau, weight, put_weight, ratio)]
+        flags = pa.copy()
+        for a in [*arrays, flags]:
+            a.flags.writeable = not read_only
+        kernels.profile_at_levels(*arrays)
+        kernels.profile_at_levels(*arrays, premium_adjusted=flags)
+    for kernel, seen in before.items():
+        added = set(kernel.signatures) - seen
+        assert all(t.mutable for sig in added for t in sig if isinstance(t, types.Array)), added

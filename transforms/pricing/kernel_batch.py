@@ -25,72 +25,17 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from transforms.pricing.greeks import MS_PER_YEAR
-from transforms.pricing.kernels import (
+from transforms.pricing.gauss_terms import (
     _FAST_CONSTANTS,
-    _FAST_D1,
     _UNSCALE,
-    _ZERO_D1,
     FASTMATH,
     INV_SQRT_2PI,
     _accumulate_block,
-    _terms,
-    _unpack,
+    _accumulate_pair,
 )
+from transforms.pricing.greeks import MS_PER_YEAR
 
 ALL_EXPIRIES = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)  # an expiry window that keeps every option
-
-
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
-def _accumulate_pair(x, gacc, dacc, gacc2, dacc2, ha, hb, g, hw, hwm, g2, hw2, hwm2, live, k_arr):
-    """_accumulate_block for two weightings (g, hw, hwm and g2, hw2, hwm2) of the same options (same ha, hb,
-    live): every (option, level) term of each weighting is _terms' and is added to its accumulators in
-    _accumulate_block's order, so each pair of accumulators ends exactly as _accumulate_block would leave it;
-    the exponential and the rational of an (option, level), which do not depend on the weights, are
-    evaluated once (LLVM merges the two inlined _terms' common part)."""
-    k = _unpack(k_arr)
-    sign_i = np.float64(k_arr[31]).view(np.int64)
-    m = x.size
-    if m == 0:
-        return
-    x_lo = x[0]
-    x_hi = x[m - 1]
-    for i in range(ha.size):
-        if not live[i]:
-            continue
-        hai = ha[i]
-        hbi = hb[i]
-        gi, hwi, hwmi = g[i], hw[i], hwm[i]
-        gi2, hwi2, hwmi2 = g2[i], hw2[i], hwm2[i]
-        ws_keep = np.int64(np.float64(hwi + hwi).view(np.int64) ^ sign_i).view(np.float64)
-        ws_keep2 = np.int64(np.float64(hwi2 + hwi2).view(np.int64) ^ sign_i).view(np.float64)
-        d_lo = 2.0 * (x_lo * hbi + hai)
-        d_hi = 2.0 * (x_hi * hbi + hai)
-        if d_hi <= -_ZERO_D1 or d_lo >= _ZERO_D1:
-            c = hwmi - hwi if d_hi < 0.0 else hwmi + hwi
-            c2 = hwmi2 - hwi2 if d_hi < 0.0 else hwmi2 + hwi2
-            if c != 0.0:
-                for j in range(m):
-                    dacc[j] = dacc[j] + c
-            if c2 != 0.0:
-                for j in range(m):
-                    dacc2[j] = dacc2[j] + c2
-        elif -d_lo < _FAST_D1 and d_hi < _FAST_D1:
-            for j in range(m):
-                e, t = _terms(x[j], hai, hbi, ws_keep, hwi, hwmi, k, False)
-                _e, t2 = _terms(x[j], hai, hbi, ws_keep2, hwi2, hwmi2, k, False)
-                gacc[j] = gacc[j] + gi * e
-                dacc[j] = dacc[j] + t
-                gacc2[j] = gacc2[j] + gi2 * e
-                dacc2[j] = dacc2[j] + t2
-        else:
-            for j in range(m):
-                e, t = _terms(x[j], hai, hbi, ws_keep, hwi, hwmi, k, True)
-                _e, t2 = _terms(x[j], hai, hbi, ws_keep2, hwi2, hwmi2, k, True)
-                gacc[j] = gacc[j] + gi * e
-                dacc[j] = dacc[j] + t
-                gacc2[j] = gacc2[j] + gi2 * e
-                dacc2[j] = dacc2[j] + t2
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
