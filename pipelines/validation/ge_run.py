@@ -29,6 +29,7 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.store.lake_tables import Table
 from pipelines.validation.checks import Check, Param
 
 _PARTIAL = 20  # unexpected values / row ids GE keeps per failed check (SUMMARY result format)
@@ -161,7 +162,7 @@ def _ge() -> _GE:
     source = context.data_sources.add_pandas(name="gexflow")
     batch_definitions = {
         table: source.add_dataframe_asset(name=table).add_batch_definition_whole_dataframe(f"{table}_batch")
-        for table in ("option_snapshots", "instruments", "trades")
+        for table in (Table.OPTION_SNAPSHOTS, Table.INSTRUMENTS, Table.TRADES)
     }
     # GE's ~200k long-lived objects (modules, classes, the context) move to the permanent generation: later
     # collections, and the one at interpreter exit (~0.8 s with them), no longer walk them

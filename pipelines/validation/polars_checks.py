@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.sources.replay import parse_stamp
+from pipelines.store.lake_tables import Table
 from transforms.frames.schemas import UTC_TS
 from warehouse import lake, raw
 
@@ -139,7 +140,7 @@ def published_chain_sizes(data_dir: Path, chains: pl.DataFrame, k: int = COVERAG
     footers only; an unreadable file is no reference and is skipped."""
     rows = []
     for (currency,), part in chains.group_by("currency"):
-        paths = lake.currency_files(data_dir, "option_snapshots", currency)
+        paths = lake.currency_files(data_dir, Table.OPTION_SNAPSHOTS, currency)
         stamps = [p.stem for p in paths]  # snapshot stamps, in time order
         own = {raw.stamp_of(ts) for ts in part["snapshot_ts"]}
         wanted: set[int] = set()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from pipelines.store.lake_tables import Table
 from pipelines.validation.checks import (
     FRESH_PARAM,
     FRESHNESS,
@@ -99,12 +100,12 @@ def validate_option_snapshots(
         if all(frame.schema.get(c) == pl.Float64 for c in (num, den))
     )
     extra = coverage_failures(chain_sizes(frame), neighbours, listed)
-    return _validate("option_snapshots", derived, OPTION_SNAPSHOT, checks, "instrument_name", params, extra)
+    return _validate(Table.OPTION_SNAPSHOTS, derived, OPTION_SNAPSHOT, checks, "instrument_name", params, extra)
 
 
 def validate_instruments(frame: pl.DataFrame) -> ValidationReport:
     """Validate an INSTRUMENT frame: unique (currency, instrument_name), strike and contract size > 0, type."""
-    return _validate("instruments", frame, INSTRUMENT, INSTRUMENT_CHECKS, "instrument_name", None)
+    return _validate(Table.INSTRUMENTS, frame, INSTRUMENT, INSTRUMENT_CHECKS, "instrument_name", None)
 
 
 def validate_trades(frame: pl.DataFrame) -> ValidationReport:
@@ -116,7 +117,7 @@ def validate_trades(frame: pl.DataFrame) -> ValidationReport:
     """
     key = tuple(c for c in ("currency", "trade_id") if c in frame.columns)
     checks = TRADE_CHECKS + ((unique(key),) if "trade_id" in key else ())
-    return _validate("trades", frame, {"trade_id": None}, checks, "trade_id", None)
+    return _validate(Table.TRADES, frame, {"trade_id": None}, checks, "trade_id", None)
 
 
 # --- machinery ---------------------------------------------------------------------------------------
