@@ -35,7 +35,13 @@ from transforms.gex.exposure import (
     _walls,
 )
 
-DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor", "scenario_profiles")
+DEPTH_TABLES = (
+    "exposure_by_expiry",
+    "key_levels_by_tenor",
+    "scenario_profiles",
+    "hedge_ladder",
+    "hedge_ladder_volume",
+)
 TENORS = (("1d", 1.0), ("7d", 7.0), ("30d", 30.0))
 _SNAPSHOT = ["currency", "snapshot_ts"]
 _MS_PER_HOUR = 3_600_000.0
@@ -249,10 +255,12 @@ def depth_tables(
     step: float = 0.0025,
     vol_model: str = "sticky_strike",
 ) -> dict[str, pl.DataFrame]:
-    """exposure_by_expiry, key_levels_by_tenor and scenario_profiles (every scenario of
-    :data:`transforms.gex.scenarios.STORED_SCENARIOS`, on the grid in steps of at least SCENARIO_STEP) from the greeks
-    and position join of
-    :func:`transforms.gex.exposure.exposure_tables` (``x``) and its key levels (``levels``, KEY_LEVELS)."""
+    """exposure_by_expiry, key_levels_by_tenor, scenario_profiles (every scenario of
+    :data:`transforms.gex.scenarios.STORED_SCENARIOS`, on the grid in steps of at least SCENARIO_STEP), and
+    hedge_ladder and hedge_ladder_volume (the bands :data:`transforms.gex.hedge_ladder.STORED_BANDS`) from the greeks
+    and position join of :func:`transforms.gex.exposure.exposure_tables` (``x``) and its key levels (``levels``,
+    KEY_LEVELS)."""
+    from transforms.gex import hedge_ladder
     from transforms.gex.scenarios import SCENARIO_STEP, STORED_SCENARIOS, scenario_tables
 
     check(levels, KEY_LEVELS, "key levels")
@@ -263,6 +271,7 @@ def depth_tables(
         "scenario_profiles": scenario_tables(
             greeks, x, scenarios=STORED_SCENARIOS, half_width=half_width, step=max(step, SCENARIO_STEP)
         ),
+        **hedge_ladder.ladder_tables(greeks, x, bands_gamma=hedge_ladder.STORED_BANDS),
     }
 
 
