@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.cli import ladder
 from pipelines.config import ANALYTICS_VERSION, ConfigError, Settings, load_settings
 from pipelines.publishing.scenario_view import SCENARIO_NAMES
 
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_levels if name == "levels" else cmd_profile)
 
     _history_parser(sub)
+    ladder.configure_parser(sub)
 
     p = sub.add_parser("backfill", help="backfill snapshots from Tardis CSV files or a replay directory", epilog=EPILOG)
     _common(p, source=False, api=False)
