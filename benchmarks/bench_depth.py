@@ -3,12 +3,14 @@
 
 Side by side on the same stored snapshots (a Tardis backfill, e.g. ``gexflow backfill --tardis
 ../shared/data/tardis --no-compute``), ``pipelines.jobs.compute.compute_cycle`` end to end (read, positions, analytics,
-Parquet staging, one journaled commit) three ways, interleaved ``--rounds`` times so load on the machine hits
-them alike, best round reported:
+Parquet staging, one journaled commit) four ways, interleaved ``--rounds`` times so load on the machine hits
+them alike; wall time and CPU time (this process, all threads: steadier than wall time on a shared box), best and
+median round, each as the overhead over ``today``:
 
     today      the four analytic tables of before issue 15 (exposure_tables(depth=False))
-    depth      plus exposure_by_expiry, key_levels_by_tenor and the vanna/charm columns (no scenarios)
+    depth      plus exposure_by_expiry, key_levels_by_tenor and the vanna/charm columns
     scenarios  plus scenario_profiles (the eight scenarios on the +-25 % grid in 1 % steps)
+    full       plus hedge_ladder and hedge_ladder_volume (what compute stores)
 
 The data dir's analytic files are recomputed in place (idempotent); the last run is a full one, so the dir ends
 as ``gexflow compute`` leaves it. Writes ``benchmarks/results/bench_depth.json``.
@@ -25,30 +27,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.jobs import compute
-from transforms.gex import exposure, scenarios
+from transforms.gex import exposure, hedge_ladder, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _run(data_dir: Path, currencies, since, until, mode: str) -> tuple[float, float, int]:
-    original_tables, original_depth, original_stored = (
-        compute.exposure_tables,
-        compute.DEPTH_TABLES,
-        (scenarios.STORED_SCENARIOS),
-    )
+    saved = (compute.exposure_tables, compute.DEPTH_TABLES, scenarios.STORED_SCENARIOS, hedge_ladder.STORED_BANDS)
     try:
         if mode == "today":
             compute.exposure_tables = functools.partial(exposure.exposure_tables, depth=False)
             compute.DEPTH_TABLES = ()
-        elif mode == "depth":
-            scenarios.STORED_SCENARIOS = ()
+        elif mode in ("depth", "scenarios"):
+            hedge_ladder.STORED_BANDS = ()
             compute.DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor")
+            if mode == "depth":
+                scenarios.STORED_SCENARIOS = ()
+            else:
+                compute.DEPTH_TABLES += ("scenario_profiles",)
         t0, c0 = time.perf_counter(), time.process_time()
         result = compute.compute_cycle(data_dir, currencies, since=since, until=until)
         return time.perf_counter() - t0, time.process_time() - c0, len(result.snapshots)
     finally:
-        compute.exposure_tables, compute.DEPTH_TABLES = original_tables, original_depth
-        scenarios.STORED_SCENARIOS = original_stored
+        compute.exposure_tables, compute.DEPTH_TABLES, scenarios.STORED_SCENARIOS, hedge_ladder.STORED_BANDS = saved
 
 
 def main(argv=None) -> dict:
@@ -62,8 +63,8 @@ def main(argv=None) -> dict:
     since = datetime.fromisoformat(args.since).replace(tzinfo=UTC)
     until = datetime.fromisoformat(args.until).replace(tzinfo=UTC)
     currencies = args.currencies or ["BTC", "ETH"]
-    _run(args.data_dir, currencies, since, until, "scenarios")  # warm-up: numba caches, imports, page cache
-    wall: dict[str, list[float]] = {"today": [], "depth": [], "scenarios": []}
+    _run(args.data_dir, currencies, since, until, "full")  # warm-up: numba caches, imports, page cache
+    wall: dict[str, list[float]] = {"today": [], "depth": [], "scenarios": [], "full": []}
     cpu: dict[str, list[float]] = {m: [] for m in wall}
     snapshots = 0
     for _ in range(args.rounds):

@@ -163,7 +163,9 @@ def hedge_flow_chart(forecast: pl.DataFrame, summary: pl.DataFrame, path: Path) 
         f"spot {head['spot']:,.2f} USD",
         fontsize=9,
     )
-    fig.savefig(path, format="png")
+    from pipelines.publishing.chart_text import save_figure
+
+    save_figure(fig, path, "png")
     return path
 
 
@@ -207,7 +209,9 @@ def gex_profile_chart(profiles: pl.DataFrame, levels: pl.DataFrame | None, path:
     ax.grid(True, alpha=0.25)
     ax.legend(fontsize=8, loc="upper left", framealpha=0.8)
     _thousands(ax)
-    fig.savefig(path, format="png")
+    from pipelines.publishing.chart_text import save_figure
+
+    save_figure(fig, path, "png")
     return path
 
 
@@ -257,7 +261,9 @@ def profile_chart(profile: pl.DataFrame, levels: pl.DataFrame | None, path: Path
     top.legend(fontsize=8, loc="upper left", framealpha=0.8)
     bottom.legend(fontsize=8, loc="upper right", framealpha=0.8)
     _thousands(top, bottom)
-    fig.savefig(path, format=image_format(path))
+    from pipelines.publishing.chart_text import save_figure
+
+    save_figure(fig, path)
     return path
 
 

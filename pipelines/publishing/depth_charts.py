@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.publishing.charts import MARKERS, _figure, _price, _thousands, image_format
+from pipelines.publishing.chart_text import save_figure
+from pipelines.publishing.charts import MARKERS, _figure, _price, _thousands
 
 _LONG, _SHORT = "#1A9641", "#D7191C"
 
@@ -78,7 +79,7 @@ def history_chart(history: pl.DataFrame, path: Path, *, title: str | None = None
     bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     for ax in (top, bottom):
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 
@@ -101,7 +102,7 @@ def gex_by_expiry_chart(by_expiry: pl.DataFrame, path: Path) -> Path:
         fontsize=10,
     )
     ax.grid(True, axis="y", alpha=0.25)
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 
@@ -138,7 +139,7 @@ def strike_expiry_heatmap(by_strike: pl.DataFrame, spot: float, path: Path, *, h
         "UTC (green = dealers long gamma)",
         fontsize=10,
     )
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 
@@ -170,7 +171,7 @@ def vanna_by_strike_chart(by_strike: pl.DataFrame, spot: float, path: Path, *, h
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, alpha=0.25)
     _thousands(ax)
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 
@@ -223,7 +224,7 @@ def scenario_chart(rows: pl.DataFrame, base: pl.DataFrame, path: Path) -> Path:
     top.legend(fontsize=8, loc="upper left", framealpha=0.8)
     bottom.legend(fontsize=8, loc="upper right", framealpha=0.8)
     _thousands(top, bottom)
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 
