@@ -34,7 +34,7 @@ from transforms.frames.schemas import SCENARIO_PROFILE, check
 from transforms.gex.book_batch import MIN_SIGMA, STAGES, SUBGRID, Books, Task, all_roots
 from transforms.gex.exposure import _exposures, _grid_steps
 from transforms.pricing.greeks import MS_PER_YEAR
-from transforms.pricing.kernels import profile_at_levels, sticky_moneyness_sigma_grid
+from transforms.pricing.kernels import profile_at_levels
 
 IV_SHIFTS = {"iv_minus_10": -10.0, "iv_minus_5": -5.0, "iv_plus_5": 5.0, "iv_plus_10": 10.0}
 SCENARIOS = ("rolloff_next", "rolloff_monthly", *IV_SHIFTS, "spot_vol", "time_24h")
@@ -130,7 +130,9 @@ def grid_roots(at, ratio: np.ndarray, gex: np.ndarray) -> list[float]:
 
 class _Smile:
     """A book's sticky-moneyness profile (spot_vol): ``_Profile(group, greeks, "sticky_moneyness", "forward")`` on the
-    book's arrays, with the smile nodes of its snapshot."""
+    book's arrays, with the smile nodes of its snapshot. Each expiry's smile (its nodes averaged per log-moneyness) and
+    its value at the options' own moneyness are prepared once; each call then does what
+    ``sticky_moneyness_sigma_grid`` does at the levels asked for, the same operations on the same numbers."""
 
     def __init__(self, books: Books, book: int, nodes: pl.DataFrame):
         part = books.options(book)
@@ -138,20 +140,28 @@ class _Smile:
             a[part]
             for a in (books.forward, books.strike, books.profile_sigma, books.tau_years, books.weight, books.put_weight)
         ]
-        self.smile = (
-            books.expiry_ms[part],
-            np.log(self.arrays[1] / self.arrays[0]),
-            nodes["expiration_ts"].dt.epoch("ms").to_numpy(),
-            np.log(nodes["strike"].to_numpy() / nodes["underlying_price"].to_numpy()),
-            nodes["mark_iv"].to_numpy() / 100.0,
-        )
+        group, x, sigma = books.expiry_ms[part], np.log(self.arrays[1] / self.arrays[0]), self.arrays[2]
+        node_group = nodes["expiration_ts"].dt.epoch("ms").to_numpy()
+        node_x = np.log(nodes["strike"].to_numpy() / nodes["underlying_price"].to_numpy())
+        node_sigma = nodes["mark_iv"].to_numpy() / 100.0
+        self.pieces = []
+        for g in np.unique(group):
+            at = node_group == g
+            if at.sum() < 2:
+                continue
+            ux, inverse = np.unique(node_x[at], return_inverse=True)
+            us = np.bincount(inverse, weights=node_sigma[at]) / np.bincount(inverse)
+            rows = group == g
+            self.pieces.append((rows, x[rows], ux, us, sigma[rows, None], np.interp(x[rows], ux, us)[:, None]))
 
     def __call__(self, ratio) -> tuple[np.ndarray, np.ndarray]:
         ratio = np.asarray(ratio, dtype=np.float64)
         if self.arrays[0].size == 0:
             return np.zeros(ratio.size), np.zeros(ratio.size)
-        group, x, node_group, node_x, node_sigma = self.smile
-        grid = sticky_moneyness_sigma_grid(group, x, self.arrays[2], node_group, node_x, node_sigma, np.log(ratio))
+        s = np.log(ratio)
+        grid = np.broadcast_to(self.arrays[2][:, None], (self.arrays[2].size, s.size)).copy()
+        for rows, xi, ux, us, own, base in self.pieces:
+            grid[rows] = own + np.interp(xi[:, None] - s[None, :], ux, us) - base
         return profile_at_levels(*self.arrays, ratio, sigma_grid=grid, premium_adjusted=None)
 
 
