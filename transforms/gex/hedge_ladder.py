@@ -40,7 +40,7 @@ MOVE_PCT = 5.0  # stored rungs reach +-5 % from spot
 MOVES_PCT = (1.0, 2.0, 5.0)  # stored volume rows: moves of +-1, 2 and 5 %
 MAX_RUNGS = 500  # per band and direction
 _ITERATIONS = 60
-FTOL = 1e-12  # a rung's price is refined until D there is within 1e-12 bands of its trigger level
+FTOL = 1e-10  # a rung's price is refined until D there is within 1e-10 bands of its trigger level
 _UTC_MS = pl.Datetime("ms", "UTC")
 
 HEDGE_LADDER = {
@@ -108,6 +108,7 @@ def _illinois(evaluate, groups: np.ndarray, a, b, fa, fb, target, ftol) -> tuple
     a, b, fa, fb = (np.array(v, dtype=np.float64) for v in (a, b, fa, fb))
     best = np.where(np.abs(fa) < np.abs(fb), a, b)
     best_f = np.minimum(np.abs(fa), np.abs(fb))
+    best_d = np.where(np.abs(fa) < np.abs(fb), fa, fb) + target
     side = np.zeros(a.size, dtype=np.int8)
     todo = (best_f > ftol) & (b - a > 1e-14)
     for _ in range(_ITERATIONS):
@@ -119,6 +120,7 @@ def _illinois(evaluate, groups: np.ndarray, a, b, fa, fb, target, ftol) -> tuple
         fc = evaluate(groups[idx], c) - target[idx]
         better = np.abs(fc) < best_f[idx]
         best[idx[better]], best_f[idx[better]] = c[better], np.abs(fc[better])
+        best_d[idx[better]] = fc[better] + target[idx[better]]
         right = (fc < 0.0) == (fb[idx] < 0.0)  # c replaces b
         left = ~right
         ir, il = idx[right], idx[left]
@@ -127,7 +129,7 @@ def _illinois(evaluate, groups: np.ndarray, a, b, fa, fb, target, ftol) -> tuple
         fb[il[side[il] == 1]] *= 0.5
         a[il], fa[il], side[il] = c[left], fc[left], 1
         todo[idx] = (np.abs(fc) > ftol[idx]) & (b[idx] - a[idx] > 1e-14)
-    return best, evaluate(groups, best) if best.size else best
+    return best, best_d
 
 
 def _rungs(grid_of, evaluate, specs: list[tuple[int, float, float]]) -> list[list[tuple[float, float, float]]]:
@@ -215,14 +217,19 @@ class _BookDelta:
 
     def __call__(self, groups: np.ndarray, ratios: np.ndarray) -> np.ndarray:
         out = np.empty(ratios.size)
-        books = np.unique(groups)
-        levels = [np.unique(ratios[groups == b]) for b in books]
+        order = np.lexsort((ratios, groups))
+        by_book, at = groups[order], ratios[order]
+        books, starts = np.unique(by_book, return_index=True)
+        bounds = [*starts.tolist(), at.size]
+        levels = []
+        for s, e in zip(bounds[:-1], bounds[1:], strict=True):
+            part = at[s:e]
+            levels.append(part[np.concatenate([[True], part[1:] != part[:-1]])])
         width = max(lv.size for lv in levels)
         padded = np.array([np.concatenate([lv, np.full(width - lv.size, lv[-1])]) for lv in levels])
         values = self.books.at_levels([Task(int(b), self.books.t0_ms[int(b)]) for b in books], padded)[1]
-        for b, lv, v in zip(books, levels, values, strict=True):
-            mine = groups == b
-            out[mine] = v[np.searchsorted(lv, ratios[mine])]
+        for s, e, lv, v in zip(bounds[:-1], bounds[1:], levels, values, strict=True):
+            out[order[s:e]] = v[np.searchsorted(lv, at[s:e])]
         return out
 
 
