@@ -30,7 +30,7 @@ def real():
 
 
 def _one_book(group: pl.DataFrame, task: Task):
-    """(GEX, D) at any ratios of the task's options, priced alone: the pre-batch path (scenarios._Book)."""
+    """(GEX, D) at any ratios of the task's options, priced alone: the pre-batch path of the scenarios."""
     live = group.filter(pl.col("is_priced") & (pl.col("weight_coins") != 0.0))
     expiry = live["expiration_ts"].dt.epoch("ms").to_numpy()
     keep = (expiry > task.window[0]) & (expiry <= task.window[1])

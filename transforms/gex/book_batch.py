@@ -3,7 +3,7 @@ in batched kernel calls (issue 15: the depth tables' cost per snapshot).
 
 Pure. ``Books(x)`` takes the greeks and position join of ``transforms.gex.exposure._exposures`` (sorted by
 currency, snapshot_ts, model, instrument), keeps each book's live options (priced, nonzero weight) in that order
--- the arrays ``transforms.gex.scenarios._Book`` holds per group -- and prices many (book, as-of time, expiry
+-- the arrays the scenarios priced each group with before they were batched -- and prices many (book, as-of time, expiry
 window, vol copy) tasks at once through ``transforms.pricing.kernel_batch``, whose per-level sums equal the
 one-book ``profile_at_levels`` call bit for bit. Vol copies are the book's IVs shifted by k vol points (floored
 at ``MIN_SIGMA``), stored as further copies of the option arrays, so a vol scenario is just another task.
@@ -65,7 +65,7 @@ class Books:
         )
         self.keys = [tuple(k) for k in sizes.select(GROUP).iter_rows()]
         self.spots = sizes["spots"].to_list()
-        self.t0_ms = [int(k[1].timestamp() * 1000) for k in self.keys]  # as _Book: the same t0 to the ms
+        self.t0_ms = [int(k[1].timestamp() * 1000) for k in self.keys]  # the t0 the scenarios always had
         self.row_start = np.concatenate([[0], np.cumsum(sizes["rows"].to_numpy())]).astype(np.int64)
         self.start = np.concatenate([[0], np.cumsum(sizes["live"].to_numpy())]).astype(np.int64)
         live = x.filter(pl.col("is_priced") & (pl.col("weight_coins") != 0.0))

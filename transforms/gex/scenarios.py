@@ -33,7 +33,6 @@ import polars as pl
 from transforms.frames.schemas import SCENARIO_PROFILE, check
 from transforms.gex.book_batch import MIN_SIGMA, STAGES, SUBGRID, Books, Task, all_roots
 from transforms.gex.exposure import _exposures, _grid_steps
-from transforms.pricing.greeks import MS_PER_YEAR
 from transforms.pricing.kernels import profile_at_levels
 
 IV_SHIFTS = {"iv_minus_10": -10.0, "iv_minus_5": -5.0, "iv_plus_5": 5.0, "iv_plus_10": 10.0}
@@ -48,67 +47,12 @@ def is_monthly(expiry: datetime) -> bool:
     return expiry.weekday() == 4 and (expiry + timedelta(days=7)).month != expiry.month
 
 
-class _Book:
-    """One group's priced options as arrays, re-priced at any spot ratio, time and vols."""
-
-    def __init__(self, group: pl.DataFrame, greeks: pl.DataFrame):
-        self.group = group
-        self.greeks = greeks
-        live = group.filter(pl.col("is_priced") & (pl.col("weight_coins") != 0.0))
-        self.t0_ms = int(group["snapshot_ts"][0].timestamp() * 1000)
-        self.expiry_ms = live["expiration_ts"].dt.epoch("ms").to_numpy()
-        self.forward = live["underlying_price"].to_numpy()
-        self.strike = live["strike"].to_numpy()
-        self.sigma = live["mark_iv"].to_numpy() / 100.0
-        self.weight = live["weight_coins"].to_numpy()
-        self.put_weight = np.where((live["option_type"] == "put").to_numpy(), self.weight, 0.0)
-        self.expiries = sorted({int(e) for e in self.expiry_ms if e > self.t0_ms})
-
-    def within(self, lo: float, hi: float) -> _Book:
-        """The same book restricted to the options with lo < tau <= hi (years) at the snapshot."""
-        tau = self.tau(self.t0_ms)
-        keep = (tau > lo) & (tau <= hi)
-        part = object.__new__(_Book)
-        part.__dict__.update(self.__dict__)
-        for name in ("expiry_ms", "forward", "strike", "sigma", "weight", "put_weight"):
-            setattr(part, name, getattr(self, name)[keep])
-        return part
-
-    def tau(self, at_ms: int) -> np.ndarray:
-        return (self.expiry_ms - at_ms).astype(np.float64) / MS_PER_YEAR
-
-    def __call__(self, ratio, at_ms: int, sigma=None, sigma_grid=None) -> tuple[np.ndarray, np.ndarray]:
-        ratio = np.asarray(ratio, dtype=np.float64)
-        if self.weight.size == 0:
-            return np.zeros(ratio.size), np.zeros(ratio.size)
-        return profile_at_levels(
-            self.forward,
-            self.strike,
-            self.sigma if sigma is None else sigma,
-            self.tau(at_ms),
-            self.weight,
-            self.put_weight,
-            ratio,
-            sigma_grid=sigma_grid,
-        )
-
-    def horizon(self, scenario: str) -> int | None:
-        """t1 in epoch ms, or None when the scenario does not apply (no expiry to roll off)."""
-        if scenario == "rolloff_next":
-            return self.expiries[0] if self.expiries else None
-        if scenario == "rolloff_monthly":
-            monthly = [e for e in self.expiries if is_monthly(datetime.fromtimestamp(e / 1000, UTC))]
-            return monthly[0] if monthly else None
-        if scenario == "time_24h":
-            return self.t0_ms + _DAY_MS
-        return self.t0_ms
-
-
 def grid_roots(at, ratio: np.ndarray, gex: np.ndarray) -> list[float]:
     """The ratios where GEX(S') changes sign between grid levels, each refined in STAGES stages of SUBGRID levels
     evaluated in one kernel call each, then linearly inside the last sub-step (well below 1e-12 of spot for a
     smooth profile; fewer kernel evaluations than single-level Brent steps). Same brackets as
-    transforms.gex.exposure.zero_gamma_roots."""
+    transforms.gex.exposure.zero_gamma_roots. transforms.gex.book_batch.all_roots does the same for many profiles
+    at once."""
     nonzero = np.flatnonzero(gex != 0.0)
     roots = []
     for j, k in zip(nonzero[:-1], nonzero[1:], strict=True):
