@@ -140,7 +140,9 @@ def hedge_flow_chart(forecast: pl.DataFrame, summary: pl.DataFrame, path: Path) 
         f"spot {head['spot']:,.2f} USD",
         fontsize=9,
     )
-    fig.savefig(path, format="png")
+    from pipelines.publishing.chart_text import save_figure
+
+    save_figure(fig, path, "png")
     return path
 
 
@@ -229,7 +231,9 @@ def gex_profile_chart(profiles: pl.DataFrame, levels: pl.DataFrame | None, path:
     ax.grid(True, alpha=0.25)
     ax.legend(fontsize=8, loc="upper left", framealpha=0.8)
     _thousands(ax)
-    fig.savefig(path, format="png")
+    from pipelines.publishing.chart_text import save_figure
+
+    save_figure(fig, path, "png")
     return path
 
 
@@ -274,7 +278,9 @@ def profile_chart(profile: pl.DataFrame, levels: pl.DataFrame | None, path: Path
         fontsize=10,
     )
     label_book_panels(top, bottom, head["currency"], f"hedge flow from spot ({head['currency']})")
-    fig.savefig(path, format=image_format(path))
+    from pipelines.publishing.chart_text import save_figure
+
+    save_figure(fig, path)
     return path
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipelines.publishing.chart_text import save_figure
 from pipelines.publishing.charts import (
     GAMMA_FLOW,
     GEX_AXIS,
@@ -21,7 +22,6 @@ from pipelines.publishing.charts import (
     _figure,
     _price,
     _thousands,
-    image_format,
     label_book_panels,
 )
 
@@ -87,7 +87,7 @@ def history_chart(history: pl.DataFrame, path: Path, *, title: str | None = None
     bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     for ax in (top, bottom):
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 
@@ -110,7 +110,7 @@ def gex_by_expiry_chart(by_expiry: pl.DataFrame, path: Path) -> Path:
         fontsize=10,
     )
     ax.grid(True, axis="y", alpha=0.25)
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 
@@ -147,7 +147,7 @@ def strike_expiry_heatmap(by_strike: pl.DataFrame, spot: float, path: Path, *, h
         "UTC (green = dealers long gamma)",
         fontsize=10,
     )
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 
@@ -179,7 +179,7 @@ def vanna_by_strike_chart(by_strike: pl.DataFrame, spot: float, path: Path, *, h
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(True, alpha=0.25)
     _thousands(ax)
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 
@@ -227,7 +227,7 @@ def scenario_chart(rows: pl.DataFrame, base: pl.DataFrame, path: Path) -> Path:
         fontsize=10,
     )
     label_book_panels(top, bottom, head["currency"], f"hedge flow ({head['currency']}, > 0 = dealers buy)")
-    fig.savefig(path, format=image_format(path))
+    save_figure(fig, path)
     return path
 
 

@@ -203,7 +203,10 @@ def index_html(
         ]
         for chart in charts.get(currency, []):
             name = html.escape(chart.name)
-            parts.append(f'<div><img src="{name}" alt="{name}"></div>')
+            from pipelines.publishing.chart_text import png_words
+
+            alt = html.escape(png_words(chart).get("Title") or chart.name, quote=True)
+            parts.append(f'<div><img src="{name}" alt="{alt}"></div>')
         if rolloff is not None:
             upcoming = (
                 rolloff.filter(pl.col("currency") == currency)

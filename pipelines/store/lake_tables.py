@@ -26,6 +26,7 @@ from transforms.frames.schemas import (
     TRADE_RUN,
     TRADE_WATERMARK,
 )
+from transforms.gex.hedge_ladder import HEDGE_LADDER, LADDER_VOLUME
 from transforms.grading.schemas import FORECAST_GRADE, FORECAST_HISTORY, INDEX_PRICE
 from warehouse import lake
 from warehouse.catalog import refresh_views
@@ -56,6 +57,8 @@ class Table(StrEnum):
     EXPOSURE_BY_EXPIRY = "exposure_by_expiry"
     KEY_LEVELS_BY_TENOR = "key_levels_by_tenor"
     SCENARIO_PROFILES = "scenario_profiles"
+    HEDGE_LADDER = "hedge_ladder"
+    HEDGE_LADDER_VOLUME = "hedge_ladder_volume"
     # not a view: the Tardis backfill's end state of each day (pipelines.jobs.backfill_grid), no registered schema
     STATE_TARDIS_BACKFILL = "_state/tardis_backfill"
 
@@ -83,6 +86,8 @@ LAKE_TABLES: dict[Table, dict] = {
     Table.EXPOSURE_BY_EXPIRY: EXPOSURE_BY_EXPIRY,
     Table.KEY_LEVELS_BY_TENOR: KEY_LEVELS_BY_TENOR,
     Table.SCENARIO_PROFILES: SCENARIO_PROFILE,
+    Table.HEDGE_LADDER: HEDGE_LADDER,
+    Table.HEDGE_LADDER_VOLUME: LADDER_VOLUME,
 }
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from transforms.frames.schemas import EXPOSURE_BY_EXPIRY, KEY_LEVELS, KEY_LEVELS_BY_TENOR, UTC_TS, check
+from transforms.gex.book_batch import Books, Task, all_roots
 from transforms.gex.exposure import (
     GROUP,
     _check_options,
@@ -34,11 +35,19 @@ from transforms.gex.exposure import (
 )
 from transforms.gex.levels import _walls
 
-DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor", "scenario_profiles")
+DEPTH_TABLES = (
+    "exposure_by_expiry",
+    "key_levels_by_tenor",
+    "scenario_profiles",
+    "hedge_ladder",
+    "hedge_ladder_volume",
+)
 TENORS = (("1d", 1.0), ("7d", 7.0), ("30d", 30.0))
 _SNAPSHOT = ["currency", "snapshot_ts"]
 _MS_PER_HOUR = 3_600_000.0
 _DAYS_PER_YEAR = 365.0
+_DAY_MS = 86_400_000
+_SUMMED = ("gex_usd", "delta_coins", "vanna_coins_per_vol", "charm_coins_per_day")
 
 
 def _sums() -> list[pl.Expr]:
@@ -83,11 +92,8 @@ def _nearest(roots: list[float], spot: float) -> float | None:
     return min(roots, key=lambda r: (abs(r - spot), r)) if roots else None
 
 
-def _bucket(group: pl.DataFrame, greeks: pl.DataFrame, book, lo: float, hi: float, vol_model: str):
+def _bucket(group: pl.DataFrame, greeks: pl.DataFrame, lo: float, hi: float, vol_model: str):
     """The re-priced (GEX, D) of the options with lo < tau <= hi as a function of S'/S0."""
-    if vol_model == "sticky_strike":
-        part = book.within(lo, hi)
-        return None if part.weight.size == 0 else (lambda r: part(r, part.t0_ms))
     tau = group["tau_years"]
     piece = group.filter((tau > lo) & (tau <= hi))
     if not piece.filter(pl.col("is_priced") & (pl.col("weight_coins") != 0.0)).height:
@@ -96,20 +102,18 @@ def _bucket(group: pl.DataFrame, greeks: pl.DataFrame, book, lo: float, hi: floa
 
 
 def _tenor_rows(key, group: pl.DataFrame, greeks: pl.DataFrame, ratio: np.ndarray, vol_model: str) -> list[dict]:
-    """The '1d', '7d', '30d' rows of one (currency, snapshot_ts, model) group: each bucket's profile on the grid is
-    the sum of the disjoint pieces (0, 1], (1, 7], (7, 30] days, so the options are priced once on the grid; a
-    bucket whose GEX changes sign gets its roots refined on one book of the whole bucket."""
-    from transforms.gex.scenarios import _Book, grid_roots
+    """The '1d', '7d', '30d' rows of one (currency, snapshot_ts, model) group with vol model ``vol_model`` (the
+    sticky-strike rows of every group at once: :func:`_strike_tenor_rows`, the same numbers)."""
+    from transforms.gex.scenarios import grid_roots
 
     spot = _spot(group)
-    book = _Book(group, greeks)
     tau = group["tau_years"].to_numpy()
     expiry = group["expiration_ts"].dt.epoch("ms").to_numpy()
-    sums = {c: group[c].to_numpy() for c in ("gex_usd", "delta_coins", "vanna_coins_per_vol", "charm_coins_per_day")}
+    sums = {c: group[c].to_numpy() for c in _SUMMED}
     rows, gex, lower, any_piece = [], np.zeros(ratio.size), 0.0, False
     for tenor, days in TENORS:
         cut = days / _DAYS_PER_YEAR
-        piece = _bucket(group, greeks, book, lower, cut, vol_model)
+        piece = _bucket(group, greeks, lower, cut, vol_model)
         if piece is not None:
             gex = gex + piece(ratio)[0]
             any_piece = True
@@ -117,9 +121,56 @@ def _tenor_rows(key, group: pl.DataFrame, greeks: pl.DataFrame, ratio: np.ndarra
         inside = (tau > 0.0) & (tau <= cut)
         roots = []
         if any_piece and bool(np.any(gex > 0.0)) and bool(np.any(gex < 0.0)):
-            bucket = _bucket(group, greeks, book, 0.0, cut, vol_model)
-            roots = [r * spot for r in grid_roots(bucket, ratio, gex)]
+            roots = [r * spot for r in grid_roots(_bucket(group, greeks, 0.0, cut, vol_model), ratio, gex)]
         rows.append(_row(key, tenor, days, spot, {c: v[inside] for c, v in sums.items()}, expiry[inside], roots))
+    return rows
+
+
+def _strike_profiles(books: Books, ratio: np.ndarray) -> list[tuple[int, int, Task | None, np.ndarray | None]]:
+    """Per (book, tenor): the bucket's sticky-strike GEX on the grid as the sum of the disjoint pieces (0, 1], (1, 7],
+    (7, 30] days (every piece of every book priced in one batched call), and the task of the whole bucket to refine
+    its roots on when that GEX changes sign. Expiry windows in epoch ms equal the tau cuts of _bucket exactly."""
+    pieces = []
+    for book in range(len(books)):
+        t0, expiry, lower = books.t0_ms[book], books.expiry_ms[books.options(book)], 0
+        for _, days in TENORS:
+            cut = int(days) * _DAY_MS
+            live = bool(np.any((expiry > t0 + lower) & (expiry <= t0 + cut)))
+            pieces.append(Task(book, t0, 0, (t0 + lower, t0 + cut)) if live else None)
+            lower = cut
+    priced = [p for p in pieces if p is not None]
+    gex_of = dict(zip(priced, books.profiles(priced, ratio)[0], strict=True))
+    out = []
+    for book in range(len(books)):
+        gex, any_piece = np.zeros(ratio.size), False
+        for k, (_, days) in enumerate(TENORS):
+            piece = pieces[book * len(TENORS) + k]
+            if piece is not None:
+                gex = gex + gex_of[piece]
+                any_piece = True
+            bucket = Task(book, books.t0_ms[book], 0, (books.t0_ms[book], books.t0_ms[book] + int(days) * _DAY_MS))
+            sign_change = any_piece and bool(np.any(gex > 0.0)) and bool(np.any(gex < 0.0))
+            out.append((book, k, bucket if sign_change else None, gex))
+    return out
+
+
+def _strike_tenor_rows(x: pl.DataFrame, ratio: np.ndarray) -> list[dict]:
+    """The '1d', '7d', '30d' rows of every group of ``x``, sticky-strike (as :func:`_tenor_rows`, bit for bit)."""
+    books = Books(x)
+    tau = x["tau_years"].to_numpy()
+    expiry = x["expiration_ts"].dt.epoch("ms").to_numpy()
+    sums = {c: x[c].to_numpy() for c in _SUMMED}
+    profiles = _strike_profiles(books, ratio)
+    roots = iter(all_roots(books, ratio, [(task, gex) for _, _, task, gex in profiles if task is not None]))
+    rows = []
+    for book, k, task, _ in profiles:
+        tenor, days = TENORS[k]
+        spot = books.spot(book)
+        rows_of = slice(int(books.row_start[book]), int(books.row_start[book + 1]))
+        found = [r * spot for r in next(roots)] if task is not None else []
+        inside = (tau[rows_of] > 0.0) & (tau[rows_of] <= days / _DAYS_PER_YEAR)
+        part = {c: v[rows_of][inside] for c, v in sums.items()}
+        rows.append(_row(books.keys[book], tenor, days, spot, part, expiry[rows_of][inside], found))
     return rows
 
 
@@ -143,20 +194,34 @@ def _row(
     }
 
 
-def _by_tenor(greeks: pl.DataFrame, x: pl.DataFrame, levels: pl.DataFrame, ratio: np.ndarray, vol_model: str):
-    rows = []
+def _all_rows(x: pl.DataFrame, levels: pl.DataFrame) -> list[dict]:
+    """The 'all' row of every group: key_levels itself, with the sums over the options not yet expired."""
     stored = {(r["currency"], r["snapshot_ts"], r["model"]): r for r in levels.iter_rows(named=True)}
-    for key, group in x.partition_by(GROUP, as_dict=True, maintain_order=True).items():
-        rows += _tenor_rows(key, group, greeks, ratio, vol_model)
-        level = stored[key]  # 'all' = key_levels itself
-        alive = group.filter(pl.col("tau_years") > 0.0)
-        sums = {
-            c: alive[c].to_numpy() for c in ("gex_usd", "delta_coins", "vanna_coins_per_vol", "charm_coins_per_day")
-        }
-        expiries = alive["expiration_ts"].dt.epoch("ms").to_numpy()
-        row = _row(key, "all", None, level["spot"], sums, expiries, level["zero_gamma_roots"])
+    sizes = x.group_by(GROUP, maintain_order=True).len()
+    bounds = np.concatenate([[0], np.cumsum(sizes["len"].to_numpy())])
+    tau = x["tau_years"].to_numpy()
+    expiry = x["expiration_ts"].dt.epoch("ms").to_numpy()
+    sums = {c: x[c].to_numpy() for c in _SUMMED}
+    rows = []
+    for i, key in enumerate(sizes.select(GROUP).iter_rows()):
+        level = stored[key]
+        rows_of = slice(int(bounds[i]), int(bounds[i + 1]))
+        alive = tau[rows_of] > 0.0
+        part = {c: v[rows_of][alive] for c, v in sums.items()}
+        row = _row(key, "all", None, level["spot"], part, expiry[rows_of][alive], level["zero_gamma_roots"])
         row.update(total_gex_usd=level["total_gex_usd"], zero_gamma=level["zero_gamma"])
         rows.append(row)
+    return rows
+
+
+def _by_tenor(greeks: pl.DataFrame, x: pl.DataFrame, levels: pl.DataFrame, ratio: np.ndarray, vol_model: str):
+    if vol_model == "sticky_strike":
+        rows = _strike_tenor_rows(x, ratio)
+    else:
+        rows = []
+        for key, group in x.partition_by(GROUP, as_dict=True, maintain_order=True).items():
+            rows += _tenor_rows(key, group, greeks, ratio, vol_model)
+    rows += _all_rows(x, levels)
     head = [c for c in KEY_LEVELS_BY_TENOR if c not in ("call_wall", "put_wall", "abs_gamma_strike")]
     schema = {c: KEY_LEVELS_BY_TENOR[c] for c in head}
     table = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
@@ -190,10 +255,12 @@ def depth_tables(
     step: float = 0.0025,
     vol_model: str = "sticky_strike",
 ) -> dict[str, pl.DataFrame]:
-    """exposure_by_expiry, key_levels_by_tenor and scenario_profiles (every scenario of
-    :data:`transforms.gex.scenarios.STORED_SCENARIOS`, on the grid in steps of at least SCENARIO_STEP) from the greeks
-    and position join of
-    :func:`transforms.gex.exposure.exposure_tables` (``x``) and its key levels (``levels``, KEY_LEVELS)."""
+    """exposure_by_expiry, key_levels_by_tenor, scenario_profiles (every scenario of
+    :data:`transforms.gex.scenarios.STORED_SCENARIOS`, on the grid in steps of at least SCENARIO_STEP), and
+    hedge_ladder and hedge_ladder_volume (the bands :data:`transforms.gex.hedge_ladder.STORED_BANDS`) from the greeks
+    and position join of :func:`transforms.gex.exposure.exposure_tables` (``x``) and its key levels (``levels``,
+    KEY_LEVELS)."""
+    from transforms.gex import hedge_ladder
     from transforms.gex.scenarios import SCENARIO_STEP, STORED_SCENARIOS, scenario_tables
 
     check(levels, KEY_LEVELS, "key levels")
@@ -204,6 +271,7 @@ def depth_tables(
         "scenario_profiles": scenario_tables(
             greeks, x, scenarios=STORED_SCENARIOS, half_width=half_width, step=max(step, SCENARIO_STEP)
         ),
+        **hedge_ladder.ladder_tables(greeks, x, bands_gamma=hedge_ladder.STORED_BANDS),
     }
 
 

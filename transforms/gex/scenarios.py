@@ -31,13 +31,12 @@ import numpy as np
 import polars as pl
 
 from transforms.frames.schemas import SCENARIO_PROFILE, check
-from transforms.gex.exposure import GROUP, _exposures, _grid_steps, _Profile, _spot
-from transforms.pricing.greeks import MS_PER_YEAR
+from transforms.gex.book_batch import MIN_SIGMA, STAGES, SUBGRID, Books, Task, all_roots
+from transforms.gex.exposure import _exposures, _grid_steps
 from transforms.pricing.kernels import profile_at_levels
 
 IV_SHIFTS = {"iv_minus_10": -10.0, "iv_minus_5": -5.0, "iv_plus_5": 5.0, "iv_plus_10": 10.0}
 SCENARIOS = ("rolloff_next", "rolloff_monthly", *IV_SHIFTS, "spot_vol", "time_24h")
-MIN_SIGMA = 0.01  # a vol shift never takes an option below 1 vol point
 STORED_SCENARIOS = SCENARIOS  # what compute stores per snapshot (benchmarks/bench_depth.py measures the cost)
 SCENARIO_STEP = 0.01  # the stored scenario grid: +-25 % in 1 % steps (the CLI re-prices any grid on the fly)
 _DAY_MS = 86_400_000
@@ -48,71 +47,12 @@ def is_monthly(expiry: datetime) -> bool:
     return expiry.weekday() == 4 and (expiry + timedelta(days=7)).month != expiry.month
 
 
-class _Book:
-    """One group's priced options as arrays, re-priced at any spot ratio, time and vols."""
-
-    def __init__(self, group: pl.DataFrame, greeks: pl.DataFrame):
-        self.group = group
-        self.greeks = greeks
-        live = group.filter(pl.col("is_priced") & (pl.col("weight_coins") != 0.0))
-        self.t0_ms = int(group["snapshot_ts"][0].timestamp() * 1000)
-        self.expiry_ms = live["expiration_ts"].dt.epoch("ms").to_numpy()
-        self.forward = live["underlying_price"].to_numpy()
-        self.strike = live["strike"].to_numpy()
-        self.sigma = live["mark_iv"].to_numpy() / 100.0
-        self.weight = live["weight_coins"].to_numpy()
-        self.put_weight = np.where((live["option_type"] == "put").to_numpy(), self.weight, 0.0)
-        self.expiries = sorted({int(e) for e in self.expiry_ms if e > self.t0_ms})
-
-    def within(self, lo: float, hi: float) -> _Book:
-        """The same book restricted to the options with lo < tau <= hi (years) at the snapshot."""
-        tau = self.tau(self.t0_ms)
-        keep = (tau > lo) & (tau <= hi)
-        part = object.__new__(_Book)
-        part.__dict__.update(self.__dict__)
-        for name in ("expiry_ms", "forward", "strike", "sigma", "weight", "put_weight"):
-            setattr(part, name, getattr(self, name)[keep])
-        return part
-
-    def tau(self, at_ms: int) -> np.ndarray:
-        return (self.expiry_ms - at_ms).astype(np.float64) / MS_PER_YEAR
-
-    def __call__(self, ratio, at_ms: int, sigma=None, sigma_grid=None) -> tuple[np.ndarray, np.ndarray]:
-        ratio = np.asarray(ratio, dtype=np.float64)
-        if self.weight.size == 0:
-            return np.zeros(ratio.size), np.zeros(ratio.size)
-        return profile_at_levels(
-            self.forward,
-            self.strike,
-            self.sigma if sigma is None else sigma,
-            self.tau(at_ms),
-            self.weight,
-            self.put_weight,
-            ratio,
-            sigma_grid=sigma_grid,
-        )
-
-    def horizon(self, scenario: str) -> int | None:
-        """t1 in epoch ms, or None when the scenario does not apply (no expiry to roll off)."""
-        if scenario == "rolloff_next":
-            return self.expiries[0] if self.expiries else None
-        if scenario == "rolloff_monthly":
-            monthly = [e for e in self.expiries if is_monthly(datetime.fromtimestamp(e / 1000, UTC))]
-            return monthly[0] if monthly else None
-        if scenario == "time_24h":
-            return self.t0_ms + _DAY_MS
-        return self.t0_ms
-
-
-SUBGRID = 32  # levels per refinement stage of grid_roots
-STAGES = 4  # a 1 % bracket / 31^4 = 1e-8 of spot, then linear: ~1e-15 for a smooth profile
-
-
 def grid_roots(at, ratio: np.ndarray, gex: np.ndarray) -> list[float]:
     """The ratios where GEX(S') changes sign between grid levels, each refined in STAGES stages of SUBGRID levels
     evaluated in one kernel call each, then linearly inside the last sub-step (well below 1e-12 of spot for a
     smooth profile; fewer kernel evaluations than single-level Brent steps). Same brackets as
-    transforms.gex.levels.zero_gamma_roots."""
+    transforms.gex.levels.zero_gamma_roots. transforms.gex.book_batch.all_roots does the same for many profiles
+    at once."""
     nonzero = np.flatnonzero(gex != 0.0)
     roots = []
     for j, k in zip(nonzero[:-1], nonzero[1:], strict=True):
@@ -132,41 +72,67 @@ def grid_roots(at, ratio: np.ndarray, gex: np.ndarray) -> list[float]:
     return roots
 
 
-def _scenario_state(book: _Book, scenario: str, t1: int, ratio: np.ndarray, moved: tuple):
-    """(GEX, D) of the scenario book on the grid, and a callable giving them at any ratio (for the roots).
-    ``moved`` = (GEX, D) at t1 with the old vols, which is the scenario book itself when the vols stay."""
-    if scenario in IV_SHIFTS:
-        sigma = np.maximum(book.sigma + IV_SHIFTS[scenario] / 100.0, MIN_SIGMA)
+class _Smile:
+    """A book's sticky-moneyness profile (spot_vol): ``_Profile(group, greeks, "sticky_moneyness", "forward")`` on the
+    book's arrays, with the smile nodes of its snapshot. Each expiry's smile (its nodes averaged per log-moneyness) and
+    its value at the options' own moneyness are prepared once; each call then does what
+    ``sticky_moneyness_sigma_grid`` does at the levels asked for, the same operations on the same numbers."""
 
-        def at(r):
-            return book(r, t1, sigma=sigma)
-    elif scenario == "spot_vol":
-        smile = _Profile(book.group, book.greeks, "sticky_moneyness", "forward")
+    def __init__(self, books: Books, book: int, nodes: pl.DataFrame):
+        part = books.options(book)
+        self.arrays = [
+            a[part]
+            for a in (books.forward, books.strike, books.profile_sigma, books.tau_years, books.weight, books.put_weight)
+        ]
+        group, x, sigma = books.expiry_ms[part], np.log(self.arrays[1] / self.arrays[0]), self.arrays[2]
+        node_group = nodes["expiration_ts"].dt.epoch("ms").to_numpy()
+        node_x = np.log(nodes["strike"].to_numpy() / nodes["underlying_price"].to_numpy())
+        node_sigma = nodes["mark_iv"].to_numpy() / 100.0
+        self.pieces = []
+        for g in np.unique(group):
+            at = node_group == g
+            if at.sum() < 2:
+                continue
+            ux, inverse = np.unique(node_x[at], return_inverse=True)
+            us = np.bincount(inverse, weights=node_sigma[at]) / np.bincount(inverse)
+            rows = group == g
+            self.pieces.append((rows, x[rows], ux, us, sigma[rows, None], np.interp(x[rows], ux, us)[:, None]))
 
-        def at(r):
-            return smile(r)
-    else:
+    def __call__(self, ratio) -> tuple[np.ndarray, np.ndarray]:
+        ratio = np.asarray(ratio, dtype=np.float64)
+        if self.arrays[0].size == 0:
+            return np.zeros(ratio.size), np.zeros(ratio.size)
+        s = np.log(ratio)
+        grid = np.broadcast_to(self.arrays[2][:, None], (self.arrays[2].size, s.size)).copy()
+        for rows, xi, ux, us, own, base in self.pieces:
+            grid[rows] = own + np.interp(xi[:, None] - s[None, :], ux, us) - base
+        return profile_at_levels(*self.arrays, ratio, sigma_grid=grid, premium_adjusted=None)
 
-        def at(r):
-            return book(r, t1)
 
-        return moved[0], moved[1], lambda r: at(np.asarray(r, dtype=np.float64))
-    gex, delta = at(ratio)
-    return gex, delta, lambda r: at(np.asarray(r, dtype=np.float64))
-
-
-def _scenario_columns(book: _Book, scenario: str, ratio: np.ndarray, base: tuple, spot: float) -> dict | None:
-    """The scenario's columns as numpy arrays (the frame is built once for all groups: polars per-frame overhead
-    would cost more than the pricing)."""
-    t1 = book.horizon(scenario)
-    if t1 is None:
+def _horizon(books: Books, book: int, scenario: str, monthly: dict) -> int | None:
+    """t1 in epoch ms, or None when the scenario does not apply (no expiry to roll off)."""
+    t0 = books.t0_ms[book]
+    if scenario == "rolloff_next":
+        expiries = books.expiries(book)
+        return expiries[0] if expiries else None
+    if scenario == "rolloff_monthly":
+        for e in books.expiries(book):
+            if monthly.setdefault(e, is_monthly(datetime.fromtimestamp(e / 1000, UTC))):
+                return e
         return None
+    if scenario == "time_24h":
+        return t0 + _DAY_MS
+    return t0
+
+
+def _columns(scenario: str, t1: int, ratio: np.ndarray, spot: float, state: tuple, roots: list[float]) -> dict:
+    """The scenario's columns as numpy arrays from (D at S0 and t0, (GEX, D) at t1 with the old vols, the scenario
+    book's (GEX, D)) on the grid (the frame is built once for all groups: polars per-frame overhead would cost more
+    than the pricing)."""
+    d0, moved, (gex, delta) = state
     centre = int(np.flatnonzero(ratio == 1.0)[0])
-    d0 = base[1][centre]  # D(S0, sigma0, t0)
-    moved = book(ratio, t1) if t1 != book.t0_ms else base  # D(S', sigma0, t1)
-    gex, delta, at = _scenario_state(book, scenario, t1, ratio, moved)
     total = -(delta - d0)
-    roots = [r * spot for r in grid_roots(at, ratio, gex)]
+    roots = [r * spot for r in roots]
     zero = min(roots, key=lambda r: (abs(r - spot), r)) if roots else np.nan
     levels = spot * ratio
     n = ratio.size
@@ -227,18 +193,60 @@ def scenario_profiles(
     return scenario_tables(greeks, x, scenarios=scenarios, half_width=half_width, step=step)
 
 
-def scenario_tables(greeks, x, *, scenarios=SCENARIOS, half_width: float = 0.25, step: float = 0.01) -> pl.DataFrame:
-    """:func:`scenario_profiles` from the greeks and position join of transforms.gex.exposure (``x``)."""
-    ratio = 1.0 + _grid_steps(half_width, step)
-    parts = []
-    for key, group in x.partition_by(GROUP, as_dict=True, maintain_order=True).items():
-        spot = _spot(group)
-        book = _Book(group, greeks)
-        base = book(ratio, book.t0_ms)
+def _plan(books: Books, scenarios, copies: dict) -> tuple[list, list[Task]]:
+    """Per applicable (book, scenario): (book, scenario, t1, the task at t1 with the old vols, the scenario book's
+    task or None for spot_vol); and every distinct task to price on the grid (each book's base first)."""
+    plan, tasks, monthly = [], {}, {}
+    for book in range(len(books)):
+        t0 = books.t0_ms[book]
+        tasks.setdefault(Task(book, t0), None)
         for scenario in scenarios:
-            cols = _scenario_columns(book, scenario, ratio, base, spot)
-            if cols is not None:
-                parts.append((key, cols))
+            t1 = _horizon(books, book, scenario, monthly)
+            if t1 is None:
+                continue
+            moved = Task(book, t1)
+            state = Task(book, t0, copies[scenario]) if scenario in copies else moved
+            state = None if scenario == "spot_vol" else state
+            tasks.setdefault(moved, None)
+            if state is not None:
+                tasks.setdefault(state, None)
+            plan.append((book, scenario, t1, moved, state))
+    return plan, list(tasks)
+
+
+def scenario_tables(greeks, x, *, scenarios=SCENARIOS, half_width: float = 0.25, step: float = 0.01) -> pl.DataFrame:
+    """:func:`scenario_profiles` from the greeks and position join of transforms.gex.exposure (``x``): every book's
+    scenarios priced in one batched kernel call on the grid, their zero-gamma brackets refined together."""
+    ratio = 1.0 + _grid_steps(half_width, step)
+    centre = int(np.flatnonzero(ratio == 1.0)[0])
+    shifted = [s for s in scenarios if s in IV_SHIFTS]
+    books = Books(x, tuple(IV_SHIFTS[s] for s in shifted))
+    plan, tasks = _plan(books, scenarios, {s: i + 1 for i, s in enumerate(shifted)})
+    gex, delta = books.profiles(tasks, ratio)
+    row = {task: i for i, task in enumerate(tasks)}
+    nodes = {}
+    if "spot_vol" in scenarios:
+        priced = greeks.filter(pl.col("is_priced"))
+        nodes = priced.partition_by("currency", "snapshot_ts", as_dict=True, maintain_order=True)
+    states, smiles = [], {}
+    for book, _, _, _, state in plan:
+        if state is None:
+            smile = smiles[book] = _Smile(books, book, nodes.get(books.keys[book][:2], priced.clear()))
+            states.append(smile(ratio))
+        else:
+            states.append((gex[row[state]], delta[row[state]]))
+    strike_roots = all_roots(
+        books, ratio, [(state, gex[row[state]]) for (_, _, _, _, state) in plan if state is not None]
+    )
+    parts = []
+    for (book, scenario, t1, moved, state), scenario_state in zip(plan, states, strict=True):
+        if state is None:
+            roots = grid_roots(lambda r, s=smiles[book]: s(np.asarray(r, dtype=np.float64)), ratio, scenario_state[0])
+        else:
+            roots = strike_roots.pop(0)
+        base = delta[row[Task(book, books.t0_ms[book])]]
+        triple = (base[centre], (gex[row[moved]], delta[row[moved]]), scenario_state)
+        parts.append((books.keys[book], _columns(scenario, t1, ratio, books.spot(book), triple, roots)))
     out = _frame(parts)
     check(out, SCENARIO_PROFILE, "scenario_profiles")
     return out
