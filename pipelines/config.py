@@ -142,7 +142,7 @@ class Settings:
         _dask_address,
         "--dask-address",
     )
-    # pipelines/jobs/threads.py: on a shared box a busy core would make 2 threads ~19x slower than 1
+    # pipelines/jobs/threads.py: with a core busy elsewhere, 2 threads can be far slower than 1 (benchmarks/RESULTS.md)
     kernel_threads: int = _setting(
         0,
         "numba threads of the profile kernel; 0 = the cores other processes leave idle",

@@ -148,8 +148,9 @@ def stored_books(data_dir: Path, snapshots) -> dict[tuple[str, datetime], pl.Dat
 # ---------------------------------------------------------------- compute and stage
 
 
-# Snapshots per analytics call: one call over many snapshots is ~3.8x faster than one per snapshot (polars'
-# per-call overhead dominates a single chain); 64 keeps a chunk's frames small (~150k position rows for BTC).
+# Snapshots per analytics call: one call over many snapshots is much faster than one per snapshot (polars'
+# per-call overhead dominates a single chain; benchmarks/bench_backfill.py, figures in benchmarks/RESULTS.md);
+# 64 keeps a chunk's frames small (~150k position rows for BTC).
 CHUNK_SNAPSHOTS = 64
 
 

@@ -1,8 +1,8 @@
 """How many threads the numba kernels get: the cores that other processes leave idle, measured at call time.
 
 The profile kernel cuts its levels into one block per thread, and a call ends when its last block does. With a
-core kept busy by another process, the block on that core waits for its time slices: 2 threads took ~19x the
-1-thread time per profile on a 2-core box with one busy core (benchmarks/bench_threads.py). So before each chunk
+core kept busy by another process, the block on that core waits for its time slices, so 2 threads can take far
+longer than 1 (benchmarks/bench_threads.py; figures in benchmarks/RESULTS.md, "Kernel threads"). So before each chunk
 of work :class:`KernelThreads` reads how much CPU other processes used on the cores this process may run on since
 its last look (``/proc/stat`` minus this process's own CPU time) and gives the kernels only the cores left idle
 (at least one). On an idle box that is every core; a fixed count (GEXFLOW_KERNEL_THREADS) turns the probe off.

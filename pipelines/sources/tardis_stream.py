@@ -6,7 +6,8 @@ GIL) and parses it in blocks of :data:`BLOCK_BYTES`; each block is reduced to it
 (bucket, option) with polars, and the reductions are reduced again, so memory is bounded by the
 number of options times the buckets of a day, not by the file. Days read on separate threads
 decompress in parallel on separate cores (gzip itself is serial per file). Measured against DuckDB's
-``read_csv`` over the ``.gz`` (1.6 x the CPU of ``zcat``) this is 1.2 x (benchmarks/bench_tardis_ticks.py).
+``read_csv`` over the ``.gz`` and the ``zcat`` floor by benchmarks/bench_tardis_ticks.py (figures in
+benchmarks/RESULTS.md).
 
 Failures (truncated gzip, bad value, wrong header) are a one-line
 :class:`~pipelines.errors.SourceError` naming the file.

@@ -1,7 +1,7 @@
 """The per-element exp and N() shared by every GEX kernel, and the block loop of the fused sticky-strike kernel.
 
 Why hand-written exp and N(): numba without SVML (as installed from PyPI) has, so ``math.exp``/``math.erfc`` are
-scalar libm calls (~5 ns and ~19 ns) that stop LLVM from vectorising. The fused kernel
+scalar libm calls that stop LLVM from vectorising (benchmarks/bench_kernel_anatomy.py). The fused kernel
 (``kernels.gamma_delta_profile``) evaluates every (option, level) with the same straight-line code, which
 LLVM vectorises over contiguous levels (AVX2, 4 float64 lanes, FMA): d1 = a_i + b_i s_j from per-option
 a_i, b_i; one exponential E = exp(-d1^2/2) (reduction to 2^n P(r), P a degree-10 minimax polynomial,
@@ -22,11 +22,11 @@ import numpy as np
 from numba import njit
 
 # LLVM fast-math flags: only 'contract' (fused multiply-add). Measured (benchmarks/bench_profile.py):
-# it is the one flag that matters (~1.3x over none on the fused kernel); nsz/arcp/nnan/ninf add nothing
-# measurable, and 'reassoc' (part of fastmath=True) must not be added: it lets LLVM re-associate the
-# rounding (x + _MAGIC) - _MAGIC in the exponential's range reduction (measured: exp off by up to 22 %,
-# the profile by 28 %). Leaving it out also keeps the order of summation exactly as written;
-# 'nnan'/'ninf' out keeps the NaN guards.
+# it is the one flag that matters on the fused kernel (figures: benchmarks/RESULTS.md, GEX kernel);
+# nsz/arcp/nnan/ninf add nothing measurable, and 'reassoc' (part of fastmath=True) must not be added:
+# it lets LLVM re-associate the rounding (x + _MAGIC) - _MAGIC in the exponential's range reduction
+# (measured: exp off by up to 22 %, the profile by 28 %). Leaving it out also keeps the order of summation
+# exactly as written; 'nnan'/'ninf' out keeps the NaN guards.
 FASTMATH = {"contract"}
 
 INV_SQRT_2PI = 0.3989422804014327
@@ -40,7 +40,7 @@ INV_SQRT_2PI = 0.3989422804014327
 # (the inner loop is ~30 FMA/multiply instructions, one vdivpd and a few integer/logic ops per 4 lanes).
 # Constants reach the loop as run-time values (_FAST_CONSTANTS, passed down as an array) so LLVM keeps them as
 # loop-invariant vectors (a register or a stack operand folded into the FMA) instead of re-materialising each
-# with an address load and a broadcast per use, which it does for literals (measured ~1.5x slower).
+# with an address load and a broadcast per use, which it does for literals (slower in bench_profile).
 
 # Minimax polynomial for exp(r) on |r| <= ln(2)/2, c10..c0, relative error 3.0e-16 with these doubles.
 _X10 = 2.7779371122742577e-07
