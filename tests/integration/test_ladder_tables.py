@@ -178,7 +178,7 @@ def test_bad_ladder_input_is_one_line_and_exit_2(tmp_path, capsys, args, message
 
 
 def test_the_cli_knows_the_stored_bands():
-    from pipelines.cli.ladder import STORED_BANDS
+    from pipelines.cli.commands.ladder import STORED_BANDS
 
     assert STORED_BANDS == BANDS_GAMMA
     assert np.all(np.diff(MOVES_PCT) > 0)

@@ -55,25 +55,16 @@ def _positive(text: str, flag: str, most: float = math.inf) -> float:
 
 def _book(data_dir: Path, currency: str, model: str, at):
     """(snapshot_ts, chain, positions) of the latest computed snapshot at or before ``at`` for ``model``."""
-    import polars as pl
+    from pipelines.store.lake_tables import Table
+    from pipelines.store.reads import dealer_positions_at, latest_at, load_chain
 
-    from pipelines.jobs.compute import latest_at
-    from pipelines.store.reads import load_chain
-    from transforms.frames.schemas import DEALER_POSITION
-    from warehouse import lake
-
-    levels = latest_at(data_dir, "key_levels", currency, at, model)
+    levels = latest_at(data_dir, Table.KEY_LEVELS, currency, at, model)
     if levels.is_empty():
         when = f" at or before {at:%Y-%m-%dT%H:%M:%SZ}" if at else ""
         raise ConfigError(f"no key levels for {currency} model {model}{when}: run `gexflow compute` first")
     ts = levels["snapshot_ts"][0]
     chain = load_chain(data_dir, [currency], ts, ts)
-    positions = (
-        lake.scan(data_dir, "dealer_positions")
-        .filter(pl.col("currency") == currency, pl.col("snapshot_ts") == ts, pl.col("model") == model)
-        .select(list(DEALER_POSITION))
-        .collect()
-    )
+    positions = dealer_positions_at(data_dir, currency, ts, model)
     return ts, chain, positions
 
 
