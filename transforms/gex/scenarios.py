@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from transforms.frames.schemas import SCENARIO_PROFILE, check
-from transforms.gex.book_batch import MIN_SIGMA, STAGES, SUBGRID, Books, Task, all_roots
+from transforms.gex.book_batch import MIN_SIGMA, STAGES, SUBGRID, Books, Task, all_roots, sign_brackets
 from transforms.gex.exposure import _exposures, _grid_steps
 from transforms.pricing.kernels import profile_at_levels
 
@@ -53,23 +53,20 @@ def grid_roots(at, ratio: np.ndarray, gex: np.ndarray) -> list[float]:
     smooth profile; fewer kernel evaluations than single-level Brent steps). Same brackets as
     transforms.gex.levels.zero_gamma_roots. transforms.gex.book_batch.all_roots does the same for many profiles
     at once."""
-    nonzero = np.flatnonzero(gex != 0.0)
-    roots = []
-    for j, k in zip(nonzero[:-1], nonzero[1:], strict=True):
-        if (gex[j] < 0.0) == (gex[k] < 0.0):
-            continue
-        if k != j + 1:
-            roots.append(float(ratio[(j + k) // 2]))
-            continue
-        a, b, fa, fb = float(ratio[j]), float(ratio[k]), float(gex[j]), float(gex[k])
-        for _ in range(STAGES):
-            sub = np.linspace(a, b, SUBGRID)
-            values = at(sub[1:-1])[0]
-            xs, fs = sub, np.concatenate([[fa], values, [fb]])
-            i = int(np.flatnonzero((fs[:-1] < 0.0) != (fs[1:] < 0.0))[0])
-            a, b, fa, fb = float(xs[i]), float(xs[i + 1]), float(fs[i]), float(fs[i + 1])
-        roots.append(b if fb == 0.0 else a - fa * (b - a) / (fb - fa))
-    return roots
+    roots, brackets = sign_brackets(ratio, gex)
+    refined = iter([_refine(at, *bracket) for bracket in brackets])
+    return [root if root is not None else next(refined) for root in roots]
+
+
+def _refine(at, a: float, b: float, fa: float, fb: float) -> float:
+    """One sign-change bracket of :func:`grid_roots` refined in STAGES sub-grids, then linearly."""
+    for _ in range(STAGES):
+        sub = np.linspace(a, b, SUBGRID)
+        values = at(sub[1:-1])[0]
+        xs, fs = sub, np.concatenate([[fa], values, [fb]])
+        i = int(np.flatnonzero((fs[:-1] < 0.0) != (fs[1:] < 0.0))[0])
+        a, b, fa, fb = float(xs[i]), float(xs[i + 1]), float(fs[i]), float(fs[i + 1])
+    return b if fb == 0.0 else a - fa * (b - a) / (fb - fa)
 
 
 class _Smile:
