@@ -31,14 +31,12 @@ from pipelines.store.reads import (
     LINEAR_TAPES,
     Tape,
     computed_snapshots,
-    latest_at,
     linear_coins,
     listed_times,
     load_chain,
     load_tape,
 )
-from transforms.frames.schemas import UTC_TS
-from transforms.gex.analytic_tables import analytics, positions_for, with_model_gaps
+from transforms.gex.analytic_tables import analytics, positions_for
 from transforms.gex.positioning import book_instruments_not_in_chain, book_notes, validated_book
 from transforms.gex.taker_flow import oi_reconciliation, tape_coverage
 from warehouse import files, lake, raw
@@ -318,16 +316,11 @@ def load_book(path: Path, notes: list[str] | None = None) -> pl.DataFrame:
 
 
 __all__ = [
+    "ComputePlan",
+    "ComputeResult",
     "compute_cycle",
+    "load_book",
     "refresh_taker_flow",
     "stale_since",
     "stored_books",
-    "positions_for",
-    "load_tape",
-    "Tape",
-    "analytics",
-    "with_model_gaps",
-    "load_book",
-    "latest_at",
-    "UTC_TS",
 ]

@@ -314,5 +314,4 @@ __all__ = [
     "read_watermarks",
     "stage_trades",
     "trades_cycle",
-    "trades_frame",
 ]

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from pipelines.jobs.trades import trades_frame
 from tests.data_paths import COMBO_TRADES
 from transforms.frames.schemas import OPTION_SNAPSHOT, UTC_TS, check
+from transforms.frames.trades import trades_frame
 from transforms.gex.taker_flow import (
     DEALER_POSITION,
     TAKER_FLOW_EXTRA,
