@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.jobs import compute
-from transforms.gex import analytic_tables, exposure, hedge_ladder, scenarios
+from transforms.gex import analytic_tables, hedge_ladder, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -41,7 +41,7 @@ def _run(data_dir: Path, currencies, since, until, mode: str) -> tuple[float, fl
     )
     try:
         if mode == "today":
-            analytic_tables.exposure_tables = functools.partial(exposure.exposure_tables, depth=False)
+            analytic_tables.exposure_tables = functools.partial(saved[0], depth=False)
             analytic_tables.DEPTH_TABLES = ()
         elif mode in ("depth", "scenarios"):
             hedge_ladder.STORED_BANDS = ()

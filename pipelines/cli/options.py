@@ -152,7 +152,7 @@ def duration_s(value: str, flag: str) -> int:
 
 def check_plot(path) -> None:
     """--plot FILE: the format its extension names, or a refusal, before any work."""
-    from pipelines.publishing.charts import image_format
+    from pipelines.publishing.chart_text import image_format
 
     try:
         image_format(path)

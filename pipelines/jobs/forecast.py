@@ -39,8 +39,8 @@ from transforms.frames.schemas import (
     FORECAST_SUMMARY,
     SchemaError,
 )
+from transforms.gex.analytic_tables import exposure_tables
 from transforms.gex.analytic_tables import positions_for as books
-from transforms.gex.exposure import exposure_tables
 from warehouse import files, lake
 
 if TYPE_CHECKING:

@@ -1,13 +1,22 @@
 """The words of a chart, kept in its PNG: ``save_figure`` writes a PNG's title and a description -- every axis
 label, every legend entry (the levels a chart marks: spot, walls, zero gamma) and colour-bar label -- as PNG text
 chunks (Title, Description), so the export page's alt text, a screen reader and tests can read what a chart shows
-without looking at its pixels. Other formats are saved as before."""
+without looking at its pixels. Other formats are saved as before. The format is the one the chart's path names
+(:func:`image_format`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.publishing.charts import image_format
+IMAGE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
+
+
+def image_format(path: Path) -> str:
+    """The image format a chart path names by its extension; ValueError for one we do not write."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in IMAGE_FORMATS:
+        raise ValueError(f"{path}: unknown chart format {suffix or '(no extension)'!r}; use {', '.join(IMAGE_FORMATS)}")
+    return suffix
 
 
 def _legend_texts(legend) -> list[str]:
@@ -56,4 +65,4 @@ def png_words(path: Path) -> dict[str, str]:
         return {}
 
 
-__all__ = ["chart_words", "png_words", "save_figure"]
+__all__ = ["IMAGE_FORMATS", "chart_words", "image_format", "png_words", "save_figure"]

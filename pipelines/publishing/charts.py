@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipelines.publishing.chart_text import save_figure
+
 GAMMA_FLOW = ("gamma_flow_coins", "gamma (price move)", "#4C78A8")  # (column, label, colour); scenario charts too
 COMPONENTS = (
     GAMMA_FLOW,
@@ -57,17 +59,6 @@ def _thousands(*axes) -> None:
     for ax in axes:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
-
-
-IMAGE_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
-
-
-def image_format(path: Path) -> str:
-    """The image format a chart path names by its extension; ValueError for one we do not write."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in IMAGE_FORMATS:
-        raise ValueError(f"{path}: unknown chart format {suffix or '(no extension)'!r}; use {', '.join(IMAGE_FORMATS)}")
-    return suffix
 
 
 def spot_axis(currency: str) -> str:
@@ -140,8 +131,6 @@ def hedge_flow_chart(forecast: pl.DataFrame, summary: pl.DataFrame, path: Path) 
         f"spot {head['spot']:,.2f} USD",
         fontsize=9,
     )
-    from pipelines.publishing.chart_text import save_figure
-
     save_figure(fig, path, "png")
     return path
 
@@ -231,8 +220,6 @@ def gex_profile_chart(profiles: pl.DataFrame, levels: pl.DataFrame | None, path:
     ax.grid(True, alpha=0.25)
     ax.legend(fontsize=8, loc="upper left", framealpha=0.8)
     _thousands(ax)
-    from pipelines.publishing.chart_text import save_figure
-
     save_figure(fig, path, "png")
     return path
 
@@ -278,10 +265,8 @@ def profile_chart(profile: pl.DataFrame, levels: pl.DataFrame | None, path: Path
         fontsize=10,
     )
     label_book_panels(top, bottom, head["currency"], f"hedge flow from spot ({head['currency']})")
-    from pipelines.publishing.chart_text import save_figure
-
     save_figure(fig, path)
     return path
 
 
-__all__ = ["gex_profile_chart", "hedge_flow_chart", "image_format", "profile_chart"]
+__all__ = ["gex_profile_chart", "hedge_flow_chart", "profile_chart"]

@@ -188,7 +188,7 @@ def test_at_a_recorded_time_the_chain_read_from_ticks_is_the_recording(ticks):
 def test_key_levels_at_a_grid_time_equal_those_computed_from_the_truth_rows(ticks, landed, tmp_path):
     from pipelines.jobs.compute import compute_cycle
     from transforms.frames.schemas import OPTION_SNAPSHOT
-    from transforms.gex.exposure import exposure_tables
+    from transforms.gex.analytic_tables import exposure_tables
     from transforms.gex.positioning import dealer_positions
 
     data_dir, _, _ = landed

@@ -13,8 +13,9 @@ from tests import reference as ref
 from tests.chains import chain_frame, option_row
 from tests.data_paths import all_snapshot_chains
 from transforms.frames.schemas import EXPOSURE_BY_EXPIRY, GEX_BY_STRIKE, KEY_LEVELS_BY_TENOR
+from transforms.gex.analytic_tables import exposure_tables
 from transforms.gex.depth import TENORS, exposure_by_expiry, key_levels_by_tenor
-from transforms.gex.exposure import exposure_tables, gex_by_strike, key_levels
+from transforms.gex.exposure import gex_by_strike, key_levels
 from transforms.gex.positioning import dealer_positions
 from transforms.pricing.kernels import profile_at_levels
 

@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from tests.data_paths import snapshot_chain
-from transforms.gex.exposure import exposure_tables, gex_profile, key_levels
+from transforms.gex.analytic_tables import exposure_tables
+from transforms.gex.exposure import gex_profile, key_levels
 from transforms.gex.positioning import dealer_positions
 from transforms.gex.scenarios import SCENARIOS, is_monthly, scenario_profiles
 

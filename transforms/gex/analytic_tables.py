@@ -12,8 +12,9 @@ from datetime import datetime
 import polars as pl
 
 from transforms.frames.schemas import DEALER_POSITION_STORED, KEY_LEVELS_STORED, UTC_TS, check
-from transforms.gex.depth import DEPTH_TABLES
-from transforms.gex.exposure import exposure_tables
+from transforms.gex.depth import DEPTH_TABLES, depth_tables
+from transforms.gex.exposure import _by_strike, _check_options, _exposures, _per_group, _profile_table
+from transforms.gex.levels import _levels_table
 from transforms.gex.positioning import dealer_positions
 from transforms.gex.taker_flow import taker_flow_positions
 from transforms.gex.tape import Tape
@@ -89,6 +90,30 @@ def with_model_gaps(levels: pl.DataFrame) -> pl.DataFrame:
     out = out.select(list(KEY_LEVELS_STORED))
     check(out, KEY_LEVELS_STORED, "key_levels")
     return out
+
+
+def exposure_tables(
+    chain: pl.DataFrame | pl.LazyFrame,
+    positions: pl.DataFrame | pl.LazyFrame,
+    *,
+    half_width: float = 0.25,
+    step: float = 0.0025,
+    vol_model: str = "sticky_strike",
+    depth: bool = True,
+) -> dict[str, pl.DataFrame]:
+    """:func:`~transforms.gex.exposure.gex_by_strike`, :func:`~transforms.gex.exposure.gex_profile` and
+    :func:`~transforms.gex.exposure.key_levels` (forward delta) of the same inputs, the same frames, with the
+    greeks, the position join and each group's profile computed once for all three; plus (``depth``) the tables
+    of :func:`transforms.gex.depth.depth_tables` (exposure_by_expiry, key_levels_by_tenor, scenario_profiles)
+    from the same greeks and join."""
+    _check_options(vol_model, "forward")
+    greeks, x = _exposures(chain, positions)
+    frames, rows = _per_group(greeks, x, half_width, step, vol_model, "forward", profiles=True, levels=True)
+    levels = _levels_table(rows, greeks)
+    tables = {"gex_by_strike": _by_strike(x), "gex_profile": _profile_table(frames), "key_levels": levels}
+    if depth:
+        tables.update(depth_tables(greeks, x, levels, half_width=half_width, step=step, vol_model=vol_model))
+    return tables
 
 
 def analytics(

@@ -258,7 +258,7 @@ def depth_tables(
     """exposure_by_expiry, key_levels_by_tenor, scenario_profiles (every scenario of
     :data:`transforms.gex.scenarios.STORED_SCENARIOS`, on the grid in steps of at least SCENARIO_STEP), and
     hedge_ladder and hedge_ladder_volume (the bands :data:`transforms.gex.hedge_ladder.STORED_BANDS`) from the greeks
-    and position join of :func:`transforms.gex.exposure.exposure_tables` (``x``) and its key levels (``levels``,
+    and position join of :func:`transforms.gex.analytic_tables.exposure_tables` (``x``) and its key levels (``levels``,
     KEY_LEVELS)."""
     from transforms.gex import hedge_ladder
     from transforms.gex.scenarios import SCENARIO_STEP, STORED_SCENARIOS, scenario_tables

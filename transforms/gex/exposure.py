@@ -301,35 +301,9 @@ def key_levels(
     return _levels_table(rows, greeks)
 
 
-def exposure_tables(
-    chain: pl.DataFrame | pl.LazyFrame,
-    positions: pl.DataFrame | pl.LazyFrame,
-    *,
-    half_width: float = 0.25,
-    step: float = 0.0025,
-    vol_model: str = "sticky_strike",
-    depth: bool = True,
-) -> dict[str, pl.DataFrame]:
-    """:func:`gex_by_strike`, :func:`gex_profile` and :func:`key_levels` (forward delta) of the same inputs,
-    the same frames, with the greeks, the position join and each group's profile computed once for all three;
-    plus (``depth``) the tables of :func:`transforms.gex.depth.depth_tables` (exposure_by_expiry, key_levels_by_tenor,
-    scenario_profiles) from the same greeks and join."""
-    _check_options(vol_model, "forward")
-    greeks, x = _exposures(chain, positions)
-    frames, rows = _per_group(greeks, x, half_width, step, vol_model, "forward", profiles=True, levels=True)
-    from transforms.gex.depth import depth_tables  # depth builds on this module's profile and roots
-
-    levels = _levels_table(rows, greeks)
-    tables = {"gex_by_strike": _by_strike(x), "gex_profile": _profile_table(frames), "key_levels": levels}
-    if depth:
-        tables.update(depth_tables(greeks, x, levels, half_width=half_width, step=step, vol_model=vol_model))
-    return tables
-
-
 __all__ = [
     "DELTA_CONVENTIONS",
     "VOL_MODELS",
-    "exposure_tables",
     "gex_by_strike",
     "gex_profile",
     "key_levels",
