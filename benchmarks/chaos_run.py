@@ -14,7 +14,7 @@ from pathlib import Path
 from pipelines.cli.app import main as gexflow_main
 from tests.data_paths import REPO_ROOT, SHARED_DATA
 from tests.lake_state import fingerprint
-from warehouse import files
+from warehouse import atomic, files
 
 TARDIS = SHARED_DATA / "tardis"
 FIRST_DAY = "2026-07-29"
@@ -202,7 +202,7 @@ def interrupt(proc: Job, data_dir: Path, phase: str, kind: str, rng, budget_s: f
         if not _first(data_dir, "lake/**/.*.tmp", proc, 120):
             return False
         time.sleep(rng.uniform(0, 0.3))
-    elif not _first(data_dir, f"{files.JOURNAL_DIR}/*.json", proc, 120):
+    elif not _first(data_dir, f"{atomic.JOURNAL_DIR}/*.json", proc, 120):
         return False
     if not _alive(proc):
         return False

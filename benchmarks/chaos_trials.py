@@ -14,7 +14,7 @@ import polars as pl
 from benchmarks.chaos_run import TARDIS, Reference, Workers, argv, interrupt, quiet_main
 from pipelines.cli.app import main as gexflow_main
 from tests.lake_state import diff, fingerprint, leftovers
-from warehouse import files
+from warehouse import atomic, files
 
 
 def run_main(args: list[str]) -> tuple[int, str, str]:
@@ -80,7 +80,7 @@ def interruption(t: dict, ref: Reference, workers: Workers, rng, work: Path, sce
         t["hit"] = interrupt(proc, d, t["phase"], t["kind"], rng, ref.seconds[step] * 1.5)
     rc, err = proc.wait()
     t["rc"], t["one_line"] = rc, one_line(rc, err)
-    t["mid_commit"] = bool(list((d / files.JOURNAL_DIR).glob("*.json")))
+    t["mid_commit"] = bool(list((d / atomic.JOURNAL_DIR).glob("*.json")))
     with files.writer_lock(d):  # the next writer: roll forward, sweep orphans
         pass
     fp = fingerprint(d)

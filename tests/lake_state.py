@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse import files
+from warehouse import atomic
 
 VOLATILE = {"run_id", "started_ts", "finished_ts", "published_ts", "fetched_ts", "computed_ts", "message"}
 
@@ -50,7 +50,7 @@ def leftovers(data_dir: Path) -> list[str]:
     """Temp files and unfinished journals anywhere under the data dir."""
     root = Path(data_dir)
     temps = [str(p.relative_to(root)) for p in root.rglob("*.tmp") if p.is_file()]
-    journals = [str(p.relative_to(root)) for p in (root / files.JOURNAL_DIR).glob("*.json")]
+    journals = [str(p.relative_to(root)) for p in (root / atomic.JOURNAL_DIR).glob("*.json")]
     return sorted(temps + journals)
 
 

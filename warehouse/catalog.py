@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse import WarehouseError
-from warehouse.files import mark_stager, temp_path, write_atomic
+from warehouse.atomic import mark_stager, temp_path, write_atomic
 from warehouse.lake import lake_root
 
 DB_NAME = "warehouse.duckdb"

@@ -1,4 +1,4 @@
-"""Atomic file writes, multi-file commits with a roll-forward journal, and the single-writer lock.
+"""Multi-file commits with a roll-forward journal, and the single-writer lock (one file: :mod:`warehouse.atomic`).
 
 The commit protocol (docs/reliability.md):
 
@@ -15,13 +15,11 @@ ever publish (their writer died before journaling) are removed under the lock (:
 
 from __future__ import annotations
 
-import atexit
 import errno
 import fcntl
 import hashlib
 import json
 import os
-import re
 import socket
 import time
 import uuid
@@ -31,64 +29,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from warehouse import WarehouseError
+from warehouse.atomic import (
+    JOURNAL_DIR,
+    MANIFEST_DIR,
+    data_dir_of,
+    disk_error,
+    fsync_dir,
+    mark_stager,
+    temp_path,
+    write_atomic,
+    write_durable,
+)
+from warehouse.manifest import compact
+from warehouse.orphans import sweep_if_needed
 
-JOURNAL_DIR = "_journal"
-MANIFEST_DIR = "_manifest"
 LOCK_NAME = ".gexflow.lock"
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
-# .<final name>.<pid>@<host>.<hex>.tmp: the writer is named so a sweep can tell a dead writer's temp files
-TEMP_RE = re.compile(r"^\..+\.(\d+)@([A-Za-z0-9-]+)\.[0-9a-f]{8,}\.tmp(\.wal)?$")
-FOREIGN_TEMP_AGE_S = 24 * 3600  # temp files of another host (shared data dir) are left alone this long
-
-
-def temp_path(final: Path) -> Path:
-    """A temp name in the same directory (same filesystem, so ``os.replace`` is atomic); never globbed as data."""
-    return final.with_name(f".{final.name}.{os.getpid()}@{_HOST}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _disk_error(path: Path, exc: OSError, note: str = "") -> WarehouseError:
-    return WarehouseError(f"cannot write {path}: {exc.strerror or exc}{note}")
-
-
-def _write_durable(tmp: Path, data: bytes, fsync: bool = True) -> None:
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(final: Path, data: bytes) -> Path:
-    """Write ``data`` to ``final`` atomically (temp file in the same directory, fsync, rename)."""
-    tmp = temp_path(final)
-    try:
-        mark_stager(_data_dir_of(final))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _write_durable(tmp, data)
-        os.replace(tmp, final)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _disk_error(final, exc) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(final.parent)
-    return final
 
 
 @dataclass
@@ -102,46 +57,17 @@ class Staged:
     journaled: bool = False  # set once a durable journal names it: from then on it is never discarded
 
 
-STAGERS = "stagers"  # <data dir>/_journal/stagers/<pid>@<host>: processes that may have left temp files
-_marked: set[Path] = set()
-
-
-_TOP_FOLDERS = {"lake", "raw", "quarantine", JOURNAL_DIR, MANIFEST_DIR}
-
-
-def _data_dir_of(final: Path) -> Path | None:
-    for parent in final.parents:
-        if parent.name in _TOP_FOLDERS:
-            return parent.parent
-    return None  # not under a data dir's folders (the top-level warehouse files mark themselves)
-
-
-def mark_stager(data_dir: Path | None) -> None:
-    """Record (once per process and data dir, before its first temp file) that this process stages files there.
-    A clean exit removes the mark; one left by a process that is gone tells the next writer to sweep."""
-    if data_dir is None:
-        return
-    mark = data_dir / JOURNAL_DIR / STAGERS / f"{os.getpid()}@{_HOST}"
-    if data_dir in _marked and mark.exists():
-        return
-    mark.parent.mkdir(parents=True, exist_ok=True)
-    mark.touch()
-    if data_dir not in _marked:
-        _marked.add(data_dir)
-        atexit.register(mark.unlink, missing_ok=True)
-
-
 def stage_bytes(final: Path, data: bytes) -> Staged:
     """Write ``data`` under a temp name beside ``final``; a disk error names ``final``."""
     try:
-        mark_stager(_data_dir_of(final))
+        mark_stager(data_dir_of(final))
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(final)
         # not fsynced one by one (a disk flush per file, and a commit has hundreds): a kill keeps the page cache; the
         # journal and the directories are fsynced, and the manifest lets `gexflow check` find a power-loss casualty
-        _write_durable(tmp, data, fsync=False)
+        write_durable(tmp, data, fsync=False)
     except OSError as exc:
-        raise _disk_error(final, exc, " (nothing was published)") from None
+        raise disk_error(final, exc, " (nothing was published)") from None
     return Staged(tmp, final, len(data), hashlib.sha256(data).hexdigest())
 
 
@@ -262,7 +188,7 @@ def _apply(root: Path, doc: dict) -> None:
     for path in doc.get("deletes", ()):
         Path(path).unlink(missing_ok=True)
     for parent in {Path(f).parent for _, f in doc["renames"]}:
-        _fsync_dir(parent)
+        fsync_dir(parent)
     if doc.get("manifest") or doc.get("removed"):
         entry = {"files": doc.get("manifest", {}), "removed": doc.get("removed", [])}
         write_atomic(root / MANIFEST_DIR / f"{doc['name']}.json", json.dumps(entry).encode())
@@ -317,9 +243,6 @@ def writer_lock(data_dir: Path, wait_s: float = 0.0):
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)  # hosts share it on NFS
         recover(data_dir)
-        from warehouse.manifest import compact
-        from warehouse.orphans import sweep_if_needed
-
         sweep_if_needed(data_dir)
         compact(data_dir)
         yield

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse.files import Staged, discard, stage_bytes, write_atomic
+from warehouse.atomic import write_atomic
+from warehouse.files import Staged, discard, stage_bytes
 
 EMPTY_NAME = "_empty.parquet"
 

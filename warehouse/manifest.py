@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse.files import MANIFEST_DIR, write_atomic
+from warehouse.atomic import MANIFEST_DIR, write_atomic
 
 COMPACT_AFTER = 512  # entries; older ones are merged into one file under the writer lock
 

@@ -1,6 +1,6 @@
 """Orphaned temp files: what a writer killed before journaling leaves behind, removed under the writer lock.
 
-A temp file is named ``.<final>.<pid>@<host>.<hex>.tmp`` (:func:`warehouse.files.temp_path`), and a process
+A temp file is named ``.<final>.<pid>@<host>.<hex>.tmp`` (:func:`warehouse.atomic.temp_path`), and a process
 marks ``_journal/stagers/<pid>@<host>`` before its first one (removed when it exits normally), so the next
 writer walks the data dir only when a process that staged files is gone.
 """
@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from warehouse.files import _HOST, FOREIGN_TEMP_AGE_S, JOURNAL_DIR, STAGERS, TEMP_RE
+from warehouse.atomic import FOREIGN_TEMP_AGE_S, HOST, JOURNAL_DIR, STAGERS, TEMP_RE
 
 
 def pending_temps(root: Path) -> set[str]:
@@ -27,7 +27,7 @@ def pending_temps(root: Path) -> set[str]:
 
 
 def _writer_gone(pid: int, host: str, path: Path, now: float) -> bool:
-    if host != _HOST:
+    if host != HOST:
         try:
             return now - path.stat().st_mtime > FOREIGN_TEMP_AGE_S
         except OSError:

@@ -10,7 +10,7 @@ import gzip
 from datetime import datetime
 from pathlib import Path
 
-from warehouse.files import write_atomic
+from warehouse.atomic import write_atomic
 
 
 def stamp_of(ts: datetime) -> str:

@@ -26,6 +26,7 @@ import polars as pl
 from pipelines.config import Settings
 from pipelines.errors import SourceError
 from pipelines.jobs import ingest
+from pipelines.jobs.backfill_publish import validate_batches, waiting_writer_lock
 from pipelines.jobs.backfill_report import DayResult, FailedSnapshot, run_record, summary
 from pipelines.sources.tardis import TardisDay
 from pipelines.sources.tardis_stream import DayRead, read_day
@@ -215,8 +216,6 @@ def publish_day(
     lock_wait_s: float,
 ) -> tuple[DayResult, Carry]:
     """Build, validate and publish one day (one journaled commit with its end state)."""
-    from pipelines.jobs.backfill import validate_batches, waiting_writer_lock
-
     t0, started = time.perf_counter(), datetime.now(UTC)
     currencies, data_dir = settings.currencies, settings.data_dir
     ticker = read.ticker_path

@@ -33,7 +33,7 @@ from pipelines.sources.replay import (
 from pipelines.store.lake_tables import Table, prepare_warehouse
 from transforms.frames.normalise import NormaliseError, instruments_frame, number, option_snapshot_frame, snapshot_ts_of
 from transforms.frames.schemas import INGEST_RUN, INSTRUMENT, OPTION_SNAPSHOT
-from warehouse import files, lake, raw
+from warehouse import atomic, files, lake, raw
 
 
 class QualityError(GexflowError):
@@ -160,7 +160,7 @@ def land_malformed(data_dir: Path, response: RawResponse, attempt: int) -> Path:
         if not path.exists():
             break
         stamp += timedelta(milliseconds=1)
-    return files.write_atomic(path, gzip.compress(response.body, compresslevel=6, mtime=0))
+    return atomic.write_atomic(path, gzip.compress(response.body, compresslevel=6, mtime=0))
 
 
 def fetch_chain(cycle: Cycle, currency: str, data_dir: Path) -> FetchedChain:
@@ -280,7 +280,7 @@ def quarantine(data_dir: Path, batch: Batch, reports) -> Path:
     batch.instruments.write_parquet(folder / "instruments.parquet")
     batch.snapshots.write_parquet(folder / "option_snapshots.parquet")
     report = [{"table": r.table, "failures": r.failures, "rows": r.checked_rows, "details": r.details} for r in reports]
-    files.write_atomic(folder / "report.json", json.dumps(report, indent=1, default=str).encode())
+    atomic.write_atomic(folder / "report.json", json.dumps(report, indent=1, default=str).encode())
     return folder
 
 

@@ -65,7 +65,7 @@ from pipelines.store import reads
 from pipelines.store.lake_tables import Table, prepare_warehouse
 from transforms.frames.schemas import TRADE, TRADE_RUN, TRADE_WATERMARK, UTC_TS
 from transforms.frames.trades import conform_trades, trades_frame
-from warehouse import files, lake, raw
+from warehouse import atomic, files, lake, raw
 
 PARTITION_FILE = "trades.parquet"
 
@@ -143,7 +143,7 @@ def validate(frame: pl.DataFrame, data_dir: Path, run_id: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(folder / "trades.parquet")
     doc = [{"table": report.table, "failures": report.failures, "rows": report.checked_rows, "details": report.details}]
-    files.write_atomic(folder / "report.json", json.dumps(doc, indent=1, default=str).encode())
+    atomic.write_atomic(folder / "report.json", json.dumps(doc, indent=1, default=str).encode())
     raise QualityError(f"{report.summary()} (batch quarantined in {folder})")
 
 

@@ -31,7 +31,7 @@ from pipelines.jobs.backfill import backfill_cycle, backfill_day, plan_backfill,
 from tests.data_paths import SNAPSHOTS as API_SNAPSHOTS
 from tests.data_paths import TARDIS
 from transforms.frames.tardis import settlement_period, snapshot_index_prices
-from warehouse import files, lake
+from warehouse import atomic, files, lake
 
 DAYS = (date(2026, 7, 29), date(2026, 7, 30), date(2026, 7, 31))
 
@@ -203,7 +203,7 @@ def test_rerunning_a_backfill_skips_the_published_days_and_leaves_identical_lake
     assert view_chains(data_dir) == chains
     runs = view_rows(data_dir, "select count(distinct run_id), count(*) from ingest_runs")
     assert runs == [(1, 24)] and again.exit_code == 0
-    assert not list((data_dir / "lake").rglob("*.tmp")) and not list((data_dir / files.JOURNAL_DIR).glob("*.json"))
+    assert not list((data_dir / "lake").rglob("*.tmp")) and not list((data_dir / atomic.JOURNAL_DIR).glob("*.json"))
 
 
 def test_the_1200_snapshot_is_the_recorded_api_snapshot_of_1133(tmp_path):

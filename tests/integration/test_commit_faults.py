@@ -17,7 +17,7 @@ import pytest
 from pipelines.cli.app import main
 from tests.data_paths import REPO_ROOT
 from tests.lake_state import diff, fingerprint, leftovers
-from warehouse import files
+from warehouse import atomic, files
 
 INGEST = ["ingest", "--source", "sample", "--currency", "BTC"]
 COMPUTE = ["compute", "--currency", "BTC"]
@@ -124,7 +124,7 @@ def test_an_in_process_interruption_at_every_rename_is_finished(case, stages, tm
             assert gexflow(args, data_dir) == code, (kind, at)
             monkeypatch.setattr(files, "_rename", real)
             if times == 1:  # the same process finished its commit before reporting the interruption
-                assert not list((data_dir / files.JOURNAL_DIR).glob("*.json")), (kind, at)
+                assert not list((data_dir / atomic.JOURNAL_DIR).glob("*.json")), (kind, at)
             assert gexflow(next_writer, data_dir) == 0
             assert_finished(data_dir, stages[reference])
 
@@ -140,6 +140,6 @@ def test_a_sigkill_at_every_rename_is_rolled_forward_by_the_next_writer(case, st
         cmd = [sys.executable, "-c", KILLER, str(at), *args, "--data-dir", str(data_dir)]
         proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == -signal.SIGKILL, proc.stderr
-        assert list((data_dir / files.JOURNAL_DIR).glob("*.json"))  # it died mid-commit
+        assert list((data_dir / atomic.JOURNAL_DIR).glob("*.json"))  # it died mid-commit
         assert gexflow(next_writer, data_dir) == 0
         assert_finished(data_dir, stages[reference])

@@ -26,7 +26,7 @@ from transforms.forecasting.forecast import forecast_start
 from transforms.frames.schemas import EXPIRY_ROLLOFF, FLOW_FORECAST, FORECAST_SUMMARY
 from transforms.gex.exposure import gex_by_strike, key_levels
 from transforms.gex.positioning import dealer_positions
-from warehouse import WarehouseError, files, lake, raw
+from warehouse import WarehouseError, atomic, files, lake, raw
 from warehouse.catalog import connect_readonly, read_sql, refresh_views, view_sql
 
 DAY = date(2026, 7, 31)
@@ -115,7 +115,7 @@ def test_rerunning_the_forecast_replaces_the_lake_files(published, chains):
     assert stored.sort("currency", "model", "horizon", "price_level").equals(
         again.frames.forecast.sort("currency", "model", "horizon", "price_level")
     )
-    assert not list((data_dir / files.JOURNAL_DIR).glob("*.json"))
+    assert not list((data_dir / atomic.JOURNAL_DIR).glob("*.json"))
 
 
 # ---------------------------------------------------------------- exports

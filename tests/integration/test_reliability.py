@@ -118,7 +118,7 @@ def test_a_full_disk_while_writing_parquet_names_the_file_and_publishes_nothing(
 
 
 def test_orphaned_temp_files_of_dead_writers_are_removed_under_the_lock(tmp_path):
-    from warehouse import files
+    from warehouse import atomic, files
 
     data = ingested(tmp_path)
     folder = data / "lake" / "gex_profile" / "currency=BTC" / "date=2026-07-31"
@@ -135,7 +135,7 @@ def test_orphaned_temp_files_of_dead_writers_are_removed_under_the_lock(tmp_path
         pass
     assert not orphan.exists()
     assert mine.tmp.exists()
-    assert [m.name for m in (data / files.JOURNAL_DIR / files.STAGERS).iterdir()] == [f"{os.getpid()}@{files._HOST}"]
+    assert [m.name for m in (data / atomic.JOURNAL_DIR / atomic.STAGERS).iterdir()] == [f"{os.getpid()}@{atomic.HOST}"]
     files.commit(data, [mine])
     assert (folder / "y.parquet").read_bytes() == b"live writer"
 

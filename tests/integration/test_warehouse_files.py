@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from warehouse import files
+from warehouse import atomic, files
 
 
 def test_a_commit_interrupted_after_its_journal_is_rolled_forward_by_the_next_writer(tmp_path):
@@ -12,12 +12,12 @@ def test_a_commit_interrupted_after_its_journal_is_rolled_forward_by_the_next_wr
     a.parent.mkdir(parents=True)
     staged = []
     for final, payload in ((a, b"A"), (b, b"B")):
-        tmp = files.temp_path(final)
+        tmp = atomic.temp_path(final)
         tmp.write_bytes(payload)
         staged.append(files.Staged(tmp, final))
     # simulate a crash after the journal and the first rename
-    journal = tmp_path / files.JOURNAL_DIR / "x.json"
-    files.write_atomic(
+    journal = tmp_path / atomic.JOURNAL_DIR / "x.json"
+    atomic.write_atomic(
         journal, json.dumps({"renames": [[str(s.tmp), str(s.final)] for s in staged], "deletes": []}).encode()
     )
     staged[0].tmp.replace(a)
@@ -29,7 +29,7 @@ def test_a_commit_interrupted_after_its_journal_is_rolled_forward_by_the_next_wr
 
 
 def test_a_torn_journal_is_dropped_without_touching_data(tmp_path):
-    journal = tmp_path / files.JOURNAL_DIR / "y.json"
+    journal = tmp_path / atomic.JOURNAL_DIR / "y.json"
     journal.parent.mkdir(parents=True)
     journal.write_text('{"renames": [[')
     assert files.recover(tmp_path) == 0
@@ -38,8 +38,8 @@ def test_a_torn_journal_is_dropped_without_touching_data(tmp_path):
 
 def test_write_atomic_replaces_the_whole_file_or_nothing(tmp_path):
     target = tmp_path / "f.bin"
-    files.write_atomic(target, b"old")
-    files.write_atomic(target, b"new contents")
+    atomic.write_atomic(target, b"old")
+    atomic.write_atomic(target, b"new contents")
     assert target.read_bytes() == b"new contents"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
 
