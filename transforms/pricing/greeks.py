@@ -25,7 +25,7 @@ put (d2 > 0), down towards 0 for an out-of-the-money call and towards -1 for an 
 An option is priced (``is_priced``) when tau > 0, 0 < sigma finite, F > 0 and K > 0. Otherwise every
 greek is 0 and ``unpriced_reason`` says why ('expired', 'no_iv', 'no_forward', 'bad_strike'); such
 options contribute nothing to exposures. Deribit's ticker gamma is never used (it is rounded to 5
-decimals); delta and gamma reproduce Deribit's greeks (tests/test_greeks.py).
+decimals); delta and gamma reproduce Deribit's greeks (tests/unit/test_greeks.py).
 """
 
 from __future__ import annotations
