@@ -16,10 +16,10 @@ DEFAULT_API_URL = "https://www.deribit.com/api/v2"
 DEFAULT_CURRENCIES = ("BTC", "ETH")
 # Deribit option settlement currencies (USDC carries the linear SOL/XRP/... options).
 KNOWN_CURRENCIES = ("BTC", "ETH", "USDC", "USDT")
-# Version of the analytics code, recorded with every computed snapshot (pipelines/store/inputs.py):
-# bump it when a change
-# of transforms/ or pipelines/jobs/compute.py changes stored numbers, and every computed snapshot counts as stale.
-ANALYTICS_VERSION = 1
+# Version of the analytics code, recorded with every computed snapshot (pipelines/store/inputs.py): bump it when
+# a change of transforms/ or pipelines/jobs/compute.py changes what is stored, and every computed snapshot counts
+# as stale (run/backfill recompute it). 2: the hedge_ladder and hedge_ladder_volume tables (issue 15).
+ANALYTICS_VERSION = 2
 
 
 class ConfigError(GexflowError, ValueError):
