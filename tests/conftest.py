@@ -48,7 +48,7 @@ def shared_data() -> Path:
 
 # Tests that read ../shared as a whole rather than the small recordings in tests/data (tests/data_paths.py says
 # which is which). A fresh clone without ../shared skips them with the reason given; .ci/run has ../shared and runs
-# all. Single tests mark themselves instead: the ``shared_data`` fixture, or test_tardis_ticks' ``needs_shared``.
+# all. Single tests mark themselves instead: the ``shared_data`` fixture.
 NEEDS_SHARED = {
     "test_chaos": "the chaos run backfills from ../shared/data/tardis (benchmarks/chaos_run.py) and takes minutes",
 }

@@ -3,8 +3,9 @@
 ``DATA`` (tests/data, in the repository) holds the small recordings most tests read: the four API snapshots, the
 tickers, the trade tape, one combo trade, the rate-limit error and eight days of Tardis chains (tests/data/README.md
 says where each file came from). ``SHARED_DATA`` (../shared/data beside the repository, present in CI) holds the
-large sets only a few tests need: the 7-month Tardis history (``FULL_TARDIS``) and the tick-file tool. Those tests
-skip with a reason when it is absent (tests/conftest.py NEEDS_SHARED, or the ``shared_data`` fixture).
+large sets only a few tests need: the 7-month Tardis history (``FULL_TARDIS``). Those tests skip with a reason
+when it is absent (tests/conftest.py NEEDS_SHARED, or the ``shared_data`` fixture). The tick-file tool is a
+verbatim copy in tests/tools (``TICK_TOOL``), run on the tests/data days.
 
 Independent of tests/conftest.py: import it directly (``from tests.data_paths import ...``).
 """
@@ -36,7 +37,7 @@ TARDIS = DATA / "tardis"  # 2026-05-28..30 and 2026-07-27..31, the days the test
 SHARED = REPO_ROOT.parent / "shared"
 SHARED_DATA = SHARED / "data"
 FULL_TARDIS = SHARED_DATA / "tardis"  # 2025-12-30..2026-07-31, 214 days
-TICK_TOOL = SHARED / "tools" / "tardis_ticks.py"
+TICK_TOOL = TESTS / "tools" / "tardis_ticks.py"  # a byte-for-byte copy of ../shared/tools/tardis_ticks.py
 
 # the two real API snapshots (UTC stamps in the file names)
 SNAPSHOT_STAMPS = ("20260105T153329Z", "20260731T113322Z")

@@ -1,6 +1,7 @@
 """Tardis backfill on tick-level files: chain snapshots as of a UTC grid (DESIGN section 2).
 
-The oracle is the tick-file tool's own truth (``../shared/tools/tardis_ticks.py --truth``: per option its
+The oracle is the tick-file tool's own truth (``tests/tools/tardis_ticks.py --truth``, a verbatim copy of
+../shared/tools/tardis_ticks.py, run on the tests/data Tardis days: per option its
 last row with ``timestamp`` <= the grid time, computed with polars' join_asof over every row it wrote),
 the recorded snapshot-grouped files it was made from, and small hand-written tick files for the edges.
 """
@@ -23,7 +24,7 @@ from pipelines.errors import SourceError
 from pipelines.jobs.backfill import backfill_cycle
 from pipelines.jobs.backfill_grid import Grid
 from pipelines.sources.tardis_stream import read_day
-from tests.data_paths import FULL_TARDIS, TARDIS
+from tests.data_paths import TARDIS
 from tests.data_paths import TICK_TOOL as TOOL
 from transforms.frames.asof import Carry, asof_day
 from warehouse import lake
@@ -31,7 +32,6 @@ from warehouse import lake
 DAYS = (date(2026, 7, 30), date(2026, 7, 31))
 US = 1_000_000
 HOUR_US = 3600 * US
-needs_shared = pytest.mark.skipif(not TOOL.is_file(), reason=f"{TOOL} (the tick-file tool, ../shared) is absent")
 
 
 def us_of(day: date, hours: float = 0.0) -> int:
@@ -65,10 +65,8 @@ def grid_state(data_dir: Path) -> pl.DataFrame:
 @pytest.fixture(scope="session")
 def ticks(tmp_path_factory) -> Path:
     """Two tick-level days (07-30, 07-31) at --rate 0.5 with the tool's truth, made once per session."""
-    if not TOOL.is_file():
-        pytest.skip(f"{TOOL} (the tick-file tool, ../shared) is absent")
     out = tmp_path_factory.mktemp("ticks")
-    cmd = [sys.executable, str(TOOL), str(FULL_TARDIS), str(out), "--since", str(DAYS[0])]
+    cmd = [sys.executable, str(TOOL), str(TARDIS), str(out), "--since", str(DAYS[0])]
     subprocess.run([*cmd, "--until", str(DAYS[1]), "--rate", "0.5", "--truth"], check=True, capture_output=True)
     return out
 
@@ -87,7 +85,6 @@ def truth_options(ticks: Path, staleness_us: int = HOUR_US) -> pl.DataFrame:
     return fresh.with_columns(pl.from_epoch("snapshot_us", "us").dt.replace_time_zone("UTC").alias("t"))
 
 
-@needs_shared
 def test_every_published_snapshot_is_the_truth_as_of_its_grid_time_row_for_row(ticks, landed):
     data_dir, result, _ = landed
     got = stored(data_dir).with_columns(pl.col("snapshot_ts").dt.cast_time_unit("us").alias("t"))
@@ -118,7 +115,6 @@ def test_every_published_snapshot_is_the_truth_as_of_its_grid_time_row_for_row(t
     assert spots.height == result.snapshots == 94 and (spots["index_price"] == spots["truth_index"]).all()
 
 
-@needs_shared
 def test_the_first_grid_time_has_no_data_and_is_reported_not_published(landed):
     data_dir, result, progress = landed
     first = datetime(2026, 7, 30, tzinfo=UTC)
@@ -131,7 +127,6 @@ def test_the_first_grid_time_has_no_data_and_is_reported_not_published(landed):
     assert all(day.rows_read > 1_000_000 for _, _, day in progress)
 
 
-@needs_shared
 def test_stale_options_are_left_out_and_counted_per_snapshot(ticks, landed):
     data_dir, _, _ = landed
     truth = pl.read_parquet(ticks / "truth" / "options_asof.parquet")
@@ -145,7 +140,6 @@ def test_stale_options_are_left_out_and_counted_per_snapshot(ticks, landed):
     assert counted.sort(pl.all()).rows() == expected.rename({"len": "stale"}).sort(pl.all()).rows()
 
 
-@needs_shared
 def test_an_option_listed_mid_day_appears_from_the_first_grid_time_after_its_first_update(ticks, landed):
     data_dir, _, _ = landed
     truth = pl.read_parquet(ticks / "truth" / "options_asof.parquet")
@@ -158,7 +152,6 @@ def test_an_option_listed_mid_day_appears_from_the_first_grid_time_after_its_fir
     assert times.min() == first and (first - HOUR_US) not in times.to_list()
 
 
-@needs_shared
 def test_an_option_expiring_at_0800_is_gone_from_the_0800_snapshot_on(landed):
     data_dir, _, _ = landed
     rows = stored(data_dir).filter(pl.col("expiration_ts") == datetime(2026, 7, 31, 8, tzinfo=UTC))
@@ -167,7 +160,6 @@ def test_an_option_expiring_at_0800_is_gone_from_the_0800_snapshot_on(landed):
     assert max(times) == datetime(2026, 7, 31, 7, tzinfo=UTC)
 
 
-@needs_shared
 def test_at_a_recorded_time_the_chain_read_from_ticks_is_the_recording(ticks):
     """The tool's files equal the recording as of each recorded time; read at every microsecond (every_us=1)."""
     recorded = pl.read_csv(
@@ -184,7 +176,6 @@ def test_at_a_recorded_time_the_chain_read_from_ticks_is_the_recording(ticks):
         assert chain[col].to_list() == want[col].cast(pl.Float64).to_list(), col
 
 
-@needs_shared
 def test_key_levels_at_a_grid_time_equal_those_computed_from_the_truth_rows(ticks, landed, tmp_path):
     from pipelines.jobs.compute import compute_cycle
     from transforms.frames.schemas import OPTION_SNAPSHOT
@@ -408,3 +399,12 @@ def test_the_cli_takes_the_grid_and_reports_one_line_per_day_when_piped(tmp_path
         assert main([*args, flag, value]) == 2
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_tick_tool_in_the_repo_is_the_teams_tool():
+    from tests.data_paths import SHARED
+
+    original = SHARED / "tools" / "tardis_ticks.py"
+    if not original.is_file():
+        pytest.skip(f"{original} (../shared) is absent: nothing to compare the copy with")
+    assert TOOL.read_bytes() == original.read_bytes()
