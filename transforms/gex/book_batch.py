@@ -19,29 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from numba import njit, prange
 
 from transforms.gex.exposure import GROUP
-from transforms.pricing.kernel_batch import ALL_EXPIRIES, OptionBatch, _task
-from transforms.pricing.kernels import FASTMATH
+from transforms.pricing.kernel_batch import ALL_EXPIRIES, OptionBatch, run_tasks
 
 MIN_SIGMA = 0.01  # a vol shift never takes an option below 1 vol point
 SUBGRID = 32  # levels per refinement stage of grid_roots
 STAGES = 4  # a 1 % bracket / 31^4 = 1e-8 of spot, then linear: ~1e-15 for a smooth profile
-
-
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _tasks_at_own_levels(
-    forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, at, after, until, levels
-):  # noqa: E501
-    """Task t priced at its own ascending levels ``levels[t]`` (kernel_batch._task, one task per thread)."""
-    out = np.zeros((lo.size, 4, levels.shape[1]))
-    for t in prange(lo.size):
-        _task(
-            levels[t], out[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight, live,
-            lo[t], hi[t], -1, at[t], after[t], until[t],
-        )  # fmt: skip
-    return out
 
 
 @dataclass(frozen=True)
@@ -129,7 +113,8 @@ class Books:
         levels = np.ascontiguousarray(levels, dtype=np.float64)
         if not tasks:
             return np.zeros(levels.shape), np.zeros(levels.shape)
-        out = _tasks_at_own_levels(*self.batch.arrays, *self._arrays(tasks), levels)
+        lo, hi, at, after, until = self._arrays(tasks)
+        out = run_tasks(self.batch.arrays, lo, hi, np.full(lo.size, -1, dtype=np.int64), at, after, until, levels)
         return out[:, 0], out[:, 1]
 
 

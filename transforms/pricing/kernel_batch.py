@@ -12,10 +12,10 @@ over the live options i of the slice with after_t < expiration_i <= until_t, tau
 365 days: ``profile_at_levels`` of exactly those options (in slice order) at those taus. The kernel math is
 not repeated here: the per-option terms are the ones of ``gamma_delta_profile`` and the per-level sums are
 its ``_accumulate_block`` (in input order, the same for any split of the levels into blocks), so every task
-equals the one-book call bit for bit (tested). :meth:`OptionBatch.profiles` runs the tasks in parallel
-(one task per thread at a time), replacing thousands of small parallel calls -- each waking the thread
-pool -- by one; :meth:`OptionBatch.profile` runs one task on the calling thread (root finding, one level
-at a time).
+equals the one-book call bit for bit (tested). :meth:`OptionBatch.profiles` runs the tasks on the kernel
+threads (a contiguous range of tasks per thread, :func:`run_tasks`), replacing thousands of small parallel
+calls -- each waking the threads -- by one; :meth:`OptionBatch.profile` runs one task on the calling thread
+(root finding, one level at a time).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from transforms.pricing.fanout import fan_out
 from transforms.pricing.gauss_terms import (
     _FAST_CONSTANTS,
     _UNSCALE,
@@ -84,14 +85,26 @@ def _task(ratio, out, forward, strike, sigma, expiry_ms, tau, weight, put_weight
         out[2, j] = out[2, j] * ratio[j] * _UNSCALE
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _tasks(forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until, ratio):
-    out = np.zeros((lo.size, 4, ratio.size))
-    for t in prange(lo.size):
+@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _task_range(
+    t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
+):  # noqa: E501
+    """Tasks t0..t1-1 into ``out[t]``, each at the ascending ratios ``levels[t]`` (or ``levels[0]`` for every
+    task when ``levels`` has one row)."""
+    shared = levels.shape[0] == 1
+    for t in range(t0, t1):
         _task(
-            ratio, out[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight, live,
-            lo[t], hi[t], lo2[t], at[t], after[t], until[t],
+            levels[0] if shared else levels[t], out[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight,
+            live, lo[t], hi[t], lo2[t], at[t], after[t], until[t],
         )  # fmt: skip
+
+
+def run_tasks(arrays, lo, hi, lo2, at, after, until, levels) -> np.ndarray:
+    """(tasks, 4, levels) array of every task (1-D int64 task arrays) over the option ``arrays`` of an
+    :class:`OptionBatch`, at the rows of ``levels`` (one shared row, or one per task), on the kernel threads
+    (``transforms.pricing.fanout``; the same numbers for any split of the tasks)."""
+    out = np.zeros((lo.size, 4, levels.shape[1]))
+    fan_out(_task_range, lo.size, out, levels, *arrays, lo, hi, lo2, at, after, until)
     return out
 
 
@@ -162,7 +175,7 @@ class OptionBatch:
         for a, b, c in triples.tolist():
             if not self.same_options(a, b, c):
                 raise ValueError(f"options at {c} are not those at {a}..{b}: they cannot share a task")
-        out = _tasks(*self.arrays, task[0], task[1], pair, *task[2:], _levels(level_ratio))
+        out = run_tasks(self.arrays, task[0], task[1], pair, *task[2:], _levels(level_ratio)[None, :])
         return (out[:, 0], out[:, 1]) if pair_lo is None else (out[:, 0], out[:, 1], out[:, 2], out[:, 3])
 
     def profile(self, lo: int, hi: int, at_ms: int, level_ratio, window=ALL_EXPIRIES) -> tuple[np.ndarray, np.ndarray]:
@@ -175,4 +188,4 @@ class OptionBatch:
         return out[0], out[1]
 
 
-__all__ = ["ALL_EXPIRIES", "OptionBatch"]
+__all__ = ["ALL_EXPIRIES", "OptionBatch", "run_tasks"]

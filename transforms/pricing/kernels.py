@@ -34,8 +34,9 @@ import math
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from transforms.pricing.fanout import fan_out
 from transforms.pricing.gauss_terms import (
     _FAST_CONSTANTS,
     _UNSCALE,
@@ -48,25 +49,18 @@ from transforms.pricing.gauss_terms import (
 )
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, level_ratio, n_blocks):
-    """Sticky-strike dealer (gex_usd, delta_coins) at each level S'_j = level_ratio[j] * S0.
-
-    All inputs are 1-D float64 arrays; ``level_ratio`` must be sorted ascending and positive (use
-    :func:`profile_at_levels`, which checks). The levels are cut into ``n_blocks`` blocks run in
-    parallel (one per thread; passed in because numba.get_num_threads() would defeat caching).
-    """
-    n_levels = level_ratio.size
+@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _option_terms(forward, strike, sigma, tau, weight, put_weight):
+    """Per option: d1 = 2 (s hb + ha), g = w F 0.01 / (sigma sqrt(tau) sqrt(2 pi)), hw = w / 2, hwm = w / 2 - p,
+    and whether it is live (priced, with a nonzero weight)."""
     n_opt = forward.size
-    k_arr = _FAST_CONSTANTS.copy()
-    # per option: d1 = 2 (s hb + ha), g = w F 0.01 / (sigma sqrt(tau) sqrt(2 pi)), hw = w / 2, hwm = w / 2 - p
     ha = np.zeros(n_opt)
     hb = np.zeros(n_opt)
     g = np.zeros(n_opt)
     hw = np.zeros(n_opt)
     hwm = np.zeros(n_opt)
     live = np.zeros(n_opt, dtype=np.bool_)
-    for i in prange(n_opt):
+    for i in range(n_opt):
         w = weight[i]
         p = put_weight[i]
         t = tau[i]
@@ -83,10 +77,15 @@ def gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, level_r
             hw[i] = 0.5 * w
             hwm[i] = 0.5 * w - p
             live[i] = True
-    gex = np.empty(n_levels)
-    delta = np.empty(n_levels)
-    n_blocks = max(1, min(n_levels, n_blocks))
-    for blk in prange(n_blocks):
+    return ha, hb, g, hw, hwm, live
+
+
+@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _profile_blocks(b0, b1, n_blocks, level_ratio, gex, delta, ha, hb, g, hw, hwm, live):
+    """Blocks b0..b1-1 of the ``n_blocks`` the levels are cut into: their gex and delta (see _accumulate_block)."""
+    n_levels = level_ratio.size
+    k_arr = _FAST_CONSTANTS.copy()
+    for blk in range(b0, b1):
         j0 = blk * n_levels // n_blocks
         j1 = (blk + 1) * n_levels // n_blocks
         m = j1 - j0
@@ -96,6 +95,21 @@ def gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, level_r
         for j in range(m):
             gex[j0 + j] = acc[j] * level_ratio[j0 + j] * _UNSCALE
             delta[j0 + j] = acc[m + j]
+
+
+def gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, level_ratio, n_blocks):
+    """Sticky-strike dealer (gex_usd, delta_coins) at each level S'_j = level_ratio[j] * S0.
+
+    All inputs are 1-D float64 arrays; ``level_ratio`` must be sorted ascending and positive (use
+    :func:`profile_at_levels`, which checks). The levels are cut into ``n_blocks`` blocks, run on the kernel
+    threads (``transforms.pricing.fanout``); the result is the same for any number of blocks.
+    """
+    n_levels = level_ratio.size
+    terms = _option_terms(forward, strike, sigma, tau, weight, put_weight)
+    gex = np.empty(n_levels)
+    delta = np.empty(n_levels)
+    n_blocks = max(1, min(n_levels, n_blocks))
+    fan_out(_profile_blocks, n_blocks, n_blocks, level_ratio, gex, delta, *terms)
     return gex, delta
 
 
@@ -143,7 +157,35 @@ def _accumulate_general(
                 delta_acc[j] += on * t1
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _general_blocks(
+    b0, b1, n_blocks, level_ratio, gex_acc, delta_acc, forward, strike, sigma_grid, tau, weight, put_weight, pa
+):
+    """Blocks b0..b1-1 of the ``n_blocks`` the levels are cut into, through _accumulate_general."""
+    n_levels = level_ratio.size
+    k_arr = _FAST_CONSTANTS.copy()
+    for blk in range(b0, b1):
+        j0 = blk * n_levels // n_blocks
+        j1 = (blk + 1) * n_levels // n_blocks
+        block_sigma = np.ascontiguousarray(sigma_grid[:, j0:j1])
+        _accumulate_general(
+            np.log(level_ratio[j0:j1]),
+            level_ratio[j0:j1],
+            gex_acc[j0:j1],
+            delta_acc[j0:j1],
+            forward,
+            strike,
+            block_sigma,
+            tau,
+            weight,
+            put_weight,
+            pa,
+            k_arr,
+        )
+        for j in range(j0, j1):
+            gex_acc[j] = gex_acc[j] * _UNSCALE  # subnormal results round once, like the fast kernel's
+
+
 def gamma_delta_profile_general(
     forward, strike, sigma_grid, tau, weight, put_weight, premium_adjusted, level_ratio, n_blocks
 ):
@@ -155,31 +197,13 @@ def gamma_delta_profile_general(
     path is slower than the fused sticky-strike kernel.
     """
     n_levels = level_ratio.size
-    k_arr = _FAST_CONSTANTS.copy()
-    s = np.log(level_ratio)
     gex_acc = np.zeros(n_levels)
     delta_acc = np.zeros(n_levels)
     n_blocks = max(1, min(n_levels, n_blocks))
-    for blk in prange(n_blocks):
-        j0 = blk * n_levels // n_blocks
-        j1 = (blk + 1) * n_levels // n_blocks
-        block_sigma = np.ascontiguousarray(sigma_grid[:, j0:j1])
-        _accumulate_general(
-            s[j0:j1],
-            level_ratio[j0:j1],
-            gex_acc[j0:j1],
-            delta_acc[j0:j1],
-            forward,
-            strike,
-            block_sigma,
-            tau,
-            weight,
-            put_weight,
-            premium_adjusted,
-            k_arr,
-        )
-    for j in range(n_levels):
-        gex_acc[j] = gex_acc[j] * _UNSCALE  # subnormal results round once, like the fast kernel's
+    fan_out(
+        _general_blocks, n_blocks, n_blocks, level_ratio, gex_acc, delta_acc,
+        forward, strike, sigma_grid, tau, weight, put_weight, premium_adjusted,
+    )  # fmt: skip
     return gex_acc, delta_acc
 
 
