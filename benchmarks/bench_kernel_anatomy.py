@@ -2,8 +2,9 @@
 
     python -m benchmarks.bench_kernel_anatomy
 
-Builds variants of ``transforms/pricing/kernels.py`` in a temporary module (the source text with the per-element
-code cut down, never imported by the product) and times each on one thread and on two, on the synthetic
+Builds variants of ``transforms/pricing/kernels.py`` in temporary modules (the per-element code of
+``transforms/pricing/gauss_terms.py`` cut down in a copy the kernel copy imports; never imported by the
+product) and times each on one thread and on two, on the synthetic
 1,000 x 400 case of ``bench_profile``:
 
     shipped      the kernel as it is
@@ -29,7 +30,9 @@ import numba
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KERNELS = Path(__file__).resolve().parents[1] / "transforms" / "kernels.py"
+PRICING = Path(__file__).resolve().parents[1] / "transforms" / "pricing"
+KERNELS = PRICING / "kernels.py"
+TERMS = PRICING / "gauss_terms.py"
 
 ROUNDS = 5
 _N_START = "    db = np.float64(d).view(np.int64)\n    sd = db & sign_i  # sign bit of d1\n"
@@ -57,18 +60,25 @@ def _cut(src: str, start: str, end: str, replacement: str) -> str:
     a = src.find(start)
     b = src.find(end)
     if a < 0 or b < a:
-        raise SystemExit(f"bench_kernel_anatomy: kernels.py changed, cannot find {start.strip()!r} .. {end.strip()!r}")
+        raise SystemExit(f"bench_kernel_anatomy: gauss_terms.py changed, no {start.strip()!r} .. {end.strip()!r}")
     return src[:a] + replacement + src[b + len(end) :]
 
 
-def load_variant(name: str, source: str, folder: Path):
-    path = folder / f"kernel_variant_{len(list(folder.iterdir()))}.py"
+def _load(path: Path, source: str):
     path.write_text(source.replace("cache=True", "cache=False"))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_variant(name: str, terms_source: str, folder: Path):
+    """The kernel module over a modified copy of gauss_terms (``terms_source``), both in ``folder``."""
+    n = len(list(folder.iterdir()))
+    terms = _load(folder / f"terms_variant_{n}.py", terms_source)
+    kernel_source = KERNELS.read_text().replace("transforms.pricing.gauss_terms import", f"{terms.__name__} import")
+    return _load(folder / f"kernel_variant_{n}.py", kernel_source)
 
 
 @numba.njit(fastmath={"contract"})
@@ -114,7 +124,7 @@ def main() -> int:
     case = synthetic_case()
     vectors = case.evals / 4
     hz = clock_hz()
-    source = KERNELS.read_text()
+    source = TERMS.read_text()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, tmp)
@@ -130,7 +140,7 @@ def main() -> int:
                             blocks,
                         )  # fmt: skip
 
-                    # blocks=1: one prange iteration, so one thread does all the work
+                    # blocks=1: one block, so one thread does all the work
                     ms = median_seconds(run, repeats=300, warmup=20) * 1e3
                     best[name, blocks] = min(ms, best.get((name, blocks), ms))
         for name in modules:
