@@ -8,7 +8,7 @@ import pytest
 from numba import njit
 
 from transforms.pricing import kernels
-from transforms.pricing.fanout import fan_out, spans
+from transforms.pricing.fanout import MIN_WORK, fan_out, spans
 from transforms.pricing.kernel_batch import OptionBatch
 
 
@@ -18,6 +18,12 @@ def _count(lo, hi, out, bad):
         if i == bad:
             raise ValueError("bad item")
         out[i] += 1.0
+
+
+@njit(nogil=True)
+def _mark_start(lo, hi, out):
+    for i in range(lo, hi):
+        out[i] = lo
 
 
 @pytest.fixture
@@ -44,6 +50,14 @@ def test_every_item_runs_once_on_two_threads(two_threads):
     assert np.array_equal(out, np.ones(out.size))
 
 
+def test_small_work_stays_on_the_calling_thread(two_threads):
+    out = np.full(10, -1.0)
+    fan_out(_mark_start, out.size, out, work=MIN_WORK)  # one thread's worth
+    assert np.array_equal(out, np.zeros(10))
+    fan_out(_mark_start, out.size, out, work=2 * MIN_WORK)
+    assert np.array_equal(out, [0.0] * 5 + [5.0] * 5)
+
+
 @pytest.mark.parametrize("bad", [3, 900])  # in the calling thread's range, in the pool's
 def test_an_error_in_any_range_reaches_the_caller(two_threads, bad):
     out = np.zeros(1000)
@@ -53,7 +67,8 @@ def test_an_error_in_any_range_reaches_the_caller(two_threads, bad):
 
 def test_profiles_are_the_same_numbers_on_one_thread_and_two(two_threads):
     rng = np.random.default_rng(5)
-    n, levels = 300, 101
+    n, levels = 1500, 201
+    assert n * levels >= 2 * MIN_WORK  # enough work for two threads
     f, k = rng.uniform(50e3, 70e3, n), rng.uniform(20e3, 150e3, n)
     s, t = rng.uniform(0.3, 1.2, n), rng.uniform(0.001, 1.0, n)
     w = rng.normal(0, 5, n)

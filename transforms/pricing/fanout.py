@@ -1,15 +1,20 @@
 """Runs a serial, GIL-free numba kernel over contiguous ranges of independent work items on several threads.
 
-Why not ``@njit(parallel=True)``: numba compiles a parallel kernel through its parfor passes and a generated
-gufunc, which on these 2 cores cost ~1.5-2 s of compile per kernel on a first run (four kernels: ~6.6 s of a
-~15 s first ``gexflow run``; benchmarks/RESULTS.md, "First run"). A kernel that loops over a range of items
-and releases the GIL (``nogil=True``) compiles in a fraction of that, and this module runs one range per
-thread. The work is split exactly as the ``prange`` loops split it (contiguous ranges, one per thread), and
-every item writes only its own outputs, so results do not depend on the split (tested bit for bit).
+Why not ``@njit(parallel=True)`` everywhere: numba compiles a parallel kernel through its parfor passes and a
+generated gufunc, which on these 2 cores cost ~1.5-2 s of compile per kernel on a first run (benchmarks/RESULTS.md,
+"First run"). A kernel that loops over a range of items and releases the GIL (``nogil=True``) compiles in a
+fraction of that, and this module runs one range per thread. The work is split as ``prange`` split it
+(contiguous ranges, one per thread), and every item writes only its own outputs, so results do not depend on
+the split (tested bit for bit). The batched task kernel and the general kernel run here; the fused sticky-strike
+kernel keeps ``parallel=True``: a single mid-size profile (1,000 options x 400 levels, ~0.35 ms) is ~0.1 ms
+faster on numba's spinning OpenMP threads than with a pool thread woken for it.
 
 The thread count is numba's (:func:`numba.get_num_threads`: ``NUMBA_NUM_THREADS``, or what
 ``numba.set_num_threads`` set on the calling thread), so the callers' thread control is unchanged. The
 calling thread runs the first range itself; with one thread or one item nothing is handed to the pool.
+Handing a range to a pool thread costs ~85 us on these 2 cores (waking a blocked thread and waiting for it),
+about what one thread needs for 40k option x level evaluations, so a call says how much work it is (``work``,
+evaluations) and gets at most one thread per ``MIN_WORK`` of it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 
+MIN_WORK = 100_000  # evaluations per thread below which a thread costs more than it saves
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -40,11 +46,15 @@ def spans(n_items: int, parts: int) -> list[tuple[int, int]]:
     return [(k * n_items // parts, (k + 1) * n_items // parts) for k in range(parts)] if n_items else []
 
 
-def fan_out(kernel: Callable, n_items: int, *args) -> None:
-    """``kernel(lo, hi, *args)`` for contiguous ranges covering [0, n_items), one per thread, the first on the
-    calling thread; returns when every range is done (re-raising the first error). ``kernel`` must be compiled
-    with ``nogil=True`` and write only the outputs of items lo..hi-1."""
-    ranges = spans(n_items, numba.get_num_threads())
+def fan_out(kernel: Callable, n_items: int, *args, work: int | None = None) -> None:
+    """``kernel(lo, hi, *args)`` for contiguous ranges covering [0, n_items), one per thread (at most one per
+    ``MIN_WORK`` of ``work`` when given), the first on the calling thread; returns when every range is done
+    (re-raising the first error). ``kernel`` must be compiled with ``nogil=True`` and write only the outputs
+    of items lo..hi-1."""
+    threads = numba.get_num_threads()
+    if work is not None:
+        threads = min(threads, max(1, work // MIN_WORK))
+    ranges = spans(n_items, threads)
     if len(ranges) <= 1:
         if ranges:
             kernel(0, n_items, *args)
@@ -59,4 +69,4 @@ def fan_out(kernel: Callable, n_items: int, *args) -> None:
         future.result()
 
 
-__all__ = ["fan_out", "spans"]
+__all__ = ["MIN_WORK", "fan_out", "spans"]

@@ -104,7 +104,8 @@ def run_tasks(arrays, lo, hi, lo2, at, after, until, levels) -> np.ndarray:
     :class:`OptionBatch`, at the rows of ``levels`` (one shared row, or one per task), on the kernel threads
     (``transforms.pricing.fanout``; the same numbers for any split of the tasks)."""
     out = np.zeros((lo.size, 4, levels.shape[1]))
-    fan_out(_task_range, lo.size, out, levels, *arrays, lo, hi, lo2, at, after, until)
+    work = int((hi - lo).sum()) * levels.shape[1] * (2 if np.any(lo2 >= 0) else 1)
+    fan_out(_task_range, lo.size, out, levels, *arrays, lo, hi, lo2, at, after, until, work=work)
     return out
 
 

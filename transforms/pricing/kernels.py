@@ -34,7 +34,7 @@ import math
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from transforms.pricing.fanout import fan_out
 from transforms.pricing.gauss_terms import (
@@ -49,18 +49,25 @@ from transforms.pricing.gauss_terms import (
 )
 
 
-@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _option_terms(forward, strike, sigma, tau, weight, put_weight):
-    """Per option: d1 = 2 (s hb + ha), g = w F 0.01 / (sigma sqrt(tau) sqrt(2 pi)), hw = w / 2, hwm = w / 2 - p,
-    and whether it is live (priced, with a nonzero weight)."""
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, level_ratio, n_blocks):
+    """Sticky-strike dealer (gex_usd, delta_coins) at each level S'_j = level_ratio[j] * S0.
+
+    All inputs are 1-D float64 arrays; ``level_ratio`` must be sorted ascending and positive (use
+    :func:`profile_at_levels`, which checks). The levels are cut into ``n_blocks`` blocks run in
+    parallel (one per thread; passed in because numba.get_num_threads() would defeat caching).
+    """
+    n_levels = level_ratio.size
     n_opt = forward.size
+    k_arr = _FAST_CONSTANTS.copy()
+    # per option: d1 = 2 (s hb + ha), g = w F 0.01 / (sigma sqrt(tau) sqrt(2 pi)), hw = w / 2, hwm = w / 2 - p
     ha = np.zeros(n_opt)
     hb = np.zeros(n_opt)
     g = np.zeros(n_opt)
     hw = np.zeros(n_opt)
     hwm = np.zeros(n_opt)
     live = np.zeros(n_opt, dtype=np.bool_)
-    for i in range(n_opt):
+    for i in prange(n_opt):
         w = weight[i]
         p = put_weight[i]
         t = tau[i]
@@ -77,15 +84,10 @@ def _option_terms(forward, strike, sigma, tau, weight, put_weight):
             hw[i] = 0.5 * w
             hwm[i] = 0.5 * w - p
             live[i] = True
-    return ha, hb, g, hw, hwm, live
-
-
-@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _profile_blocks(b0, b1, n_blocks, level_ratio, gex, delta, ha, hb, g, hw, hwm, live):
-    """Blocks b0..b1-1 of the ``n_blocks`` the levels are cut into: their gex and delta (see _accumulate_block)."""
-    n_levels = level_ratio.size
-    k_arr = _FAST_CONSTANTS.copy()
-    for blk in range(b0, b1):
+    gex = np.empty(n_levels)
+    delta = np.empty(n_levels)
+    n_blocks = max(1, min(n_levels, n_blocks))
+    for blk in prange(n_blocks):
         j0 = blk * n_levels // n_blocks
         j1 = (blk + 1) * n_levels // n_blocks
         m = j1 - j0
@@ -95,21 +97,6 @@ def _profile_blocks(b0, b1, n_blocks, level_ratio, gex, delta, ha, hb, g, hw, hw
         for j in range(m):
             gex[j0 + j] = acc[j] * level_ratio[j0 + j] * _UNSCALE
             delta[j0 + j] = acc[m + j]
-
-
-def gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, level_ratio, n_blocks):
-    """Sticky-strike dealer (gex_usd, delta_coins) at each level S'_j = level_ratio[j] * S0.
-
-    All inputs are 1-D float64 arrays; ``level_ratio`` must be sorted ascending and positive (use
-    :func:`profile_at_levels`, which checks). The levels are cut into ``n_blocks`` blocks, run on the kernel
-    threads (``transforms.pricing.fanout``); the result is the same for any number of blocks.
-    """
-    n_levels = level_ratio.size
-    terms = _option_terms(forward, strike, sigma, tau, weight, put_weight)
-    gex = np.empty(n_levels)
-    delta = np.empty(n_levels)
-    n_blocks = max(1, min(n_levels, n_blocks))
-    fan_out(_profile_blocks, n_blocks, n_blocks, level_ratio, gex, delta, *terms)
     return gex, delta
 
 
@@ -202,7 +189,7 @@ def gamma_delta_profile_general(
     n_blocks = max(1, min(n_levels, n_blocks))
     fan_out(
         _general_blocks, n_blocks, n_blocks, level_ratio, gex_acc, delta_acc,
-        forward, strike, sigma_grid, tau, weight, put_weight, premium_adjusted,
+        forward, strike, sigma_grid, tau, weight, put_weight, premium_adjusted, work=forward.size * n_levels,
     )  # fmt: skip
     return gex_acc, delta_acc
 
