@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import numba
 import numpy as np
 import pytest
@@ -92,3 +95,24 @@ def test_profiles_are_the_same_numbers_on_one_thread_and_two(two_threads):
     one = everything()
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_forked_child_gets_a_pool_of_its_own(two_threads):
+    """The pool's threads do not survive fork: a child that fanned out into the parent's pool would wait forever."""
+    out = np.zeros(1000)
+    fan_out(_count, out.size, out, -1)  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # the child: fan out again, exit 0 if every item ran
+        child = np.zeros(1000)
+        fan_out(_count, child.size, child, -1)
+        os._exit(0 if np.array_equal(child, np.ones(1000)) else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child hung in fan_out")

@@ -19,6 +19,7 @@ evaluations) and gets at most one thread per ``MIN_WORK`` of it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -37,6 +38,16 @@ def _executor() -> ThreadPoolExecutor:
             workers = max(1, numba.config.NUMBA_NUM_THREADS - 1)  # the calling thread runs one range itself
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gexflow-kernel")
         return _pool
+
+
+def _forget_pool() -> None:
+    """In a forked child: the pool's threads were not copied, so the next call starts a new pool."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def spans(n_items: int, parts: int) -> list[tuple[int, int]]:
