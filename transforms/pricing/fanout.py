@@ -19,7 +19,6 @@ evaluations) and gets at most one thread per ``MIN_WORK`` of it.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -28,26 +27,26 @@ import numba
 
 MIN_WORK = 100_000  # evaluations per thread below which a thread costs more than it saves
 _pool: ThreadPoolExecutor | None = None
+_workers: list[threading.Thread] = []  # the pool's threads, to tell a pool that a fork left without threads
 _pool_lock = threading.Lock()
 
 
+def _register_worker() -> None:
+    _workers.append(threading.current_thread())
+
+
 def _executor() -> ThreadPoolExecutor:
+    """The pool, made on first use, and made again in a forked child: fork copies none of the parent's threads
+    (``threading`` marks them stopped), so a child that handed work to the parent's pool would wait forever."""
     global _pool
     with _pool_lock:
+        if _pool is not None and _workers and not any(t.is_alive() for t in _workers):
+            _pool = None
+            _workers.clear()
         if _pool is None:
             workers = max(1, numba.config.NUMBA_NUM_THREADS - 1)  # the calling thread runs one range itself
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gexflow-kernel")
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="gexflow-kernel", initializer=_register_worker)
         return _pool
-
-
-def _forget_pool() -> None:
-    """In a forked child: the pool's threads were not copied, so the next call starts a new pool."""
-    global _pool, _pool_lock
-    _pool = None
-    _pool_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool)
 
 
 def spans(n_items: int, parts: int) -> list[tuple[int, int]]:
