@@ -92,7 +92,8 @@ class Books:
 
     def expiries(self, book: int) -> list[int]:
         """The book's live expiries after its snapshot, ascending (epoch ms)."""
-        return sorted({int(e) for e in self.expiry_ms[self.options(book)] if e > self.t0_ms[book]})
+        expiries = np.unique(self.expiry_ms[self.options(book)])
+        return expiries[expiries > self.t0_ms[book]].tolist()
 
     def _arrays(self, tasks: list[Task]) -> list[np.ndarray]:
         lo = np.array([self.start[t.book] + t.copy * self.copy_size for t in tasks], dtype=np.int64)

@@ -134,7 +134,7 @@ def _columns(scenario: str, t1: int, ratio: np.ndarray, spot: float, state: tupl
     levels = spot * ratio
     n = ratio.size
     return {
-        "scenario": [scenario] * n,
+        "scenario": scenario,
         "horizon_ts": np.full(n, t1, dtype=np.int64),
         "price_level": levels,
         "pct_from_spot": (ratio - 1.0) * 100.0,
@@ -150,20 +150,26 @@ def _columns(scenario: str, t1: int, ratio: np.ndarray, spot: float, state: tupl
 
 
 def _frame(parts: list[tuple[tuple, dict]]) -> pl.DataFrame:
+    """One frame of every part's columns; the per-part keys (currency, snapshot_ts, model, scenario) are a row per
+    part repeated by index, not a Python object per row."""
     if not parts:
         return pl.DataFrame(schema=SCENARIO_PROFILE)
-    keys = [key for key, cols in parts for _ in range(cols["price_level"].size)]
+    heads = pl.DataFrame(
+        {
+            "currency": [key[0] for key, _ in parts],
+            "snapshot_ts": [key[1] for key, _ in parts],
+            "model": [key[2] for key, _ in parts],
+            "scenario": [cols["scenario"] for _, cols in parts],
+        }
+    )
+    repeat = np.repeat(np.arange(len(parts)), [cols["price_level"].size for _, cols in parts])
     data = {
-        "currency": [k[0] for k in keys],
-        "snapshot_ts": [k[1] for k in keys],
-        "model": [k[2] for k in keys],
+        name: np.concatenate([cols[name] for _, cols in parts]) for name in parts[0][1] if name != "scenario"
     }
-    for name in parts[0][1]:
-        values = [cols[name] for _, cols in parts]
-        data[name] = sum(values, []) if name == "scenario" else np.concatenate(values)
     ts = SCENARIO_PROFILE["horizon_ts"]
     return (
-        pl.DataFrame(data)
+        heads[repeat]
+        .hstack(pl.DataFrame(data))
         .with_columns(
             pl.col("snapshot_ts").cast(ts),
             pl.col("horizon_ts").cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
