@@ -56,6 +56,27 @@ def threads_for(others: float, cores: int, cap: int) -> int:
     return max(1, min(cap, cores - max(0, math.ceil(others - BUSY_SHARE))))
 
 
+def _sample(cpus: set[int]) -> tuple[float, float, float] | None:
+    busy = _busy_seconds(cpus)
+    return None if busy is None else (time.monotonic(), busy, _own_seconds())
+
+
+# A chooser made within FIRST_WINDOW_S of this module's import (a CLI run's compute, forecast or profile) starts
+# its first window at the import, not at its first choice, so it needs no SAMPLE_S wait (a longer window; this
+# process's own CPU is subtracted). Later, as in a long-lived process, and in a forked child (whose own CPU time
+# restarts at zero), it starts a window of its own.
+FIRST_WINDOW_S = 30.0
+_IMPORT_CPUS = _allowed_cpus()
+_IMPORT_PID = os.getpid()
+_IMPORTED = _sample(_IMPORT_CPUS)
+
+
+def _first_window(cpus: set[int]) -> tuple[float, float, float] | None:
+    if _IMPORTED is None or cpus != _IMPORT_CPUS or os.getpid() != _IMPORT_PID:
+        return None
+    return _IMPORTED if time.monotonic() - _IMPORTED[0] <= FIRST_WINDOW_S else None
+
+
 class KernelThreads:
     """Chooses (and sets, :meth:`apply`) the numba thread count before each chunk of kernel work.
 
@@ -65,23 +86,19 @@ class KernelThreads:
         self.fixed = fixed
         self.max_threads = max_threads or numba.config.NUMBA_NUM_THREADS
         self.cpus = _allowed_cpus()
-        self._last: tuple[float, float, float] | None = None
+        self._last: tuple[float, float, float] | None = _first_window(self.cpus)
         self.last_others: float | None = None  # cores other processes used in the last window
-
-    def _sample(self):
-        busy = _busy_seconds(self.cpus)
-        return None if busy is None else (time.monotonic(), busy, _own_seconds())
 
     def choose(self) -> int:
         cap = max(1, min(self.max_threads, len(self.cpus)))
         if self.fixed > 0:
             return min(self.fixed, self.max_threads)
         if self._last is None or time.monotonic() - self._last[0] < SAMPLE_S:
-            self._last = self._last or self._sample()
+            self._last = self._last or _sample(self.cpus)
             if self._last is None:
                 return cap  # no /proc/stat: nothing to go by
             time.sleep(max(0.0, SAMPLE_S - (time.monotonic() - self._last[0])))
-        now = self._sample()
+        now = _sample(self.cpus)
         if now is None:
             return cap
         wall, busy, own = (b - a for a, b in zip(self._last, now, strict=True))

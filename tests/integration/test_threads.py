@@ -68,3 +68,19 @@ def test_compute_leaves_the_callers_thread_count_as_it_was(tmp_path, fast_env, c
 )
 def test_threads_are_the_cores_other_processes_leave_idle(others, cores, cap, threads):
     assert threads_for(others, cores, cap) == threads
+
+
+def test_a_chooser_made_soon_after_import_needs_no_wait_and_a_late_one_waits(monkeypatch):
+    from pipelines.jobs import threads
+
+    def no_sleep(seconds):
+        raise AssertionError(f"slept {seconds} s")
+
+    monkeypatch.setattr(threads.time, "sleep", no_sleep)
+    monkeypatch.setattr(threads, "_IMPORTED", threads._sample(threads._IMPORT_CPUS))
+    monkeypatch.setattr(threads, "_IMPORTED", (threads._IMPORTED[0] - 1.0, *threads._IMPORTED[1:]))
+    assert 1 <= KernelThreads().choose() <= numba.config.NUMBA_NUM_THREADS  # the window since "import": no wait
+    late = (threads._IMPORTED[0] - threads.FIRST_WINDOW_S, *threads._IMPORTED[1:])
+    monkeypatch.setattr(threads, "_IMPORTED", late)
+    with pytest.raises(AssertionError, match="slept"):
+        KernelThreads().choose()  # a stale import window: a fresh one, waited out

@@ -328,6 +328,20 @@ def test_the_details_are_json_for_the_quarantine_report():
     assert failed["mark_iv in [1, 1000]"]["partial_unexpected_list"] == [5000.0]
     assert failed["mark_iv in [1, 1000]"]["row_ids"] == [VICTIM]
     assert details["statistics"]["unsuccessful_expectations"] == 2
+    # the passing checks of a failing batch are reported with their counts too (the whole suite ran again)
+    passed = [r for r in details["results"] if r["success"]]
+    assert passed and all(
+        r["unexpected_count"] == 0 for r in passed if r["expectation"] != "ExpectCompoundColumnsToBeUnique"
+    )
+
+
+def test_a_passing_batch_carries_the_verdicts_only():
+    report = validate_option_snapshots(btc_chain())
+    assert report.success, report.failures
+    results = report.details["results"]
+    assert len(results) == report.details["statistics"]["evaluated_expectations"] > 20
+    assert all(r["success"] for r in results)
+    assert all(r["unexpected_count"] is None and r["partial_unexpected_list"] is None for r in results)
 
 
 # --- coverage: a chain far smaller than its neighbours ---------------------------------------------------
