@@ -50,53 +50,67 @@ def _terms_of(f, k, sg, t, w, p):
     return False, 0.0, 0.0, 0.0, 0.0, 0.0
 
 
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
-def _task(ratio, out, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until):
-    """One task into ``out`` (zeroed; gex, delta and, when ``lo2`` >= 0, the gex and delta of the weights at
-    [lo2, lo2 + hi - lo)): gamma_delta_profile's per-option terms for the options kept, then its
-    _accumulate_block over all levels (or _accumulate_pair for two weightings). tau is ``tau[i]`` when
-    ``tau`` has one per option, else (expiry_ms[i] - at) / MS_PER_YEAR."""
-    fixed = tau.size == forward.size
-    n = hi - lo
-    ha, hb, g, hw, hwm = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    g2, hw2, hwm2 = np.zeros(n), np.zeros(n), np.zeros(n)
-    on = np.zeros(n, dtype=np.bool_)
-    for ii in range(n):
-        i = lo + ii
-        e = expiry_ms[i]
-        if not (live[i] and e > after and e <= until):
-            continue
-        t = tau[i] if fixed else (e - at) / MS_PER_YEAR
-        on[ii], ha[ii], hb[ii], g[ii], hw[ii], hwm[ii] = _terms_of(
-            forward[i], strike[i], sigma[i], t, weight[i], put_weight[i]
-        )
-        if lo2 >= 0:
-            _on, _a, _b, g2[ii], hw2[ii], hwm2[ii] = _terms_of(
-                forward[i], strike[i], sigma[i], t, weight[lo2 + ii], put_weight[lo2 + ii]
+def _task_kernels(pair: bool):
+    """(_task, _task_range) compiled for one value of ``pair`` (a closure constant, as in
+    ``gauss_terms._accumulator``): without it the two-weighting branches are dropped, so a command that never
+    prices two weightings in one task (only the forecast does) never compiles the two-weighting block loop."""
+
+    @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+    def task(
+        ratio, out, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
+    ):
+        """One task into ``out`` (zeroed; gex, delta and, when ``pair`` and ``lo2`` >= 0, the gex and delta of the
+        weights at [lo2, lo2 + hi - lo)): gamma_delta_profile's per-option terms for the options kept, then its
+        _accumulate_block over all levels (or _accumulate_pair for two weightings). tau is ``tau[i]`` when
+        ``tau`` has one per option, else (expiry_ms[i] - at) / MS_PER_YEAR."""
+        fixed = tau.size == forward.size
+        two = pair and lo2 >= 0
+        n = hi - lo
+        ha, hb, g, hw, hwm = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        g2, hw2, hwm2 = np.zeros(n), np.zeros(n), np.zeros(n)
+        on = np.zeros(n, dtype=np.bool_)
+        for ii in range(n):
+            i = lo + ii
+            e = expiry_ms[i]
+            if not (live[i] and e > after and e <= until):
+                continue
+            t = tau[i] if fixed else (e - at) / MS_PER_YEAR
+            on[ii], ha[ii], hb[ii], g[ii], hw[ii], hwm[ii] = _terms_of(
+                forward[i], strike[i], sigma[i], t, weight[i], put_weight[i]
             )
-    x = np.log(ratio)
-    k_arr = _FAST_CONSTANTS.copy()
-    if lo2 >= 0:
-        _accumulate_pair(x, out[0], out[1], out[2], out[3], ha, hb, g, hw, hwm, g2, hw2, hwm2, on, k_arr)
-    else:
-        _accumulate_block(x, out[0], out[1], ha, hb, g, hw, hwm, on, k_arr)
-    for j in range(x.size):
-        out[0, j] = out[0, j] * ratio[j] * _UNSCALE
-        out[2, j] = out[2, j] * ratio[j] * _UNSCALE
+            if two:
+                _on, _a, _b, g2[ii], hw2[ii], hwm2[ii] = _terms_of(
+                    forward[i], strike[i], sigma[i], t, weight[lo2 + ii], put_weight[lo2 + ii]
+                )
+        x = np.log(ratio)
+        k_arr = _FAST_CONSTANTS.copy()
+        if two:
+            _accumulate_pair(x, out[0], out[1], out[2], out[3], ha, hb, g, hw, hwm, g2, hw2, hwm2, on, k_arr)
+        else:
+            _accumulate_block(x, out[0], out[1], ha, hb, g, hw, hwm, on, k_arr)
+        for j in range(x.size):
+            out[0, j] = out[0, j] * ratio[j] * _UNSCALE
+            out[2, j] = out[2, j] * ratio[j] * _UNSCALE
+
+    @njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+    def task_range(
+        t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after,
+        until,
+    ):  # fmt: skip
+        """Tasks t0..t1-1 into ``out[t]``, each at the ascending ratios ``levels[t]`` (or ``levels[0]`` for every
+        task when ``levels`` has one row)."""
+        shared = levels.shape[0] == 1
+        for t in range(t0, t1):
+            task(
+                levels[0] if shared else levels[t], out[t], forward, strike, sigma, expiry_ms, tau, weight,
+                put_weight, live, lo[t], hi[t], lo2[t], at[t], after[t], until[t],
+            )  # fmt: skip
+
+    return task, task_range
 
 
-@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-def _task_range(
-    t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
-):  # noqa: E501
-    """Tasks t0..t1-1 into ``out[t]``, each at the ascending ratios ``levels[t]`` (or ``levels[0]`` for every
-    task when ``levels`` has one row)."""
-    shared = levels.shape[0] == 1
-    for t in range(t0, t1):
-        _task(
-            levels[0] if shared else levels[t], out[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight,
-            live, lo[t], hi[t], lo2[t], at[t], after[t], until[t],
-        )  # fmt: skip
+_task, _task_range = _task_kernels(False)
+_task_pair, _task_range_pair = _task_kernels(True)
 
 
 def run_tasks(arrays, lo, hi, lo2, at, after, until, levels) -> np.ndarray:
@@ -104,8 +118,10 @@ def run_tasks(arrays, lo, hi, lo2, at, after, until, levels) -> np.ndarray:
     :class:`OptionBatch`, at the rows of ``levels`` (one shared row, or one per task), on the kernel threads
     (``transforms.pricing.fanout``; the same numbers for any split of the tasks)."""
     out = np.zeros((lo.size, 4, levels.shape[1]))
-    work = int((hi - lo).sum()) * levels.shape[1] * (2 if np.any(lo2 >= 0) else 1)
-    fan_out(_task_range, lo.size, out, levels, *arrays, lo, hi, lo2, at, after, until, work=work)
+    pair = bool(np.any(lo2 >= 0))
+    work = int((hi - lo).sum()) * levels.shape[1] * (2 if pair else 1)
+    kernel = _task_range_pair if pair else _task_range
+    fan_out(kernel, lo.size, out, levels, *arrays, lo, hi, lo2, at, after, until, work=work)
     return out
 
 
