@@ -10,12 +10,22 @@ import sys
 PROBE = """
 import json
 import numpy as np
+from numba.core import event
 from transforms.pricing import kernel_batch as kb
+
+compiled = []
+class Compiles(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__qualname__ if "dispatcher" in ev.data else "?")
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Compiles())
 
 n = 4  # options [0, n) and the same options with other weights at [n, 2n)
 batch = kb.OptionBatch(
     np.full(2 * n, 100.0), np.tile(np.linspace(80.0, 120.0, n), 2), np.full(2 * n, 0.5),
-    np.full(2 * n, 10 * 86_400_000, dtype=np.int64), np.repeat([1.0, -2.0], n), np.zeros(2 * n), np.ones(2 * n, dtype=bool),
+    np.full(2 * n, 10 * 86_400_000, dtype=np.int64), np.repeat([1.0, -2.0], n), np.zeros(2 * n),
+    np.ones(2 * n, dtype=bool),
 )
 ratio = np.linspace(0.9, 1.1, 5)
 task = dict(lo=[0], hi=[n], at_ms=[0], after_ms=[kb.ALL_EXPIRIES[0]], until_ms=[kb.ALL_EXPIRIES[1]])
@@ -23,13 +33,57 @@ batch.profiles(**task, level_ratio=ratio)
 single = (len(kb._task_range.signatures), len(kb._task_range_pair.signatures))
 batch.profiles(**task, level_ratio=ratio, pair_lo=[n])
 paired = (len(kb._task_range.signatures), len(kb._task_range_pair.signatures))
-print(json.dumps([single, paired]))
+print(json.dumps([single, paired, compiled]))
 """
 
 
-def test_single_weighting_tasks_do_not_compile_the_two_weighting_kernel(tmp_path):
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+def _probe(cache) -> list:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
-    single, paired = json.loads(out.stdout)
+    return json.loads(out.stdout)
+
+
+def test_single_weighting_tasks_do_not_compile_the_two_weighting_kernel(tmp_path):
+    single, paired, compiled = _probe(tmp_path / "numba-cache")
     assert single == [1, 0]  # the run, compute and depth path: one kernel
     assert paired == [1, 1]  # the forecast's two weightings in one task: compiled when first asked for
+    assert "_task_range" in compiled and "_task_range_pair" in compiled
+
+
+def test_a_later_process_loads_the_batch_kernels_from_the_cache(tmp_path):
+    first = _probe(tmp_path / "numba-cache")
+    again = _probe(tmp_path / "numba-cache")
+    assert again[:2] == first[:2]
+    assert first[2] and again[2] == []  # nothing compiled: every kernel, closures included, came from the cache
+
+
+RUN = """
+import json, sys
+from numba.core import event
+compiled = []
+class Compiles(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__qualname__ if "dispatcher" in ev.data else "?")
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Compiles())
+from pipelines.cli.app import main
+code = main(["run", "--source", "sample", "--data-dir", sys.argv[1]])
+print(json.dumps([code, sorted(set(compiled))]), file=sys.stderr)
+"""
+
+
+def test_a_second_sample_run_compiles_nothing(tmp_path):
+    """The first run after installing compiles what the run uses; every later run loads it all from the cache."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    runs = []
+    for k in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", RUN, str(tmp_path / f"data{k}")], env=env, capture_output=True, text=True
+        )
+        runs.append(json.loads(out.stderr.strip().splitlines()[-1]))
+    (first_code, first), (second_code, second) = runs
+    assert first_code == second_code == 0
+    assert "gamma_delta_profile" in first and "_task_range" in first
+    assert "_task_range_pair" not in first  # the forecast's kernel: not used by a run
+    assert second == []

@@ -50,8 +50,8 @@ def _terms_of(f, k, sg, t, w, p):
     return False, 0.0, 0.0, 0.0, 0.0, 0.0
 
 
-def _task_kernels(pair: bool):
-    """(_task, _task_range) compiled for one value of ``pair`` (a closure constant, as in
+def _task_kernel(pair: bool):
+    """The task kernel compiled for one value of ``pair`` (a closure constant, as in
     ``gauss_terms._accumulator``): without it the two-weighting branches are dropped, so a command that never
     prices two weightings in one task (only the forecast does) never compiles the two-weighting block loop."""
 
@@ -92,25 +92,42 @@ def _task_kernels(pair: bool):
             out[0, j] = out[0, j] * ratio[j] * _UNSCALE
             out[2, j] = out[2, j] * ratio[j] * _UNSCALE
 
-    @njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
-    def task_range(
-        t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after,
-        until,
-    ):  # fmt: skip
-        """Tasks t0..t1-1 into ``out[t]``, each at the ascending ratios ``levels[t]`` (or ``levels[0]`` for every
-        task when ``levels`` has one row)."""
-        shared = levels.shape[0] == 1
-        for t in range(t0, t1):
-            task(
-                levels[0] if shared else levels[t], out[t], forward, strike, sigma, expiry_ms, tau, weight,
-                put_weight, live, lo[t], hi[t], lo2[t], at[t], after[t], until[t],
-            )  # fmt: skip
-
-    return task, task_range
+    return task
 
 
-_task, _task_range = _task_kernels(False)
-_task_pair, _task_range_pair = _task_kernels(True)
+_task = _task_kernel(False)
+_task_pair = _task_kernel(True)
+
+# One range loop per task kernel, each naming its kernel as a module global: a closure over a dispatcher would be
+# recompiled in every process (numba's cache keys a closure by its pickled free variables, and a dispatcher's
+# pickle differs from process to process).
+
+
+@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _task_range(
+    t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
+):  # noqa: E501
+    """Tasks t0..t1-1 into ``out[t]``, each at the ascending ratios ``levels[t]`` (or ``levels[0]`` for every
+    task when ``levels`` has one row)."""
+    shared = levels.shape[0] == 1
+    for t in range(t0, t1):
+        _task(
+            levels[0] if shared else levels[t], out[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight,
+            live, lo[t], hi[t], lo2[t], at[t], after[t], until[t],
+        )  # fmt: skip
+
+
+@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _task_range_pair(
+    t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
+):  # noqa: E501
+    """:func:`_task_range` with the two-weighting task kernel."""
+    shared = levels.shape[0] == 1
+    for t in range(t0, t1):
+        _task_pair(
+            levels[0] if shared else levels[t], out[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight,
+            live, lo[t], hi[t], lo2[t], at[t], after[t], until[t],
+        )  # fmt: skip
 
 
 def run_tasks(arrays, lo, hi, lo2, at, after, until, levels) -> np.ndarray:
