@@ -42,7 +42,16 @@ def snapshot(settings: Settings) -> None:
     run(settings, lambda: _snapshot_direct(settings), flow)
 
 
+def _validating() -> None:
+    """Start this process's Great Expectations worker before the jobs import, so that GE's import runs on another
+    core meanwhile (pipelines/validation/ge_worker.py)."""
+    from pipelines.validation import ge_worker
+
+    ge_worker.start()
+
+
 def _snapshot_direct(settings: Settings) -> None:
+    _validating()
     from pipelines.jobs.ingest import snapshot_cycle
 
     snapshot_cycle(settings)
@@ -62,6 +71,7 @@ def trades(settings: Settings, since) -> int:
 
 
 def _trades_direct(settings: Settings, since) -> int:
+    _validating()
     from pipelines.jobs.compute import refresh_taker_flow
     from pipelines.jobs.trades import trades_cycle
 
@@ -199,6 +209,7 @@ def _backfill_flow_run(settings: Settings, request: BackfillRequest) -> dict:
 
 
 def _backfill_direct(settings: Settings, request: BackfillRequest, say, day_progress, progress) -> int:
+    _validating()
     from pipelines.jobs.backfill import DEFAULT_LOCK_WAIT_S, backfill_cycle
     from pipelines.store.reads import has_snapshots
 
