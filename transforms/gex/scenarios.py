@@ -163,9 +163,7 @@ def _frame(parts: list[tuple[tuple, dict]]) -> pl.DataFrame:
         }
     )
     repeat = np.repeat(np.arange(len(parts)), [cols["price_level"].size for _, cols in parts])
-    data = {
-        name: np.concatenate([cols[name] for _, cols in parts]) for name in parts[0][1] if name != "scenario"
-    }
+    data = {name: np.concatenate([cols[name] for _, cols in parts]) for name in parts[0][1] if name != "scenario"}
     ts = SCENARIO_PROFILE["horizon_ts"]
     return (
         heads[repeat]
