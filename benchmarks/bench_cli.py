@@ -13,13 +13,16 @@ phases: ``import`` (module loading, found by wrapping ``importlib._bootstrap._fi
 (numba's own compile events), ``validation`` (the ``validate_*`` functions of the quality module, less the
 imports and compiles inside them), ``ingest`` and ``compute`` (``snapshot_cycle`` and ``compute_cycle``, less
 everything above), ``report`` and ``other`` (the CLI itself); ``start+exit`` is the process wall less all of
-those (interpreter start and shutdown). ``--engines direct,prefect`` adds the Prefect engine (a temporary Prefect
-server per run: ~20 s each), timed from outside only.
+those (interpreter start and shutdown). Where the tree starts a Great Expectations worker process
+(pipelines/validation/ge_worker.py), ``validation`` includes waiting for it to be ready, and the CPU column
+misses the worker's own CPU (a grandchild the run does not wait for). ``--engines direct,prefect`` adds the
+Prefect engine (a temporary Prefect server per run: ~20 s each), timed from outside only.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -121,11 +124,13 @@ def child(argv: list[str], out: Path) -> None:
     t0 = time.perf_counter()
     phases = Phases()
     _hook(phases)
-    from pipelines.cli import main
+    from pipelines import cli
 
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the run's tables are not what is measured
-    rc = main(argv)
+    rc = cli.main(argv)
     phases.leave()
+    if hasattr(cli, "entry"):  # what the entry point does after main() (pipelines/cli/app.py), where it exists
+        gc.freeze()
     if rc != 0:
         raise SystemExit(rc)
     out.write_text(json.dumps({"rc": rc, "inside": time.perf_counter() - t0, "phases": phases.spent}))

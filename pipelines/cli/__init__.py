@@ -1,5 +1,5 @@
 """The ``gexflow`` command line (``python -m pipelines.cli`` runs it too)."""
 
-from pipelines.cli.app import main
+from pipelines.cli.app import entry, main
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]

@@ -1,5 +1,5 @@
 import sys
 
-from pipelines.cli.app import main
+from pipelines.cli.app import entry
 
-sys.exit(main())
+sys.exit(entry())

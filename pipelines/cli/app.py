@@ -5,6 +5,7 @@ commands' ``execute`` so ``--help`` and errors are instant."""
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from pipelines.cli.commands import (
@@ -77,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------- entry point
+
+
+def entry() -> int:
+    """The process's entry point (the ``gexflow`` script, ``python -m pipelines.cli``): :func:`main`, then every live
+    object frozen (``gc.freeze``), which spares the interpreter's collections at exit walking the hundreds of
+    thousands of objects numba, polars and DuckDB left (~0.3 s). Not in :func:`main`, which tests call in-process."""
+    code = main()
+    gc.freeze()
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
