@@ -7,12 +7,10 @@ import os
 import subprocess
 import sys
 
-PROBE = """
-import json
-import numpy as np
+# a child's prelude: the qualified names of what numba compiles, in ``compiled``
+LISTEN = """
+import json, sys
 from numba.core import event
-from transforms.pricing import kernel_batch as kb
-
 compiled = []
 class Compiles(event.Listener):
     def on_start(self, ev):
@@ -20,6 +18,13 @@ class Compiles(event.Listener):
     def on_end(self, ev):
         pass
 event.register("numba:compile", Compiles())
+"""
+
+PROBE = (
+    LISTEN
+    + """
+import numpy as np
+from transforms.pricing import kernel_batch as kb
 
 n = 4  # options [0, n) and the same options with other weights at [n, 2n)
 batch = kb.OptionBatch(
@@ -35,6 +40,7 @@ batch.profiles(**task, level_ratio=ratio, pair_lo=[n])
 paired = (len(kb._task_range.signatures), len(kb._task_range_pair.signatures))
 print(json.dumps([single, paired, compiled]))
 """
+)
 
 
 def _probe(cache) -> list:
@@ -57,20 +63,14 @@ def test_a_later_process_loads_the_batch_kernels_from_the_cache(tmp_path):
     assert first[2] and again[2] == []  # nothing compiled: every kernel, closures included, came from the cache
 
 
-RUN = """
-import json, sys
-from numba.core import event
-compiled = []
-class Compiles(event.Listener):
-    def on_start(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__qualname__ if "dispatcher" in ev.data else "?")
-    def on_end(self, ev):
-        pass
-event.register("numba:compile", Compiles())
+RUN = (
+    LISTEN
+    + """
 from pipelines.cli.app import main
 code = main(["run", "--source", "sample", "--data-dir", sys.argv[1]])
 print(json.dumps([code, sorted(set(compiled))]), file=sys.stderr)
 """
+)
 
 
 def test_a_second_sample_run_compiles_nothing(tmp_path):
