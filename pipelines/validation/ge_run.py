@@ -25,7 +25,6 @@ import gc
 import importlib
 import importlib.util
 import logging
-import pickle
 import sys
 import threading
 import types
@@ -36,7 +35,6 @@ from typing import Any
 import polars as pl
 
 from pipelines.store.table_names import Table
-from pipelines.validation import ge_worker
 from pipelines.validation.checks import Check, Param
 
 _PARTIAL = 20  # unexpected values / row ids GE keeps per failed check (SUMMARY result format)
@@ -89,25 +87,8 @@ _lock = threading.Lock()
 def run_suite(
     table: str, frame: pl.DataFrame, checks: tuple[Check, ...], id_column: str | None, params: dict | None
 ) -> dict:
-    """Run the (cached) suite for ``checks`` over ``frame``; a JSON-serialisable summary of the results. In this
-    process's GE worker while it has one (:mod:`pipelines.validation.ge_worker`), else here (:func:`run_here`)."""
-    with _lock:  # one request at a time on the worker's pipes
-        worker = ge_worker.current()
-        if worker is not None:
-            try:
-                status, reply = worker.call((table, frame, checks, id_column, params))
-            except (OSError, EOFError, ValueError, pickle.PickleError):
-                status, reply = "gone", None
-            if status == "ok":
-                return reply
-            ge_worker.stop()  # from now on every validation runs here, this one first
-    return run_here(table, frame, checks, id_column, params)
-
-
-def run_here(
-    table: str, frame: pl.DataFrame, checks: tuple[Check, ...], id_column: str | None, params: dict | None
-) -> dict:
-    """:func:`run_suite` in this process."""
+    """Run the (cached) suite for ``checks`` over ``frame`` in this process; a JSON-serialisable summary of the
+    results (:func:`pipelines.validation.ge_worker.run_suite` sends it to the worker process when there is one)."""
     # GE validation is serialised: one shared context, and warnings.catch_warnings is process-global.
     with _lock, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas deprecations raised from inside GE

@@ -5,10 +5,11 @@ while this process imports the rest, fetches and normalises.
 process; the commands that validate call it first thing (``pipelines.orchestration.engine``). The worker imports
 GE and builds its context (:mod:`pipelines.validation.ge_run`), then answers requests over a pair of pipes, one at
 a time: ``(table, frame, checks, id_column, params)`` -> ``("ok", summary)`` or ``("error", text)``.
-:func:`pipelines.validation.ge_run.run_suite` sends each validation there while this process has a worker, and
-runs GE in this process otherwise. The first failure of the worker (it died, was killed, or answered with an
-error) ends it: that validation and every later one run in this process, which gives the same verdict or raises
-GE's own exception. The summary is the same dict either way (tests/integration/test_ge_worker.py).
+:func:`run_suite` sends each validation there while this process has a worker, and runs GE in this process
+(:func:`pipelines.validation.ge_run.run_suite`) otherwise. The first failure of the worker (it died, was killed,
+or answered with an error) ends it: that validation and every later one run in this process, which gives the same
+verdict or raises GE's own exception. The summary is the same dict either way
+(tests/integration/test_ge_worker.py).
 
 The worker's stdin, stdout and stderr are /dev/null, so nothing of GE's reaches the terminal. It exits when its
 request pipe closes: at this process's exit (normal or not: the kernel closes the pipe of a killed process) or
@@ -23,7 +24,13 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 from typing import Any
+
+import polars as pl
+
+from pipelines.validation import ge_run
+from pipelines.validation.checks import Check
 
 _BOOT = (
     "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
@@ -77,6 +84,24 @@ class Worker:
 
 
 _worker: Worker | None = None
+_lock = threading.Lock()  # one request at a time on the pipes
+
+
+def run_suite(
+    table: str, frame: pl.DataFrame, checks: tuple[Check, ...], id_column: str | None, params: dict | None
+) -> dict:
+    """:func:`pipelines.validation.ge_run.run_suite`, in this process's worker while it has one, else here."""
+    with _lock:
+        worker = current()
+        if worker is not None:
+            try:
+                status, reply = worker.call((table, frame, checks, id_column, params))
+            except (OSError, EOFError, ValueError, pickle.PickleError):
+                status, reply = "gone", None
+            if status == "ok":
+                return reply
+            stop()  # from now on every validation runs here, this one first
+    return ge_run.run_suite(table, frame, checks, id_column, params)
 
 
 def start() -> None:
@@ -119,8 +144,6 @@ def main(requests_fd: int, replies_fd: int) -> None:
 
 
 def _serve(requests_fd: int, replies_fd: int) -> None:
-    from pipelines.validation import ge_run
-
     requests, replies = os.fdopen(requests_fd, "rb"), os.fdopen(replies_fd, "wb")
     ge_run.warm_up()  # before the first request arrives
     while True:
@@ -129,7 +152,7 @@ def _serve(requests_fd: int, replies_fd: int) -> None:
         except EOFError:
             return
         try:
-            reply: tuple[str, Any] = ("ok", ge_run.run_here(*request))
+            reply: tuple[str, Any] = ("ok", ge_run.run_suite(*request))
         except Exception as exc:  # noqa: BLE001 - the caller re-runs it in its own process and sees the real one
             reply = ("error", f"{type(exc).__name__}: {exc}")
         pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)

@@ -29,8 +29,8 @@ from pipelines.validation.checks import (
     Check,
     unique,
 )
-from pipelines.validation.ge_run import run_suite
 from pipelines.validation.ge_run import warm_up as warm_up
+from pipelines.validation.ge_worker import run_suite
 from pipelines.validation.polars_checks import (
     CHAIN_SIZE,
     COVERAGE_NEIGHBOURS,

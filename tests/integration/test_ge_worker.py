@@ -12,7 +12,7 @@ import time
 import polars as pl
 import pytest
 
-from pipelines.validation import ge_run, ge_worker
+from pipelines.validation import ge_worker
 from pipelines.validation.quality import validate_instruments, validate_option_snapshots
 from tests.unit.test_quality import VICTIM, btc_chain, recorded, with_victim
 
@@ -85,7 +85,7 @@ def test_a_killed_worker_leaves_the_validation_to_this_process(worker):
 def test_an_error_in_the_worker_is_raised_by_this_process_as_ge_raises_it(worker):
     frame = btc_chain().select("instrument_name", "open_interest")
     with pytest.raises(KeyError, match="no_such_table"):
-        ge_run.run_suite("no_such_table", frame, (), "instrument_name", None)
+        ge_worker.run_suite("no_such_table", frame, (), "instrument_name", None)
     assert worker.answered == 1  # the worker answered with the error; this process then raised it itself
     assert ge_worker.current() is None
     assert _exited(worker.process.pid, 10.0)  # its pipes were closed: it ended
