@@ -54,6 +54,10 @@ class Worker:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        except BaseException:
+            os.close(requests_w)
+            os.close(replies_r)
+            raise
         finally:
             os.close(requests_r)
             os.close(replies_w)
@@ -98,6 +102,9 @@ def run_suite(
                 status, reply = worker.call((table, frame, checks, id_column, params))
             except (OSError, EOFError, ValueError, pickle.PickleError):
                 status, reply = "gone", None
+            except BaseException:  # e.g. Ctrl-C mid-request: the pipes may hold half a message, never reuse them
+                stop()
+                raise
             if status == "ok":
                 return reply
             stop()  # from now on every validation runs here, this one first

@@ -122,3 +122,19 @@ def test_the_worker_ends_when_its_process_is_killed():
     finally:
         parent.kill()
         parent.stdout.close()
+
+
+class _Interrupting:
+    """A request parameter whose pickling is interrupted (as by Ctrl-C) halfway through sending the request."""
+
+    def __reduce__(self):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_request_ends_the_worker_never_to_read_half_a_message(worker):
+    frame = btc_chain().select("instrument_name", "open_interest")
+    with pytest.raises(KeyboardInterrupt):
+        ge_worker.run_suite("option_snapshots", frame, (), "instrument_name", {"now": _Interrupting()})
+    assert ge_worker.current() is None
+    assert _exited(worker.process.pid, 10.0)
+    assert validate_option_snapshots(btc_chain()).success  # later validations run in this process
