@@ -94,3 +94,27 @@ def test_a_journaled_file_is_never_discarded_and_the_commit_is_recorded_in_the_m
     assert final.read_bytes() == b"payload"
     assert manifest.expected(tmp_path) == {"lake/t/a.parquet": (7, staged.sha256)}
     assert manifest.verify(tmp_path) == (1, [])
+
+
+def test_stage_partitions_splits_by_currency_and_utc_date_and_stages_one_partition_whole(tmp_path):
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from warehouse import lake
+
+    ts = [datetime(2026, 7, 1, 23, 0, tzinfo=UTC), datetime(2026, 7, 2, 1, 0, tzinfo=UTC)]
+    frame = pl.DataFrame({"currency": ["BTC", "BTC", "ETH"], "ts": [ts[0], ts[1], ts[0]], "x": [1.0, 2.0, 3.0]})
+    split = lake.stage_partitions(tmp_path, "t", frame, name="n", date_col="ts")
+    where = sorted(str(s.final.relative_to(tmp_path)) for s in split)
+    assert where == [
+        "lake/t/currency=BTC/date=2026-07-01/n.parquet",
+        "lake/t/currency=BTC/date=2026-07-02/n.parquet",
+        "lake/t/currency=ETH/date=2026-07-01/n.parquet",
+    ]
+    one = frame.head(1)  # one currency and one date: staged without grouping, the same bytes as the grouped file
+    whole = lake.stage_partitions(tmp_path / "b", "t", one, name="n", date_col="ts")
+    grouped = next(s for s in split if "BTC/date=2026-07-01" in str(s.final))
+    assert [s.final.relative_to(tmp_path / "b") for s in whole] == [grouped.final.relative_to(tmp_path)]
+    assert whole[0].tmp.read_bytes() == grouped.tmp.read_bytes() == lake.parquet_bytes(one)
+    files.discard(split + whole)
