@@ -178,14 +178,22 @@ def compute_chunk(plan: ComputePlan, currency: str, stamps: list[datetime]) -> d
 
 def stage_chunk(tx, data_dir: Path, tables: dict[str, pl.DataFrame], currency: str, stamps, result: ComputeResult):
     """Stage one file per (table, snapshot) of a computed chunk into the transaction ``tx``; yields each
-    snapshot_ts once its files are staged (and counted in ``result``)."""
+    snapshot_ts once its files are staged (and counted in ``result``). A table with no rows for a snapshot now
+    loses the file an earlier computation left for it (deleted in the same commit), so a re-computation replaces
+    all of a snapshot's analytics, not only the tables that still have rows."""
     by_snapshot = {t: f.partition_by("snapshot_ts", as_dict=True) for t, f in tables.items()}
     for snapshot_ts in stamps:
         stamp = raw.stamp_of(snapshot_ts)
         for table, parts in by_snapshot.items():
-            frame = parts.get((snapshot_ts,), tables[table].clear())
-            tx.add(lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts"))
-            result.rows[table] = result.rows.get(table, 0) + frame.height
+            frame = parts.get((snapshot_ts,))
+            if frame is not None:
+                tx.add(lake.stage_partitions(data_dir, table, frame, name=stamp, date_col="snapshot_ts"))
+            else:
+                day = snapshot_ts.astimezone(UTC)
+                earlier = lake.partition_dir(data_dir, table, currency, day) / f"{stamp}.parquet"
+                if earlier.exists():
+                    tx.delete(earlier)
+            result.rows[table] = result.rows.get(table, 0) + (0 if frame is None else frame.height)
         result.snapshots.append((currency, snapshot_ts))
         yield snapshot_ts
 
