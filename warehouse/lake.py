@@ -75,7 +75,7 @@ def stage_partitions(
     if frame.is_empty():
         return staged
     single = _single_partition(frame, date_col, currency_col)
-    if single is not None:  # the common case (one snapshot's rows): no grouping, ~0.8 ms less per file
+    if single is not None:  # the common case (one snapshot's rows): no grouping (benchmarks/RESULTS.md, "Depth")
         return [stage_bytes(partition_dir(data_dir, table, *single) / f"{name}.parquet", parquet_bytes(frame))]
     keyed = frame.with_columns(pl.col(date_col).dt.date().alias("__date"))
     try:

@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 def entry() -> int:
     """The process's entry point (the ``gexflow`` script, ``python -m pipelines.cli``): :func:`main`, then every live
     object frozen (``gc.freeze``), which spares the interpreter's collections at exit walking the hundreds of
-    thousands of objects numba, polars and DuckDB left (~0.3 s). Not in :func:`main`, which tests call in-process."""
+    thousands of objects numba, polars and DuckDB left (benchmarks/RESULTS.md, "First run"). Not in :func:`main`,
+    which tests call in-process."""
     code = main()
     gc.freeze()
     return code
