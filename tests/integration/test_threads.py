@@ -77,8 +77,8 @@ def test_a_chooser_made_soon_after_import_needs_no_wait_and_a_late_one_waits(mon
         raise AssertionError(f"slept {seconds} s")
 
     monkeypatch.setattr(threads.time, "sleep", no_sleep)
-    monkeypatch.setattr(threads, "_IMPORTED", threads._sample(threads._IMPORT_CPUS))
-    monkeypatch.setattr(threads, "_IMPORTED", (threads._IMPORTED[0] - 1.0, *threads._IMPORTED[1:]))
+    now = threads._sample(threads._IMPORT_CPUS)
+    monkeypatch.setattr(threads, "_IMPORTED", (now[0] - 1.0, *now[1:]))  # "imported" a second ago
     assert 1 <= KernelThreads().choose() <= numba.config.NUMBA_NUM_THREADS  # the window since "import": no wait
     late = (threads._IMPORTED[0] - threads.FIRST_WINDOW_S, *threads._IMPORTED[1:])
     monkeypatch.setattr(threads, "_IMPORTED", late)

@@ -23,14 +23,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from transforms.frames.schemas import (
-    EXPOSURE_BY_EXPIRY,
-    KEY_LEVELS,
-    KEY_LEVELS_BY_TENOR,
-    SCENARIO_PROFILE,
-    UTC_TS,
-    check,
-)
+from transforms.frames.schemas import EXPOSURE_BY_EXPIRY, KEY_LEVELS, KEY_LEVELS_BY_TENOR, UTC_TS, check
 from transforms.gex.book_batch import Books, Task, all_roots
 from transforms.gex.exposure import (
     GROUP,
@@ -272,21 +265,14 @@ def depth_tables(
 
     check(levels, KEY_LEVELS, "key levels")
     ratio = 1.0 + _grid_steps(half_width, step)
-    tables = {
+    return {
         "exposure_by_expiry": _by_expiry(x),
         "key_levels_by_tenor": _by_tenor(greeks, x, levels, ratio, vol_model),
-        "scenario_profiles": pl.DataFrame(schema=SCENARIO_PROFILE),
-        "hedge_ladder": pl.DataFrame(schema=hedge_ladder.HEDGE_LADDER),
-        "hedge_ladder_volume": pl.DataFrame(schema=hedge_ladder.LADDER_VOLUME),
-    }
-    # nothing stored, nothing priced: the empty tables are what the pricing gives for no scenarios / no bands
-    if STORED_SCENARIOS:
-        tables["scenario_profiles"] = scenario_tables(
+        "scenario_profiles": scenario_tables(
             greeks, x, scenarios=STORED_SCENARIOS, half_width=half_width, step=max(step, SCENARIO_STEP)
-        )
-    if hedge_ladder.STORED_BANDS:
-        tables.update(hedge_ladder.ladder_tables(greeks, x, bands_gamma=hedge_ladder.STORED_BANDS))
-    return tables
+        ),
+        **hedge_ladder.ladder_tables(greeks, x, bands_gamma=hedge_ladder.STORED_BANDS),
+    }
 
 
 def exposure_by_expiry(chain, positions) -> pl.DataFrame:

@@ -255,6 +255,11 @@ def ladder_tables(
     for the bands ``bands_gamma`` (fractions of the gamma at spot) or the one band ``band_coins``."""
     if not (np.isfinite(move_pct) and 0.0 < move_pct < 100.0):
         raise ValueError(f"move must be a percentage in (0, 100), got {move_pct!r}")
+    if not bands_gamma and band_coins is None:  # no band: the empty tables, nothing priced
+        return {
+            "hedge_ladder": pl.DataFrame(schema=HEDGE_LADDER),
+            "hedge_ladder_volume": pl.DataFrame(schema=LADDER_VOLUME),
+        }
     books = Books(x)
     delta = _BookDelta(books, move_pct / 100.0, LADDER_STEP)
     bands = _bands(books, x, bands_gamma, band_coins)

@@ -217,7 +217,10 @@ def _plan(books: Books, scenarios, copies: dict) -> tuple[list, list[Task]]:
 
 def scenario_tables(greeks, x, *, scenarios=SCENARIOS, half_width: float = 0.25, step: float = 0.01) -> pl.DataFrame:
     """:func:`scenario_profiles` from the greeks and position join of transforms.gex.exposure (``x``): every book's
-    scenarios priced in one batched kernel call on the grid, their zero-gamma brackets refined together."""
+    scenarios priced in one batched kernel call on the grid, their zero-gamma brackets refined together (no
+    scenarios: the empty table, nothing priced)."""
+    if not scenarios:
+        return _frame([])
     ratio = 1.0 + _grid_steps(half_width, step)
     centre = int(np.flatnonzero(ratio == 1.0)[0])
     shifted = [s for s in scenarios if s in IV_SHIFTS]
