@@ -170,6 +170,19 @@ def _terms(xj, ha, hb, ws_keep, hw, hwm, k, clamp):
     return big, base + (big * ws) * (num / den)
 
 
+def njit_variant(fn, variant: str):
+    """``fn`` compiled as every kernel here is (njit, FASTMATH, numpy error model, cached) under a name of its own:
+    its qualname + '_' + ``variant``.
+
+    For the factories that compile one body per value of a closure constant (:func:`_accumulator`). numba names a
+    compiled function's machine-code symbols, and its cache files, by qualname plus a counter that is unique only
+    within one process. Two variants of one qualname compiled by two processes could so get the same symbol name,
+    and a third process that loaded both from the cache ran one variant's code for the other: wrong numbers, for
+    good (tests/integration/test_kernel_cache.py). A qualname per variant gives each its own symbols and files."""
+    fn.__qualname__ = f"{fn.__qualname__}_{variant}"
+    return njit(fastmath=FASTMATH, error_model="numpy", cache=True)(fn)
+
+
 def _accumulator(pair: bool):
     """The block loop, compiled once per value of ``pair`` (a closure constant: numba drops the other branch).
 
@@ -179,7 +192,6 @@ def _accumulator(pair: bool):
     inlined _terms). Per level the options are summed in input order, and a term does not depend on which
     code path produced it, so the result is the same for any split of the levels into blocks."""
 
-    @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
     def accumulate(x, gacc, dacc, gacc2, dacc2, ha, hb, g, hw, hwm, g2, hw2, hwm2, live, k_arr):
         k = _unpack(k_arr)
         sign_i = np.float64(k_arr[31]).view(np.int64)
@@ -227,7 +239,7 @@ def _accumulator(pair: bool):
                         gacc2[j] = gacc2[j] + gi2 * e
                         dacc2[j] = dacc2[j] + t2
 
-    return accumulate
+    return njit_variant(accumulate, "pair" if pair else "one")
 
 
 _accumulate_one = _accumulator(False)

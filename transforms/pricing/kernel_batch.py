@@ -33,6 +33,7 @@ from transforms.pricing.gauss_terms import (
     INV_SQRT_2PI,
     _accumulate_block,
     _accumulate_pair,
+    njit_variant,
 )
 from transforms.pricing.greeks import MS_PER_YEAR
 
@@ -55,7 +56,6 @@ def _task_kernel(pair: bool):
     ``gauss_terms._accumulator``): without it the two-weighting branches are dropped, so a command that never
     prices two weightings in one task (only the forecast does) never compiles the two-weighting block loop."""
 
-    @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
     def task(
         ratio, out, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
     ):
@@ -92,7 +92,7 @@ def _task_kernel(pair: bool):
             out[0, j] = out[0, j] * ratio[j] * _UNSCALE
             out[2, j] = out[2, j] * ratio[j] * _UNSCALE
 
-    return task
+    return njit_variant(task, "pair" if pair else "one")
 
 
 _task = _task_kernel(False)
