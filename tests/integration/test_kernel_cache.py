@@ -1,11 +1,12 @@
 """numba's cache shared by processes: kernels compiled by different processes load right in a third.
 
 Found when two gexflow processes compiled into the package's numba cache at the same time: the kernel factories
-that compile one body per value of a closure constant (``gauss_terms._accumulator``, ``kernel_batch._task_kernel``)
-made functions of one qualname, and numba names machine-code symbols by qualname plus a counter unique only within
-a process. Two processes each compiling one variant gave both the same symbol; a third that loaded both from the
-cache ran one variant's code for the other (a one-weighting profile priced by the two-weighting loop), and a
-caller compiled then kept the wrong code in the cache. ``gauss_terms.njit_variant`` gives each variant its own
+that compile one body per value of a closure constant (``gauss_terms._accumulator``, ``kernel_batch._task_kernel``,
+``kernels._general_accumulator``) made functions of one qualname, and numba names machine-code symbols by qualname
+plus a counter unique only within a process. Two processes each compiling one variant gave both the same symbol; a
+third that loaded both from the cache ran one variant's code for the other (a one-weighting profile priced by the
+two-weighting loop, premium-adjusted delta by the forward one), and a caller compiled then kept the wrong code in
+the cache. ``gauss_terms.njit_variant`` gives each variant its own
 qualname. The first test failed before that; the second names the rule.
 """
 

@@ -276,7 +276,7 @@ def test_read_only_inputs_reuse_the_writable_signature_so_each_kernel_compiles_o
     ratio = 1.0 + np.arange(-10, 11) * 0.01
     pa = np.zeros(forward.size, dtype=np.bool_)
     pa[::2] = True
-    compiled = (kernels.gamma_delta_profile, kernels._general_blocks)
+    compiled = (kernels.gamma_delta_profile, kernels._general_blocks, kernels._general_blocks_adjusted)
     before = {k: set(k.signatures) for k in compiled}
     for read_only in (False, True):
         arrays = [a.copy() for a in (forward, strike, sigma, tau, weight, put_weight, ratio)]

@@ -46,6 +46,7 @@ from transforms.pricing.gauss_terms import (
     _terms,
     _unpack,
     fast_gauss_terms,
+    njit_variant,
 )
 
 
@@ -100,77 +101,98 @@ def gamma_delta_profile(forward, strike, sigma, tau, weight, put_weight, level_r
     return gex, delta
 
 
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
-def _accumulate_general(
-    s, m, gex_acc, delta_acc, forward, strike, sigma_grid, tau, weight, put_weight, premium_adjusted, k_arr
-):
-    """As _accumulate_block with sigma per (option, level) (``sigma_grid`` holds this block's columns): the
-    same per-element exp and N() (_terms on d1 itself: d1 = 2 (d1 * 1/2 + 0) exactly), gex scaled by 2^60."""
-    k = _unpack(k_arr)
-    for i in range(forward.size):
-        w = weight[i]
-        p = put_weight[i]
-        t = tau[i]
-        f = forward[i]
-        kk = strike[i]
-        if not (t > 0.0 and f > 0.0 and kk > 0.0 and (w != 0.0 or p != 0.0)):
-            continue
-        sq = math.sqrt(t)
-        lfk = math.log(f / kk)
-        g = w * f * 0.01 * INV_SQRT_2PI
-        hw = 0.5 * w
-        hwm = 0.5 * w - p
-        sig = sigma_grid[i]
-        if premium_adjusted[i]:
-            kf = kk / f
-            for j in range(s.size):
-                ok = sig[j] > 0.0
-                vs = sig[j] * sq if ok else 1.0
-                on = 1.0 if ok else 0.0
-                d1 = (lfk + s[j]) / vs + 0.5 * vs
-                big, _t1 = _terms(d1, 0.0, 0.5, -w, hw, hwm, k, True)
-                _big2, t2 = _terms(d1 - vs, 0.0, 0.5, -w, hw, hwm, k, True)
-                gex_acc[j] += on * (g * m[j] / vs) * big
-                # Delta - V/F' = (K/F') N(d2) (call), -(K/F') N(-d2) = (K/F')(N(d2) - 1) (put)
-                delta_acc[j] += on * (kf / m[j]) * t2
-        else:
-            for j in range(s.size):
-                ok = sig[j] > 0.0
-                vs = sig[j] * sq if ok else 1.0
-                on = 1.0 if ok else 0.0
-                d1 = (lfk + s[j]) / vs + 0.5 * vs
-                big, t1 = _terms(d1, 0.0, 0.5, -w, hw, hwm, k, True)
-                gex_acc[j] += on * (g * m[j] / vs) * big
-                delta_acc[j] += on * t1
+def _general_accumulator(adjusted: bool):
+    """The general kernel's loop over options, compiled once per value of ``adjusted`` (a closure constant, as in
+    ``gauss_terms._accumulator``): without it the premium-adjusted branch is dropped, so the sticky-moneyness
+    profiles of a run (forward delta) never compile it. Both variants run the same code for an option whose
+    ``premium_adjusted`` flag is false, so they give the same numbers for it."""
+
+    def accumulate(
+        s, m, gex_acc, delta_acc, forward, strike, sigma_grid, tau, weight, put_weight, premium_adjusted, k_arr
+    ):
+        """As _accumulate_block with sigma per (option, level) (``sigma_grid`` holds this block's columns): the
+        same per-element exp and N() (_terms on d1 itself: d1 = 2 (d1 * 1/2 + 0) exactly), gex scaled by 2^60."""
+        k = _unpack(k_arr)
+        for i in range(forward.size):
+            w = weight[i]
+            p = put_weight[i]
+            t = tau[i]
+            f = forward[i]
+            kk = strike[i]
+            if not (t > 0.0 and f > 0.0 and kk > 0.0 and (w != 0.0 or p != 0.0)):
+                continue
+            sq = math.sqrt(t)
+            lfk = math.log(f / kk)
+            g = w * f * 0.01 * INV_SQRT_2PI
+            hw = 0.5 * w
+            hwm = 0.5 * w - p
+            sig = sigma_grid[i]
+            if adjusted and premium_adjusted[i]:
+                kf = kk / f
+                for j in range(s.size):
+                    ok = sig[j] > 0.0
+                    vs = sig[j] * sq if ok else 1.0
+                    on = 1.0 if ok else 0.0
+                    d1 = (lfk + s[j]) / vs + 0.5 * vs
+                    big, _t1 = _terms(d1, 0.0, 0.5, -w, hw, hwm, k, True)
+                    _big2, t2 = _terms(d1 - vs, 0.0, 0.5, -w, hw, hwm, k, True)
+                    gex_acc[j] += on * (g * m[j] / vs) * big
+                    # Delta - V/F' = (K/F') N(d2) (call), -(K/F') N(-d2) = (K/F')(N(d2) - 1) (put)
+                    delta_acc[j] += on * (kf / m[j]) * t2
+            else:
+                for j in range(s.size):
+                    ok = sig[j] > 0.0
+                    vs = sig[j] * sq if ok else 1.0
+                    on = 1.0 if ok else 0.0
+                    d1 = (lfk + s[j]) / vs + 0.5 * vs
+                    big, t1 = _terms(d1, 0.0, 0.5, -w, hw, hwm, k, True)
+                    gex_acc[j] += on * (g * m[j] / vs) * big
+                    delta_acc[j] += on * t1
+
+    return njit_variant(accumulate, "adjusted" if adjusted else "forward")
+
+
+_accumulate_general = _general_accumulator(False)
+_accumulate_general_adjusted = _general_accumulator(True)
+
+# One block loop per variant, each naming its loop as a module global (see kernel_batch: a closure over a
+# dispatcher would be compiled again in every process).
 
 
 @njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def _general_blocks(
     b0, b1, n_blocks, level_ratio, gex_acc, delta_acc, forward, strike, sigma_grid, tau, weight, put_weight, pa
 ):
-    """Blocks b0..b1-1 of the ``n_blocks`` the levels are cut into, through _accumulate_general."""
+    """Blocks b0..b1-1 of the ``n_blocks`` the levels are cut into, through _accumulate_general (forward delta)."""
     n_levels = level_ratio.size
     k_arr = _FAST_CONSTANTS.copy()
     for blk in range(b0, b1):
-        j0 = blk * n_levels // n_blocks
-        j1 = (blk + 1) * n_levels // n_blocks
+        j0, j1 = blk * n_levels // n_blocks, (blk + 1) * n_levels // n_blocks
         block_sigma = np.ascontiguousarray(sigma_grid[:, j0:j1])
         _accumulate_general(
-            np.log(level_ratio[j0:j1]),
-            level_ratio[j0:j1],
-            gex_acc[j0:j1],
-            delta_acc[j0:j1],
-            forward,
-            strike,
-            block_sigma,
-            tau,
-            weight,
-            put_weight,
-            pa,
-            k_arr,
-        )
+            np.log(level_ratio[j0:j1]), level_ratio[j0:j1], gex_acc[j0:j1], delta_acc[j0:j1],
+            forward, strike, block_sigma, tau, weight, put_weight, pa, k_arr,
+        )  # fmt: skip
         for j in range(j0, j1):
             gex_acc[j] = gex_acc[j] * _UNSCALE  # subnormal results round once, like the fast kernel's
+
+
+@njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def _general_blocks_adjusted(
+    b0, b1, n_blocks, level_ratio, gex_acc, delta_acc, forward, strike, sigma_grid, tau, weight, put_weight, pa
+):
+    """:func:`_general_blocks` through _accumulate_general_adjusted (premium-adjusted delta where ``pa``)."""
+    n_levels = level_ratio.size
+    k_arr = _FAST_CONSTANTS.copy()
+    for blk in range(b0, b1):
+        j0, j1 = blk * n_levels // n_blocks, (blk + 1) * n_levels // n_blocks
+        block_sigma = np.ascontiguousarray(sigma_grid[:, j0:j1])
+        _accumulate_general_adjusted(
+            np.log(level_ratio[j0:j1]), level_ratio[j0:j1], gex_acc[j0:j1], delta_acc[j0:j1],
+            forward, strike, block_sigma, tau, weight, put_weight, pa, k_arr,
+        )  # fmt: skip
+        for j in range(j0, j1):
+            gex_acc[j] = gex_acc[j] * _UNSCALE
 
 
 def gamma_delta_profile_general(
@@ -187,8 +209,9 @@ def gamma_delta_profile_general(
     gex_acc = np.zeros(n_levels)
     delta_acc = np.zeros(n_levels)
     n_blocks = max(1, min(n_levels, n_blocks))
+    blocks = _general_blocks_adjusted if premium_adjusted.any() else _general_blocks
     fan_out(
-        _general_blocks, n_blocks, n_blocks, level_ratio, gex_acc, delta_acc,
+        blocks, n_blocks, n_blocks, level_ratio, gex_acc, delta_acc,
         forward, strike, sigma_grid, tau, weight, put_weight, premium_adjusted, work=forward.size * n_levels,
     )  # fmt: skip
     return gex_acc, delta_acc
