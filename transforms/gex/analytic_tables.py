@@ -15,6 +15,7 @@ from transforms.frames.schemas import DEALER_POSITION_STORED, KEY_LEVELS_STORED,
 from transforms.gex.depth import DEPTH_TABLES, depth_tables
 from transforms.gex.exposure import _by_strike, _check_options, _exposures, _per_group, _profile_table
 from transforms.gex.levels import _levels_table
+from transforms.gex.levels_batch import profiles_and_levels_of
 from transforms.gex.positioning import dealer_positions
 from transforms.gex.taker_flow import taker_flow_positions
 from transforms.gex.tape import Tape
@@ -108,7 +109,10 @@ def exposure_tables(
     from the same greeks and join."""
     _check_options(vol_model, "forward")
     greeks, x = _exposures(chain, positions)
-    frames, rows = _per_group(greeks, x, half_width, step, vol_model, "forward", profiles=True, levels=True)
+    if vol_model == "sticky_strike":  # every group's profile in one batch (the same numbers, bit for bit)
+        frames, rows = profiles_and_levels_of(greeks, x, half_width, step)
+    else:
+        frames, rows = _per_group(greeks, x, half_width, step, vol_model, "forward", profiles=True, levels=True)
     levels = _levels_table(rows, greeks)
     tables = {"gex_by_strike": _by_strike(x), "gex_profile": _profile_table(frames), "key_levels": levels}
     if depth:

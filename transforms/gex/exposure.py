@@ -248,29 +248,34 @@ def _per_group(greeks, x, half_width, step, vol_model, delta_convention, *, prof
     the same profile)."""
     steps = _grid_steps(half_width, step)
     ratio = 1.0 + steps
-    centre = int(np.flatnonzero(steps == 0.0)[0])
     frames, rows = [], []
     for key, group in x.partition_by(GROUP, as_dict=True, maintain_order=True).items():
         spot = _spot(group)
         profile = _Profile(group, greeks, vol_model, delta_convention)
         gex, delta = profile(ratio)
         if profiles:
-            levels_usd = spot * ratio
-            flow = delta[centre] - delta  # -(D(S') - D(S0)), exactly 0 at S0
-            frame = pl.DataFrame(
-                {
-                    "price_level": levels_usd,
-                    "pct_from_spot": steps * 100.0,
-                    "dealer_gex_usd": gex,
-                    "dealer_delta": delta,
-                    "hedge_flow_coins": flow,
-                    "hedge_flow_usd": flow * levels_usd,
-                }
-            )
-            frames.append(_with_keys(frame, key))
+            frames.append(_profile_frame(key, spot, steps, gex, delta))
         if levels:
             rows.append(_levels_row(key, group, spot, profile, ratio, gex))
     return frames, rows
+
+
+def _profile_frame(key: tuple, spot: float, steps: np.ndarray, gex: np.ndarray, delta: np.ndarray) -> pl.DataFrame:
+    """One group's gex_profile rows from its profile (gex, delta) on the grid ``1 + steps``."""
+    levels_usd = spot * (1.0 + steps)
+    centre = int(np.flatnonzero(steps == 0.0)[0])
+    flow = delta[centre] - delta  # -(D(S') - D(S0)), exactly 0 at S0
+    frame = pl.DataFrame(
+        {
+            "price_level": levels_usd,
+            "pct_from_spot": steps * 100.0,
+            "dealer_gex_usd": gex,
+            "dealer_delta": delta,
+            "hedge_flow_coins": flow,
+            "hedge_flow_usd": flow * levels_usd,
+        }
+    )
+    return _with_keys(frame, key)
 
 
 def _profile_table(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -1,13 +1,16 @@
-"""Key levels of many (currency, snapshot_ts, model) groups in one batch: ``transforms.gex.exposure.key_levels``
-(sticky-strike vol, forward delta) with the per-group bookkeeping batched. Pure: frames in, frames out.
+"""Key levels (and gex_profile rows) of many (currency, snapshot_ts, model) groups in one batch:
+``transforms.gex.exposure.key_levels`` and ``gex_profile`` (sticky-strike vol, forward delta) with the per-group
+bookkeeping batched. Pure: frames in, frames out. ``compute`` uses it for every sticky-strike table, so a run
+never compiles the fused ``parallel=True`` kernel (only one-off profiles, the forecast and the CLI's
+``profile`` use that).
 
 The numbers are that function's, computed the same way: the same greeks and position join
 (``_exposures``), each group's options merged where their Black-76 inputs coincide (one polars query for
 all groups instead of one per group), the GEX profile on the same grid (one ``OptionBatch.profiles`` call
 for all groups: the fused kernel, the same sums), zero gamma refined by the same Brent iteration on the
 same single-level profile (evaluated on the calling thread instead of waking the thread pool for one
-level), and the same row and table code (``_levels_row``, ``_levels_table``). Tested equal, bit for bit, to
-``key_levels`` on real snapshots.
+level), and the same row and table code (``_levels_row``, ``_levels_table``, ``_profile_frame``). Tested equal,
+bit for bit, to ``key_levels`` and ``gex_profile`` on real snapshots.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from transforms.forecasting.forecast_batch import spot_of
-from transforms.gex.exposure import GROUP, _exposures, _grid_steps
+from transforms.gex.exposure import GROUP, _exposures, _grid_steps, _profile_frame
 from transforms.gex.levels import _levels_row, _levels_table
 from transforms.pricing.kernel_batch import ALL_EXPIRIES, OptionBatch
 
@@ -74,7 +77,17 @@ def key_levels_batch(
 
 def key_levels_of(greeks: pl.DataFrame, x: pl.DataFrame, half_width: float = 0.25, step: float = 0.0025):
     """:func:`key_levels_batch` from ``transforms.gex.exposure._exposures(chain, positions)``."""
-    ratio = 1.0 + _grid_steps(half_width, step)
+    _, rows = profiles_and_levels_of(greeks, x, half_width, step, profiles=False)
+    return _levels_table(rows, greeks)
+
+
+def profiles_and_levels_of(
+    greeks: pl.DataFrame, x: pl.DataFrame, half_width: float, step: float, *, profiles: bool = True
+) -> tuple[list[pl.DataFrame], list[dict]]:
+    """``exposure._per_group(greeks, x, half_width, step, 'sticky_strike', 'forward', profiles=profiles,
+    levels=True)`` batched: the same gex_profile frames (when ``profiles``) and key-levels rows, bit for bit."""
+    steps = _grid_steps(half_width, step)
+    ratio = 1.0 + steps
     merged = _merged(x)
     options = OptionBatch(
         merged["underlying_price"].to_numpy(),
@@ -95,15 +108,17 @@ def key_levels_of(greeks: pl.DataFrame, x: pl.DataFrame, half_width: float = 0.2
     )
     cols = {c: groups[c].to_numpy() for c in ("m_lo", "m_hi", "at_ms")}
     window = np.full(groups.height, ALL_EXPIRIES[0]), np.full(groups.height, ALL_EXPIRIES[1])
-    gex, _ = options.profiles(cols["m_lo"], cols["m_hi"], cols["at_ms"], *window, ratio)
+    gex, delta = options.profiles(cols["m_lo"], cols["m_hi"], cols["at_ms"], *window, ratio)
     parts = x.partition_by(GROUP, as_dict=True, maintain_order=True)  # as key_levels: sums on these copies
-    rows = []
+    frames, rows = [], []
     spots = groups.select("spots", "spot").rows()
     for t, (key, group) in enumerate(parts.items()):
         spot = spot_of(key[0], key[1], *spots[t])
+        if profiles:
+            frames.append(_profile_frame(key, spot, steps, gex[t], delta[t]))
         profile = _GroupProfile(options, int(cols["m_lo"][t]), int(cols["m_hi"][t]), int(cols["at_ms"][t]))
         rows.append(_levels_row(key, group, spot, profile, ratio, gex[t]))
-    return _levels_table(rows, greeks)
+    return frames, rows
 
 
-__all__ = ["key_levels_batch", "key_levels_of"]
+__all__ = ["key_levels_batch", "key_levels_of", "profiles_and_levels_of"]
