@@ -288,3 +288,24 @@ def test_read_only_inputs_reuse_the_writable_signature_so_each_kernel_compiles_o
     for kernel, seen in before.items():
         added = set(kernel.signatures) - seen
         assert all(t.mutable for sig in added for t in sig if isinstance(t, types.Array)), added
+
+
+def test_option_batch_copies_read_only_inputs_so_the_task_kernel_compiles_once():
+    """The same for :class:`~transforms.pricing.kernel_batch.OptionBatch` (compute hands it polars views): its
+    task kernel compiled twice in a first run before its inputs were made writable."""
+    from transforms.pricing.kernel_batch import ALL_EXPIRIES, OptionBatch, _task_range
+
+    forward, strike, sigma, _tau, weight, put_weight = _arrays(_random_chain(8, 20))
+    expiry = np.full(forward.size, 30 * 86_400_000, dtype=np.int64)
+    live = np.ones(forward.size, dtype=np.bool_)
+    ratio = 1.0 + np.arange(-10, 11) * 0.01
+    before = set(_task_range.signatures)
+    for a in (forward, strike, sigma, expiry, weight, put_weight, live):
+        a.flags.writeable = False
+    one = np.zeros(1, dtype=np.int64)
+    window = np.full(1, ALL_EXPIRIES[0]), np.full(1, ALL_EXPIRIES[1])
+    batch = OptionBatch(forward, strike, sigma, expiry, weight, put_weight, live)
+    gex, _ = batch.profiles(one, one + forward.size, one, *window, ratio)
+    assert np.isfinite(gex).all() and np.abs(gex).sum() > 0.0
+    added = set(_task_range.signatures) - before
+    assert all(t.mutable for sig in added for t in sig if isinstance(t, types.Array)), added

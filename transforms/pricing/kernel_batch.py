@@ -143,11 +143,19 @@ def run_tasks(arrays, lo, hi, lo2, at, after, until, levels) -> np.ndarray:
 
 
 def _f64(a) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float64)
+    return _writable(a, np.float64)
 
 
 def _i64(a) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.int64)
+    return _writable(a, np.int64)
+
+
+def _writable(a, dtype) -> np.ndarray:
+    """``a`` as a C-contiguous, writable array: numba types a read-only array (polars' ``to_numpy`` views) as
+    another signature, so without the copy the task kernels compiled twice in one run (as in
+    ``transforms.pricing.kernels._writable``)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
 
 
 def _levels(level_ratio) -> np.ndarray:
