@@ -50,6 +50,14 @@ def _validating() -> None:
     ge_worker.start()
 
 
+def _compiling() -> None:
+    """Compile the compute kernels on a background thread while the snapshot is fetched and validated: on a first
+    run they are otherwise the longest step, started only when compute prices (pipelines/jobs/precompile.py)."""
+    from pipelines.jobs import precompile
+
+    precompile.start()
+
+
 def _snapshot_direct(settings: Settings) -> None:
     _validating()
     from pipelines.jobs.ingest import snapshot_cycle
@@ -91,6 +99,7 @@ def full_cycle(settings: Settings) -> None:
         snapshot_flow(coins, settings.source, data_dir, settings.api_url, compute=True, refresh_tape=live)
 
     def direct():
+        _compiling()
         _snapshot_direct(settings)
         if live:
             _trades_direct(settings, None)
@@ -209,6 +218,8 @@ def _backfill_flow_run(settings: Settings, request: BackfillRequest) -> dict:
 
 
 def _backfill_direct(settings: Settings, request: BackfillRequest, say, day_progress, progress) -> int:
+    if request.compute:
+        _compiling()
     _validating()
     from pipelines.jobs.backfill import DEFAULT_LOCK_WAIT_S, backfill_cycle
     from pipelines.store.reads import has_snapshots

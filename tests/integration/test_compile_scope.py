@@ -11,10 +11,13 @@ import sys
 LISTEN = """
 import json, sys
 from numba.core import event
-compiled = []
+import threading
+compiled, threads = [], {}
 class Compiles(event.Listener):
     def on_start(self, ev):
-        compiled.append(ev.data["dispatcher"].py_func.__qualname__ if "dispatcher" in ev.data else "?")
+        name = ev.data["dispatcher"].py_func.__qualname__ if "dispatcher" in ev.data else "?"
+        compiled.append(name)
+        threads.setdefault(threading.current_thread().name, set()).add(name)
     def on_end(self, ev):
         pass
 event.register("numba:compile", Compiles())
@@ -68,7 +71,11 @@ RUN = (
     + """
 from pipelines.cli.app import main
 code = main(["run", "--source", "sample", "--data-dir", sys.argv[1]])
-print(json.dumps([code, sorted(set(compiled))]), file=sys.stderr)
+from transforms.pricing import gauss_terms, kernel_batch, kernels
+ours = {d.py_func.__qualname__ for m in (gauss_terms, kernel_batch, kernels) for d in vars(m).values()
+        if hasattr(d, "py_func")}
+main_thread = sorted(threads.get("MainThread", set()) & ours)
+print(json.dumps([code, sorted(set(compiled)), main_thread]), file=sys.stderr)
 """
 )
 
@@ -82,8 +89,13 @@ def test_a_second_sample_run_compiles_nothing(tmp_path):
             [sys.executable, "-c", RUN, str(tmp_path / f"data{k}")], env=env, capture_output=True, text=True
         )
         runs.append(json.loads(out.stderr.strip().splitlines()[-1]))
-    (first_code, first), (second_code, second) = runs
+    (first_code, first, first_main), (second_code, second, _) = runs
     assert first_code == second_code == 0
-    assert "gamma_delta_profile" in first and "_task_range" in first
+    assert "_task_range" in first and "_general_blocks" in first
     assert "_task_range_pair" not in first  # the forecast's kernel: not used by a run
+    assert "gamma_delta_profile" not in first  # the fused kernel of one-off profiles: compute prices in batches
+    assert "_general_blocks_adjusted" not in first  # premium-adjusted delta: not what compute stores
+    # every kernel was compiled on the precompile thread (pipelines/jobs/precompile.py) while the snapshot was
+    # fetched and validated: the compute found each one compiled, for the very types it passes
+    assert first_main == []
     assert second == []
