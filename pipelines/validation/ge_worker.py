@@ -25,12 +25,12 @@ import pickle
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
+if TYPE_CHECKING:  # nothing heavy at import: start() runs first thing, before the command's own imports (polars)
+    import polars as pl
 
-from pipelines.validation import ge_run
-from pipelines.validation.checks import Check
+    from pipelines.validation.checks import Check
 
 _BOOT = (
     "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
@@ -108,6 +108,8 @@ def run_suite(
             if status == "ok":
                 return reply
             stop()  # from now on every validation runs here, this one first
+    from pipelines.validation import ge_run
+
     return ge_run.run_suite(table, frame, checks, id_column, params)
 
 
@@ -151,6 +153,8 @@ def main(requests_fd: int, replies_fd: int) -> None:
 
 
 def _serve(requests_fd: int, replies_fd: int) -> None:
+    from pipelines.validation import ge_run
+
     requests, replies = os.fdopen(requests_fd, "rb"), os.fdopen(replies_fd, "wb")
     ge_run.warm_up()  # before the first request arrives
     while True:
