@@ -22,7 +22,7 @@ import pytest
 from pipelines.config import Settings
 from pipelines.errors import SourceError
 from pipelines.jobs.backfill import backfill_cycle
-from pipelines.jobs.backfill_grid import Grid
+from pipelines.jobs.backfill_grid import INDEX_TICK_WINDOW_US, Grid
 from pipelines.sources.tardis_stream import read_day
 from tests.data_paths import TARDIS
 from tests.data_paths import TICK_TOOL as TOOL
@@ -85,10 +85,23 @@ def truth_options(ticks: Path, staleness_us: int = HOUR_US) -> pl.DataFrame:
     return fresh.with_columns(pl.from_epoch("snapshot_us", "us").dt.replace_time_zone("UTC").alias("t"))
 
 
+def with_spot(truth: pl.DataFrame, ticks: Path) -> pl.DataFrame:
+    """The truth's rows at the grid points a snapshot can be published at: where the tool's own index truth has a
+    PERPETUAL index row no older than a minute (INDEX_TICK_WINDOW_US). Without that, the first grid time of the
+    first day has option rows whenever an update stamped just before midnight reached the file after it (the
+    tool's latency), and no snapshot is published there (no spot yet)."""
+    index = pl.read_parquet(ticks / "truth" / "index_asof.parquet").filter(
+        pl.col("snapshot_us") - pl.col("timestamp") <= INDEX_TICK_WINDOW_US
+    )
+    spot = index.select(pl.col("symbol").str.replace("-PERPETUAL", "").alias("currency"), "snapshot_us")
+    currency = pl.col("symbol").str.split("-").list.first().alias("currency")
+    return truth.with_columns(currency).join(spot, on=["currency", "snapshot_us"], how="semi").drop("currency")
+
+
 def test_every_published_snapshot_is_the_truth_as_of_its_grid_time_row_for_row(ticks, landed):
     data_dir, result, _ = landed
     got = stored(data_dir).with_columns(pl.col("snapshot_ts").dt.cast_time_unit("us").alias("t"))
-    truth = truth_options(ticks).rename({"symbol": "instrument_name"})
+    truth = with_spot(truth_options(ticks), ticks).rename({"symbol": "instrument_name"})
     key = ["t", "instrument_name"]
     assert got.height == truth.height and got.select(key).is_duplicated().sum() == 0
     both = got.join(truth, on=key, how="full", coalesce=True)
