@@ -7,7 +7,7 @@ never compiles the fused ``parallel=True`` kernel (only one-off profiles, the fo
 The numbers are that function's, computed the same way: the same greeks and position join
 (``_exposures``), each group's options merged where their Black-76 inputs coincide (one polars query for
 all groups instead of one per group), the GEX profile on the same grid (one ``OptionBatch.profiles`` call
-for all groups: the fused kernel, the same sums), zero gamma refined by the same Brent iteration on the
+for all groups: the fused kernel's block loop, the same sums), zero gamma refined by the same Brent iteration on the
 same single-level profile (evaluated on the calling thread instead of waking the thread pool for one
 level), and the same row and table code (``_levels_row``, ``_levels_table``, ``_profile_frame``). Tested equal,
 bit for bit, to ``key_levels`` and ``gex_profile`` on real snapshots.

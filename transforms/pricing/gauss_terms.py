@@ -183,6 +183,14 @@ def njit_variant(fn, variant: str):
     return njit(fastmath=FASTMATH, error_model="numpy", cache=True)(fn)
 
 
+def writable(a, dtype=np.float64) -> np.ndarray:
+    """``a`` as a C-contiguous, writable array of ``dtype``, for every kernel call of the package: numba types a
+    read-only array (polars' ``to_numpy`` views) as another signature and compiles the kernel again for it; one
+    signature per kernel compiles once (tests/unit/test_kernels.py checks both callers)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
+
+
 def _accumulator(pair: bool):
     """The block loop, compiled once per value of ``pair`` (a closure constant: numba drops the other branch).
 

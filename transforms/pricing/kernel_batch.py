@@ -34,6 +34,7 @@ from transforms.pricing.gauss_terms import (
     _accumulate_block,
     _accumulate_pair,
     njit_variant,
+    writable,
 )
 from transforms.pricing.greeks import MS_PER_YEAR
 
@@ -143,19 +144,11 @@ def run_tasks(arrays, lo, hi, lo2, at, after, until, levels) -> np.ndarray:
 
 
 def _f64(a) -> np.ndarray:
-    return _writable(a, np.float64)
+    return writable(a, np.float64)
 
 
 def _i64(a) -> np.ndarray:
-    return _writable(a, np.int64)
-
-
-def _writable(a, dtype) -> np.ndarray:
-    """``a`` as a C-contiguous, writable array: numba types a read-only array (polars' ``to_numpy`` views) as
-    another signature, so without the copy the task kernels compiled twice in one run (as in
-    ``transforms.pricing.kernels._writable``)."""
-    a = np.ascontiguousarray(a, dtype=dtype)
-    return a if a.flags.writeable else a.copy()
+    return writable(a, np.int64)
 
 
 def _levels(level_ratio) -> np.ndarray:

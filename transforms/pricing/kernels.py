@@ -47,6 +47,7 @@ from transforms.pricing.gauss_terms import (
     _unpack,
     fast_gauss_terms,
     njit_variant,
+    writable,
 )
 
 
@@ -224,13 +225,6 @@ def _f64(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def _writable(a, dtype=np.float64) -> np.ndarray:
-    """``a`` as a C-contiguous, writable array: numba types a read-only array (polars' ``to_numpy`` views) as
-    another signature and compiles the kernel again for it; one signature per kernel compiles once."""
-    a = np.ascontiguousarray(a, dtype=dtype)
-    return a if a.flags.writeable else a.copy()
-
-
 def profile_at_levels(
     forward,
     strike,
@@ -249,9 +243,9 @@ def profile_at_levels(
     ``premium_adjusted`` flag asks for the general one. Non-finite inputs and tau <= 0 contribute nothing.
     """
     forward, strike, sigma, tau, weight, put_weight = (
-        _writable(a) for a in (forward, strike, sigma, tau, weight, put_weight)
+        writable(a) for a in (forward, strike, sigma, tau, weight, put_weight)
     )
-    level_ratio = _writable(level_ratio)
+    level_ratio = writable(level_ratio)
     n = forward.size
     if any(a.shape != (n,) for a in (strike, sigma, tau, weight, put_weight)):
         raise ValueError("option arrays must be 1-D and of equal length")
@@ -266,7 +260,7 @@ def profile_at_levels(
     if not ok.all():
         tau = np.where(ok, tau, 0.0)
         forward, strike, weight, put_weight = (np.where(ok, a, 0.0) for a in (forward, strike, weight, put_weight))
-    pa = None if premium_adjusted is None else _writable(premium_adjusted, np.bool_)
+    pa = None if premium_adjusted is None else writable(premium_adjusted, np.bool_)
     if sigma_grid is None and (pa is None or not pa.any()):
         return gamma_delta_profile(
             forward, strike, np.where(ok, sigma, 0.0), tau, weight, put_weight, level_ratio, numba.get_num_threads()
