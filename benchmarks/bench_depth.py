@@ -8,12 +8,12 @@ them alike; wall time and CPU time (this process, all threads: steadier than wal
 median round, each as the overhead over ``today``:
 
     today      the four analytic tables of before issue 15 (exposure_tables(depth=False))
-    depth      plus exposure_by_expiry, key_levels_by_tenor and the vanna/charm columns
+    depth      plus exposure_by_expiry, key_levels_by_tenor and the vanna/charm columns (what compute stores)
     scenarios  plus scenario_profiles (the eight scenarios on the +-25 % grid in 1 % steps)
-    full       plus hedge_ladder and hedge_ladder_volume (what compute stores)
+    full       plus hedge_ladder and hedge_ladder_volume (what compute stores with GEXFLOW_WHAT_IFS)
 
 The data dir's analytic files are recomputed in place (idempotent); the last run is a full one, so the dir ends
-as ``gexflow compute`` leaves it. Writes ``benchmarks/results/bench_depth.json``.
+as ``gexflow compute --what-ifs`` leaves it. Writes ``benchmarks/results/bench_depth.json``.
 """
 
 from __future__ import annotations
@@ -27,39 +27,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.jobs import compute
-from transforms.gex import analytic_tables, hedge_ladder, scenarios
+from transforms.gex import analytic_tables, hedge_ladder
+from transforms.gex.depth import WHAT_IF_TABLES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _run(data_dir: Path, currencies, since, until, mode: str) -> tuple[float, float, int]:
-    saved = (
-        analytic_tables.exposure_tables,
-        analytic_tables.DEPTH_TABLES,
-        scenarios.STORED_SCENARIOS,
-        hedge_ladder.STORED_BANDS,
-    )
+    saved = (analytic_tables.exposure_tables, analytic_tables.DEPTH_TABLES, hedge_ladder.STORED_BANDS)
     try:
         if mode == "today":
             analytic_tables.exposure_tables = functools.partial(saved[0], depth=False)
             analytic_tables.DEPTH_TABLES = ()
-        elif mode in ("depth", "scenarios"):
+        elif mode == "depth":  # what-if tables empty, nothing priced; as in a dir that never stored them: no files
+            analytic_tables.DEPTH_TABLES = tuple(t for t in saved[1] if t not in WHAT_IF_TABLES)
+        elif mode == "scenarios":
             hedge_ladder.STORED_BANDS = ()
-            analytic_tables.DEPTH_TABLES = ("exposure_by_expiry", "key_levels_by_tenor")
-            if mode == "depth":
-                scenarios.STORED_SCENARIOS = ()
-            else:
-                analytic_tables.DEPTH_TABLES += ("scenario_profiles",)
+            analytic_tables.DEPTH_TABLES = tuple(t for t in saved[1] if t not in WHAT_IF_TABLES[1:])
+        what_ifs = mode in ("scenarios", "full")
         t0, c0 = time.perf_counter(), time.process_time()
-        result = compute.compute_cycle(data_dir, currencies, since=since, until=until)
+        result = compute.compute_cycle(data_dir, currencies, since=since, until=until, what_ifs=what_ifs)
         return time.perf_counter() - t0, time.process_time() - c0, len(result.snapshots)
     finally:
-        (
-            analytic_tables.exposure_tables,
-            analytic_tables.DEPTH_TABLES,
-            scenarios.STORED_SCENARIOS,
-            hedge_ladder.STORED_BANDS,
-        ) = saved
+        analytic_tables.exposure_tables, analytic_tables.DEPTH_TABLES, hedge_ladder.STORED_BANDS = saved
 
 
 def main(argv=None) -> dict:

@@ -112,17 +112,18 @@ def goldens(root: Path) -> dict:
     return found
 
 
-def cli_env(root: Path) -> dict:
-    """The caller's environment without GEXFLOW_*/PREFECT_API_URL (defaults apply), in-process engine, UTC."""
+def cli_env(root: Path, settings: dict | None = None) -> dict:
+    """The caller's environment without GEXFLOW_*/PREFECT_API_URL (defaults apply), in-process engine, UTC, and
+    the ``settings`` asked for (GEXFLOW_* variables, e.g. GEXFLOW_WHAT_IFS=true)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEXFLOW_") and k != "PREFECT_API_URL"}
-    env |= {"GEXFLOW_ENGINE": "direct", "TZ": "UTC", "PYTHONPATH": str(root)}
+    env |= {"GEXFLOW_ENGINE": "direct", "TZ": "UTC", "PYTHONPATH": str(root)} | (settings or {})
     return env
 
 
-def run_step(root: Path, data_dir: Path, tardis: Path, args: list[str]) -> dict:
+def run_step(root: Path, data_dir: Path, tardis: Path, args: list[str], settings: dict | None = None) -> dict:
     cmd = [sys.executable, "-m", "pipelines.cli", *args, "--data-dir", str(data_dir)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=root, env=cli_env(root), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=root, env=cli_env(root, settings), capture_output=True, text=True)
     seconds = round(time.perf_counter() - t0, 2)
     if proc.returncode != 0:
         print(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -137,7 +138,7 @@ def run_step(root: Path, data_dir: Path, tardis: Path, args: list[str]) -> dict:
     }
 
 
-def capture(out: Path, work: Path, tardis: Path, root: Path) -> int:
+def capture(out: Path, work: Path, tardis: Path, root: Path, settings: dict | None = None) -> int:
     if work.exists() and {p.name for p in work.iterdir()} - {"sample", "backfill"}:
         print(f"--data-dir {work} holds other files; give an empty or a previous capture's dir", file=sys.stderr)
         return 2
@@ -148,7 +149,7 @@ def capture(out: Path, work: Path, tardis: Path, root: Path) -> int:
     t0 = time.perf_counter()
     for sub, name, args in scenarios(tardis):
         key = f"{sub}/{len([k for k in commands if k.startswith(sub + '/')]):02d}-{name}"
-        commands[key] = step = run_step(root, work / sub, tardis, args)
+        commands[key] = step = run_step(root, work / sub, tardis, args, settings)
         print(f"{key:<24} exit {step['exit']}  {step['seconds']:6.1f} s", flush=True)
     files: dict = {}
     for sub in ("sample", "backfill"):
@@ -156,6 +157,7 @@ def capture(out: Path, work: Path, tardis: Path, root: Path) -> int:
     manifest = {
         "root": str(root),
         "commit": git_head(root),
+        "settings": settings or {},
         "seconds": round(time.perf_counter() - t0, 1),
         "commands": commands,
         "files": files,
@@ -281,6 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     cap.add_argument("--data-dir", type=Path, required=True, help="work dir (emptied first)")
     cap.add_argument("--root", type=Path, default=Path.cwd(), help="the tree under test (default: this directory)")
     cap.add_argument("--tardis", type=Path, help="Tardis CSV folder (default ROOT/../shared/data/tardis)")
+    cap.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="GEXFLOW_NAME=VALUE",
+        help="a setting every command runs with (repeatable), e.g. GEXFLOW_WHAT_IFS=true",
+    )
     cmp_ = sub.add_parser("compare", help="compare two captures; exit 1 on any difference")
     cmp_.add_argument("a", type=Path)
     cmp_.add_argument("b", type=Path)
@@ -291,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     tardis = (args.tardis or root / "../shared/data/tardis").resolve()
     if not (root / "pipelines").is_dir() or not tardis.is_dir():
         parser.error(f"--root {root} needs a pipelines/ folder and --tardis {tardis} must be a directory")
-    return capture(args.out, args.data_dir.resolve(), tardis, root)
+    if any("=" not in s or not s.startswith("GEXFLOW_") for s in args.setting):
+        parser.error("--setting takes GEXFLOW_NAME=VALUE")
+    settings = dict(s.split("=", 1) for s in args.setting)
+    return capture(args.out, args.data_dir.resolve(), tardis, root, settings)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,15 @@ class Settings:
         "GEXFLOW_INCLUDE_BLOCKS",
         lambda name, value: _flag(name, value),
     )
+    # issue 15: storing the what-if tables triples compute's cost per snapshot (benchmarks/RESULTS.md, "Depth")
+    what_ifs: bool = _setting(
+        False,
+        "compute also stores scenario_profiles, hedge_ladder and hedge_ladder_volume for every snapshot; "
+        "off, `gexflow profile --scenario` and `gexflow ladder` price them on request",
+        "GEXFLOW_WHAT_IFS",
+        lambda name, value: _flag(name, value),
+        "--what-ifs",
+    )
     dask_address: str | None = _setting(
         None,
         "an existing Dask scheduler (tcp://host:8786): backfill days fan out over its workers (gexflow[dask])",

@@ -36,6 +36,7 @@ def fast_env(monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("GEXFLOW_DATA_DIR", raising=False)
     monkeypatch.delenv("GEXFLOW_DERIBIT_URL", raising=False)
+    monkeypatch.delenv("GEXFLOW_WHAT_IFS", raising=False)  # compute's default: no what-if tables
 
 
 @pytest.fixture(scope="session")

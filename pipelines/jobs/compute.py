@@ -67,10 +67,18 @@ class ComputePlan:
     books: dict[tuple[str, datetime], pl.DataFrame]  # stored custom books of ``todo`` (without a given book)
     book: pl.DataFrame | None = None  # the given book: the custom model of every snapshot
     include_blocks: bool = False  # block trades count in taker_flow
+    what_ifs: bool = False  # store the what-if tables (scenario_profiles, hedge_ladder, hedge_ladder_volume)
 
 
 def plan_compute(
-    data_dir: Path, chain: pl.DataFrame, listed: pl.DataFrame | None, *, only_missing: bool, book, include_blocks: bool
+    data_dir: Path,
+    chain: pl.DataFrame,
+    listed: pl.DataFrame | None,
+    *,
+    only_missing: bool,
+    book,
+    include_blocks: bool,
+    what_ifs: bool = False,
 ) -> ComputePlan:
     """Which snapshots of ``chain`` to compute (all, or with ``only_missing`` those without analytics or whose
     analytics are stale) and the tapes, tape checks and stored books they are computed with."""
@@ -82,7 +90,7 @@ def plan_compute(
     tapes = {c: load_tape(data_dir, c) for c in pending}
     checks = tape_checks(data_dir, tapes, pending)
     books = stored_books(data_dir, todo) if book is None else {}
-    return ComputePlan(groups, current, todo, pending, listed, tapes, checks, books, book, include_blocks)
+    return ComputePlan(groups, current, todo, pending, listed, tapes, checks, books, book, include_blocks, what_ifs)
 
 
 def _todo(data_dir: Path, groups: dict, only_missing: bool) -> tuple[pl.DataFrame, list[tuple[str, datetime]]]:
@@ -170,7 +178,7 @@ def compute_chunk(plan: ComputePlan, currency: str, stamps: list[datetime]) -> d
         books={ts: plan.books[(currency, ts)] for ts in stamps if (currency, ts) in plan.books},
         include_blocks=plan.include_blocks,
     )
-    tables = analytics(part, positions)
+    tables = analytics(part, positions, what_ifs=plan.what_ifs)
     for table, frame in plan.checks.get(currency, {}).items():
         tables[table] = frame.filter(pl.col("snapshot_ts").is_in(stamps))
     return tables
@@ -229,6 +237,7 @@ def compute_cycle(
     only_missing: bool = False,
     book: pl.DataFrame | None = None,
     include_blocks: bool = False,
+    what_ifs: bool = False,
     progress=None,
     lock_wait_s: float = 0.0,
     kernel_threads: int = 0,
@@ -243,7 +252,9 @@ def compute_cycle(
     With ``book`` every snapshot gets (or has replaced) the ``custom`` model from it; without, a snapshot
     that already has a stored ``custom`` model keeps it, recomputed from its stored book (:func:`stored_books`).
     ``kernel_threads``: numba threads of the profile kernel; 0 chooses them per chunk from the cores other
-    processes leave idle (:class:`pipelines.jobs.threads.KernelThreads`).
+    processes leave idle (:class:`pipelines.jobs.threads.KernelThreads`). ``what_ifs``: also store
+    scenario_profiles, hedge_ladder and hedge_ladder_volume (GEXFLOW_WHAT_IFS); without, a recomputed snapshot has
+    none (what an earlier computation stored of them is removed in the same commit).
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -259,7 +270,13 @@ def compute_cycle(
         try:
             with files.transaction(data_dir) as tx:  # publish: every file staged below, in one journaled commit
                 plan = plan_compute(
-                    data_dir, chain, listed, only_missing=only_missing, book=book, include_blocks=include_blocks
+                    data_dir,
+                    chain,
+                    listed,
+                    only_missing=only_missing,
+                    book=book,
+                    include_blocks=include_blocks,
+                    what_ifs=what_ifs,
                 )
                 _compute_and_stage(tx, data_dir, plan, result, progress, kernel_threads)
                 tx.add(inputs.stage_records(data_dir, plan.current, plan.todo, datetime.now(UTC), include_blocks))
@@ -293,14 +310,23 @@ def stale_since(data_dir: Path, first_new: dict[str, datetime]) -> dict[str, dat
 
 
 def refresh_taker_flow(
-    data_dir: Path, first_new: dict[str, datetime], lock_wait_s: float = 0.0, include_blocks: bool = False
+    data_dir: Path,
+    first_new: dict[str, datetime],
+    lock_wait_s: float = 0.0,
+    include_blocks: bool = False,
+    what_ifs: bool = False,
 ) -> list:
     """Re-compute (every model, idempotently; a stored custom model is kept) the computed snapshots the trades
     a run added reach (see :func:`stale_since`). Returns the (currency, snapshot_ts) re-computed."""
     done: list[tuple[str, datetime]] = []
     for currency, first in stale_since(data_dir, first_new).items():
         done += compute_cycle(
-            data_dir, [currency], since=first, lock_wait_s=lock_wait_s, include_blocks=include_blocks
+            data_dir,
+            [currency],
+            since=first,
+            lock_wait_s=lock_wait_s,
+            include_blocks=include_blocks,
+            what_ifs=what_ifs,
         ).snapshots
     return done
 

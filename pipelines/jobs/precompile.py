@@ -24,24 +24,25 @@ _started: int | None = None  # the pid that started the thread
 _thread: threading.Thread | None = None
 
 
-def _compile() -> None:
+def _compile(what_ifs: bool) -> None:
     try:
         from transforms.pricing.warm import compile_compute_kernels
 
-        compile_compute_kernels()
+        compile_compute_kernels(what_ifs=what_ifs)
     except BaseException:  # noqa: BLE001 -- the compute meets the same error on its own thread, with its message
         return
 
 
-def start() -> threading.Thread | None:
-    """Start this process's compile thread unless it was started; returns it (None when already started)."""
+def start(*, what_ifs: bool = False) -> threading.Thread | None:
+    """Start this process's compile thread unless it was started; returns it (None when already started).
+    ``what_ifs``: the compute stores the what-if tables, so the thread also compiles the general kernel."""
     global _started, _thread
     if _started == os.getpid():
         return None
     if _started is None:
         os.register_at_fork(before=_finish_before_fork)
     _started = os.getpid()
-    _thread = threading.Thread(target=_compile, name="gexflow-precompile", daemon=True)
+    _thread = threading.Thread(target=_compile, args=(what_ifs,), name="gexflow-precompile", daemon=True)
     _thread.start()
     return _thread
 

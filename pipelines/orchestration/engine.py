@@ -50,12 +50,12 @@ def _validating() -> None:
     ge_worker.start()
 
 
-def _compiling() -> None:
+def _compiling(settings: Settings) -> None:
     """Compile the compute kernels on a background thread while the snapshot is fetched and validated: on a first
     run they are otherwise the longest step, started only when compute prices (pipelines/jobs/precompile.py)."""
     from pipelines.jobs import precompile
 
-    precompile.start()
+    precompile.start(what_ifs=settings.what_ifs)
 
 
 def _snapshot_direct(settings: Settings) -> None:
@@ -84,7 +84,11 @@ def _trades_direct(settings: Settings, since) -> int:
     from pipelines.jobs.trades import trades_cycle
 
     result = trades_cycle(settings, trades_since=since)
-    return len(refresh_taker_flow(settings.data_dir, result.first_new, settings.lock_wait_s, settings.include_blocks))
+    return len(
+        refresh_taker_flow(
+            settings.data_dir, result.first_new, settings.lock_wait_s, settings.include_blocks, settings.what_ifs
+        )
+    )
 
 
 def full_cycle(settings: Settings) -> None:
@@ -99,7 +103,7 @@ def full_cycle(settings: Settings) -> None:
         snapshot_flow(coins, settings.source, data_dir, settings.api_url, compute=True, refresh_tape=live)
 
     def direct():
-        _compiling()
+        _compiling(settings)
         _snapshot_direct(settings)
         if live:
             _trades_direct(settings, None)
@@ -117,6 +121,7 @@ def _compute_missing(settings: Settings, **options):
         _coins(settings),
         only_missing=True,
         include_blocks=settings.include_blocks,
+        what_ifs=settings.what_ifs,
         kernel_threads=settings.kernel_threads,
         **options,
     )
@@ -219,7 +224,7 @@ def _backfill_flow_run(settings: Settings, request: BackfillRequest) -> dict:
 
 def _backfill_direct(settings: Settings, request: BackfillRequest, say, day_progress, progress) -> int:
     if request.compute:
-        _compiling()
+        _compiling(settings)
     _validating()
     from pipelines.jobs.backfill import DEFAULT_LOCK_WAIT_S, backfill_cycle
     from pipelines.store.reads import has_snapshots

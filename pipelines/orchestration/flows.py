@@ -145,6 +145,7 @@ def compute_flow(
         since=datetime.fromisoformat(since) if since else None,
         until=datetime.fromisoformat(until) if until else None,
         include_blocks=settings.include_blocks if include_blocks is None else include_blocks,
+        what_ifs=settings.what_ifs,
         kernel_threads=settings.kernel_threads,
     )
     return {"snapshots": len(result.snapshots), "rows": result.rows}

@@ -80,18 +80,26 @@ print(json.dumps([code, sorted(set(compiled)), main_thread]), file=sys.stderr)
 )
 
 
-def test_a_second_sample_run_compiles_nothing(tmp_path):
-    """The first run after installing compiles what the run uses; every later run loads it all from the cache."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+def _runs(tmp_path, count: int, **extra) -> list:
+    """``count`` sample runs in fresh processes sharing one new numba cache: [exit code, compiled, compiled on the
+    main thread] of each; ``extra`` environment variables over this process's (less any GEXFLOW_WHAT_IFS)."""
+    env = {k: v for k, v in os.environ.items() if k != "GEXFLOW_WHAT_IFS"}
+    env.update(NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), **extra)
     runs = []
-    for k in range(2):
+    for k in range(count):
         out = subprocess.run(
             [sys.executable, "-c", RUN, str(tmp_path / f"data{k}")], env=env, capture_output=True, text=True
         )
         runs.append(json.loads(out.stderr.strip().splitlines()[-1]))
-    (first_code, first, first_main), (second_code, second, _) = runs
+    return runs
+
+
+def test_a_second_sample_run_compiles_nothing(tmp_path):
+    """The first run after installing compiles what the run uses; every later run loads it all from the cache."""
+    (first_code, first, first_main), (second_code, second, _) = _runs(tmp_path, 2)
     assert first_code == second_code == 0
-    assert "_task_range" in first and "_general_blocks" in first
+    assert "_task_range" in first
+    assert "_general_blocks" not in first  # the general kernel prices the spot_vol what-if, not stored by default
     assert "_task_range_pair" not in first  # the forecast's kernel: not used by a run
     assert "gamma_delta_profile" not in first  # the fused kernel of one-off profiles: compute prices in batches
     assert "_general_blocks_adjusted" not in first  # premium-adjusted delta: not what compute stores
@@ -99,3 +107,11 @@ def test_a_second_sample_run_compiles_nothing(tmp_path):
     # fetched and validated: the compute found each one compiled, for the very types it passes
     assert first_main == []
     assert second == []
+
+
+def test_a_run_that_stores_the_what_ifs_compiles_the_general_kernel_on_the_precompile_thread(tmp_path):
+    [(code, compiled, main_thread)] = _runs(tmp_path, 1, GEXFLOW_WHAT_IFS="true")
+    assert code == 0
+    assert "_task_range" in compiled and "_general_blocks" in compiled  # spot_vol's sticky-moneyness vols
+    assert "_general_blocks_adjusted" not in compiled
+    assert main_thread == []

@@ -589,22 +589,35 @@ def test_status_shows_per_currency_what_is_stored_computed_and_how_current(fake_
     assert row["watermark_ts"] is not None and row["last_trade_ts"].startswith("2026-07-31")
 
 
-def test_a_recompute_that_leaves_a_table_without_rows_removes_its_earlier_files(sample_warehouse, monkeypatch):
-    """A re-computation replaces all of a snapshot's analytics: when a table has no rows for a snapshot any more
-    (here: compute told to store no scenarios and no ladder), the file an earlier run left is deleted in the same
-    commit, so the views never mix the two runs."""
-    from transforms.gex import hedge_ladder, scenarios
+WHAT_IFS = ("scenario_profiles", "hedge_ladder", "hedge_ladder_volume")
+
+
+def test_the_what_if_tables_are_stored_when_asked_and_a_recompute_without_them_removes_them(
+    sample_warehouse, monkeypatch
+):
+    """By default compute stores no what-if tables (issue 15's budget); ``--what-ifs`` or GEXFLOW_WHAT_IFS stores
+    them. A re-computation replaces all of a snapshot's analytics: when a table has no rows for a snapshot any more,
+    the file an earlier run left is deleted in the same commit, so the views never mix the two runs."""
 
     def data_files(table):
         return sorted(p.name for p in (sample_warehouse / "lake" / table).rglob("*/*.parquet"))
 
     kept = analytic_files(sample_warehouse)
-    assert len(data_files("scenario_profiles")) == len(data_files("hedge_ladder")) == 4  # 2 snapshots x 2 coins
-    monkeypatch.setattr(scenarios, "STORED_SCENARIOS", ())
-    monkeypatch.setattr(hedge_ladder, "STORED_BANDS", ())
-    assert main(["compute", "--data-dir", str(sample_warehouse)]) == 0
-    assert data_files("scenario_profiles") == data_files("hedge_ladder") == data_files("hedge_ladder_volume") == []
-    for view in ("scenario_profiles", "hedge_ladder", "hedge_ladder_volume"):
+    assert [data_files(t) for t in WHAT_IFS] == [[], [], []]  # the run stored none
+    for view in WHAT_IFS:
         assert query(sample_warehouse, f"select count(*) from {view}") == [(0,)]
-    assert analytic_files(sample_warehouse) == kept  # the tables that still have rows: the same files
+    assert main(["compute", "--data-dir", str(sample_warehouse), "--what-ifs"]) == 0
+    assert [len(data_files(t)) for t in WHAT_IFS] == [4, 4, 4]  # 2 snapshots x 2 coins
+    assert analytic_files(sample_warehouse) == kept  # the other tables: the same files
+    assert query(sample_warehouse, "select count(distinct (currency, snapshot_ts, model)) from scenario_profiles") == [
+        (8,)
+    ]
+    monkeypatch.setenv("GEXFLOW_WHAT_IFS", "true")
+    assert main(["compute", "--data-dir", str(sample_warehouse), "--currency", "BTC"]) == 0
+    assert [len(data_files(t)) for t in WHAT_IFS] == [4, 4, 4]
+    monkeypatch.setenv("GEXFLOW_WHAT_IFS", "false")
+    assert main(["compute", "--data-dir", str(sample_warehouse), "--currency", "ETH"]) == 0
+    assert [len(data_files(t)) for t in WHAT_IFS] == [2, 2, 2]  # ETH's recompute removed ETH's
+    assert query(sample_warehouse, "select distinct currency from hedge_ladder_volume") == [("BTC",)]
+    assert analytic_files(sample_warehouse) == kept
     assert query(sample_warehouse, "select count(distinct snapshot_ts) from exposure_by_expiry") == [(2,)]

@@ -123,11 +123,12 @@ def test_a_book_without_gamma_at_spot_has_no_gamma_band_and_a_coin_band_is_check
         ladder_tables(greeks, x, move_pct=float("nan"))
 
 
-def test_compute_stores_both_tables_and_the_cli_prints_the_ladder(tmp_path, fast_env, capsys):
+def test_compute_stores_both_tables_and_the_cli_prints_the_ladder(tmp_path, fast_env, capsys, monkeypatch):
     import duckdb
 
     from pipelines.cli.app import main
 
+    monkeypatch.setenv("GEXFLOW_WHAT_IFS", "true")
     assert main(["run", "--source", "sample", "--data-dir", str(tmp_path)]) == 0
     capsys.readouterr()
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)

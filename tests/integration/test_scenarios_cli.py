@@ -1,5 +1,5 @@
-"""What-if scenarios end to end: `gexflow run` stores the depth and scenario tables, `gexflow profile --scenario`
-shows one; the scenario math is tests/unit/test_scenarios.py."""
+"""What-if scenarios end to end: `gexflow run` stores the depth tables and, with GEXFLOW_WHAT_IFS, the scenario
+table; `gexflow profile --scenario` shows one; the scenario math is tests/unit/test_scenarios.py."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import polars as pl
 import pytest
 
 
-def test_compute_stores_the_depth_tables_and_profile_shows_a_scenario(tmp_path, fast_env, capsys):
+def test_compute_stores_the_depth_tables_and_profile_shows_a_scenario(tmp_path, fast_env, capsys, monkeypatch):
     import duckdb
 
     from pipelines.cli.app import main
 
+    monkeypatch.setenv("GEXFLOW_WHAT_IFS", "true")
     assert main(["run", "--source", "sample", "--data-dir", str(tmp_path)]) == 0
     capsys.readouterr()
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)

@@ -230,3 +230,27 @@ def test_vanna_and_charm_signs_follow_the_dealer_position():
     assert naive["vanna_coins_per_vol"] > 0 and naive["charm_coins_per_day"] < 0
     assert short["vanna_coins_per_vol"] == -naive["vanna_coins_per_vol"]
     assert naive["hours_to_expiry"] == pytest.approx(240.0, abs=1e-6)
+
+
+def test_the_what_if_tables_are_empty_unless_asked_for_and_then_the_public_functions_tables(real):
+    """compute stores the what-if tables only with GEXFLOW_WHAT_IFS (issue 15's budget): without ``what_ifs`` they are
+    empty, typed frames (so a re-computation removes stale files); with it, exactly what scenario_profiles and
+    ladder_tables give for the same inputs."""
+    from transforms.frames.schemas import SCENARIO_PROFILE
+    from transforms.gex.depth import WHAT_IF_TABLES
+    from transforms.gex.exposure import _exposures
+    from transforms.gex.hedge_ladder import HEDGE_LADDER, LADDER_VOLUME, STORED_BANDS, ladder_tables
+    from transforms.gex.scenarios import STORED_SCENARIOS, scenario_profiles
+
+    chain, positions, tables = real
+    for name, schema in zip(WHAT_IF_TABLES, (SCENARIO_PROFILE, HEDGE_LADDER, LADDER_VOLUME), strict=True):
+        assert tables[name].is_empty() and dict(tables[name].schema) == schema
+    first = chain.filter(pl.col("snapshot_ts") == chain["snapshot_ts"].min())
+    held = positions.join(first.select("currency", "snapshot_ts").unique(), on=["currency", "snapshot_ts"])
+    stored = exposure_tables(first, held, what_ifs=True)
+    assert stored["scenario_profiles"].height > 0 and stored["hedge_ladder"].height > 0
+    assert stored["scenario_profiles"].equals(scenario_profiles(first, held, scenarios=STORED_SCENARIOS))
+    greeks, x = _exposures(first, held)
+    ladders = ladder_tables(greeks, x, bands_gamma=STORED_BANDS)
+    assert stored["hedge_ladder"].equals(ladders["hedge_ladder"])
+    assert stored["hedge_ladder_volume"].equals(ladders["hedge_ladder_volume"])

@@ -101,12 +101,13 @@ def exposure_tables(
     step: float = 0.0025,
     vol_model: str = "sticky_strike",
     depth: bool = True,
+    what_ifs: bool = False,
 ) -> dict[str, pl.DataFrame]:
     """:func:`~transforms.gex.exposure.gex_by_strike`, :func:`~transforms.gex.exposure.gex_profile` and
     :func:`~transforms.gex.exposure.key_levels` (forward delta) of the same inputs, the same frames, with the
     greeks, the position join and each group's profile computed once for all three; plus (``depth``) the tables
-    of :func:`transforms.gex.depth.depth_tables` (exposure_by_expiry, key_levels_by_tenor, scenario_profiles)
-    from the same greeks and join."""
+    of :func:`transforms.gex.depth.depth_tables` (exposure_by_expiry, key_levels_by_tenor, and with ``what_ifs``
+    scenario_profiles and the hedge ladder tables) from the same greeks and join."""
     _check_options(vol_model, "forward")
     greeks, x = _exposures(chain, positions)
     if vol_model == "sticky_strike":  # every group's profile in one batch (the same numbers, bit for bit)
@@ -116,16 +117,24 @@ def exposure_tables(
     levels = _levels_table(rows, greeks)
     tables = {"gex_by_strike": _by_strike(x), "gex_profile": _profile_table(frames), "key_levels": levels}
     if depth:
-        tables.update(depth_tables(greeks, x, levels, half_width=half_width, step=step, vol_model=vol_model))
+        tables.update(
+            depth_tables(greeks, x, levels, half_width=half_width, step=step, vol_model=vol_model, what_ifs=what_ifs)
+        )
     return tables
 
 
 def analytics(
-    chain: pl.DataFrame, positions: pl.DataFrame, *, half_width=0.25, step=0.0025, vol_model="sticky_strike"
+    chain: pl.DataFrame,
+    positions: pl.DataFrame,
+    *,
+    half_width=0.25,
+    step=0.0025,
+    vol_model="sticky_strike",
+    what_ifs: bool = False,
 ) -> dict[str, pl.DataFrame]:
     """The four analytic tables for ``chain`` (any number of snapshots) and ``positions`` (any models), and the
-    depth tables (:data:`transforms.gex.depth.DEPTH_TABLES`)."""
-    tables = exposure_tables(chain, positions, half_width=half_width, step=step, vol_model=vol_model)
+    depth tables (:data:`transforms.gex.depth.DEPTH_TABLES`; the what-if ones empty unless ``what_ifs``)."""
+    tables = exposure_tables(chain, positions, half_width=half_width, step=step, vol_model=vol_model, what_ifs=what_ifs)
     return {
         "dealer_positions": positions,
         "gex_by_strike": tables["gex_by_strike"],

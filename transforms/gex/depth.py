@@ -35,6 +35,7 @@ from transforms.gex.exposure import (
 )
 from transforms.gex.levels import _walls
 
+WHAT_IF_TABLES = ("scenario_profiles", "hedge_ladder", "hedge_ladder_volume")  # stored only with what_ifs
 DEPTH_TABLES = (
     "exposure_by_expiry",
     "key_levels_by_tenor",
@@ -254,24 +255,27 @@ def depth_tables(
     half_width: float = 0.25,
     step: float = 0.0025,
     vol_model: str = "sticky_strike",
+    what_ifs: bool = False,
 ) -> dict[str, pl.DataFrame]:
-    """exposure_by_expiry, key_levels_by_tenor, scenario_profiles (every scenario of
-    :data:`transforms.gex.scenarios.STORED_SCENARIOS`, on the grid in steps of at least SCENARIO_STEP), and
-    hedge_ladder and hedge_ladder_volume (the bands :data:`transforms.gex.hedge_ladder.STORED_BANDS`) from the greeks
-    and position join of :func:`transforms.gex.analytic_tables.exposure_tables` (``x``) and its key levels (``levels``,
-    KEY_LEVELS)."""
+    """exposure_by_expiry and key_levels_by_tenor from the greeks and position join of
+    :func:`transforms.gex.analytic_tables.exposure_tables` (``x``) and its key levels (``levels``, KEY_LEVELS); and
+    the what-if tables, empty unless ``what_ifs``: scenario_profiles (every scenario of
+    :data:`transforms.gex.scenarios.STORED_SCENARIOS`, on the grid in steps of at least SCENARIO_STEP), hedge_ladder
+    and hedge_ladder_volume (the bands :data:`transforms.gex.hedge_ladder.STORED_BANDS`). Empty, they price nothing
+    (and a re-computation that stores them empty removes what an earlier one stored for the snapshot)."""
     from transforms.gex import hedge_ladder
     from transforms.gex.scenarios import SCENARIO_STEP, STORED_SCENARIOS, scenario_tables
 
     check(levels, KEY_LEVELS, "key levels")
     ratio = 1.0 + _grid_steps(half_width, step)
+    scenarios = STORED_SCENARIOS if what_ifs else ()
     return {
         "exposure_by_expiry": _by_expiry(x),
         "key_levels_by_tenor": _by_tenor(greeks, x, levels, ratio, vol_model),
         "scenario_profiles": scenario_tables(
-            greeks, x, scenarios=STORED_SCENARIOS, half_width=half_width, step=max(step, SCENARIO_STEP)
+            greeks, x, scenarios=scenarios, half_width=half_width, step=max(step, SCENARIO_STEP)
         ),
-        **hedge_ladder.ladder_tables(greeks, x, bands_gamma=hedge_ladder.STORED_BANDS),
+        **hedge_ladder.ladder_tables(greeks, x, bands_gamma=hedge_ladder.STORED_BANDS if what_ifs else ()),
     }
 
 
@@ -293,4 +297,12 @@ def key_levels_by_tenor(
     return _by_tenor(greeks, x, levels, 1.0 + _grid_steps(half_width, step), vol_model)
 
 
-__all__ = ["DEPTH_TABLES", "TENORS", "depth_tables", "exposure_by_expiry", "key_levels_by_tenor", "UTC_TS"]
+__all__ = [
+    "DEPTH_TABLES",
+    "TENORS",
+    "WHAT_IF_TABLES",
+    "depth_tables",
+    "exposure_by_expiry",
+    "key_levels_by_tenor",
+    "UTC_TS",
+]
