@@ -593,7 +593,7 @@ WHAT_IFS = ("scenario_profiles", "hedge_ladder", "hedge_ladder_volume")
 
 
 def test_the_what_if_tables_are_stored_when_asked_and_a_recompute_without_them_removes_them(
-    sample_warehouse, monkeypatch
+    sample_warehouse, monkeypatch, capsys
 ):
     """By default compute stores no what-if tables (issue 15's budget); ``--what-ifs`` or GEXFLOW_WHAT_IFS stores
     them. A re-computation replaces all of a snapshot's analytics: when a table has no rows for a snapshot any more,
@@ -606,6 +606,12 @@ def test_the_what_if_tables_are_stored_when_asked_and_a_recompute_without_them_r
     assert [data_files(t) for t in WHAT_IFS] == [[], [], []]  # the run stored none
     for view in WHAT_IFS:
         assert query(sample_warehouse, f"select count(*) from {view}") == [(0,)]
+    # ... and the CLI prices them on request
+    at = ["--data-dir", str(sample_warehouse), "--currency", "ETH"]
+    assert main(["profile", *at, "--scenario", "spot_vol"]) == 0
+    assert main(["ladder", *at]) == 0
+    out = capsys.readouterr().out
+    assert "vanna_flow_coins" in out and "continuous_traded_coins" in out
     assert main(["compute", "--data-dir", str(sample_warehouse), "--what-ifs"]) == 0
     assert [len(data_files(t)) for t in WHAT_IFS] == [4, 4, 4]  # 2 snapshots x 2 coins
     assert analytic_files(sample_warehouse) == kept  # the other tables: the same files
