@@ -135,14 +135,13 @@ class Settings:
         "GEXFLOW_INCLUDE_BLOCKS",
         lambda name, value: _flag(name, value),
     )
-    # issue 15: storing the what-if tables triples compute's cost per snapshot (benchmarks/RESULTS.md, "Depth")
+    # issue 15: storing the what-if tables more than doubles compute's cost per snapshot (benchmarks/RESULTS.md)
     what_ifs: bool = _setting(
         False,
-        "compute also stores scenario_profiles, hedge_ladder and hedge_ladder_volume for every snapshot; "
-        "off, `gexflow profile --scenario` and `gexflow ladder` price them on request",
+        "every compute (run, backfill, flows, re-computes) also stores scenario_profiles, hedge_ladder and "
+        "hedge_ladder_volume (`compute --what-ifs` once); off, `profile --scenario` and `ladder` price them on request",
         "GEXFLOW_WHAT_IFS",
         lambda name, value: _flag(name, value),
-        "--what-ifs",
     )
     dask_address: str | None = _setting(
         None,

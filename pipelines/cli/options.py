@@ -67,7 +67,7 @@ def model(text: str) -> str:
 
 
 def settings_from(args) -> Settings:
-    flags = {k: getattr(args, k, None) for k in ("data_dir", "api_url", "source", "engine", "dask_address", "what_ifs")}
+    flags = {k: getattr(args, k, None) for k in ("data_dir", "api_url", "source", "engine", "dask_address")}
     flags["currencies"] = tuple(args.currencies) if getattr(args, "currencies", None) else None
     return load_settings(flags)
 

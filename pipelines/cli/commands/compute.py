@@ -17,12 +17,7 @@ def configure_parser(subparsers) -> None:
     p.add_argument("--until", help="last snapshot time, ISO")
     p.add_argument("--book", type=Path, help="CSV/Parquet of instrument_name, contracts: adds the 'custom' model")
     p.add_argument("--include-blocks", action="store_true", help="count block trades and combo legs in taker_flow")
-    p.add_argument(
-        "--what-ifs",
-        action="store_true",
-        default=None,
-        help="also store scenario_profiles and the hedge ladder tables (GEXFLOW_WHAT_IFS)",
-    )
+    p.add_argument("--what-ifs", action="store_true", help="also store scenario_profiles and the hedge ladder tables")
     p.set_defaults(func=execute)
 
 
@@ -44,7 +39,7 @@ def execute(args) -> int:
         until=until,
         book=book,
         include_blocks=args.include_blocks or settings.include_blocks,
-        what_ifs=settings.what_ifs,
+        what_ifs=args.what_ifs or settings.what_ifs,
         progress=counter("computing"),
         kernel_threads=settings.kernel_threads,
     )
