@@ -36,6 +36,7 @@ def test_every_setting_is_declared_with_a_doc_and_every_env_variable_is_in_env_e
         ("GEXFLOW_KERNEL_THREADS", "-1", "kernel_threads must be >= 0"),
         ("GEXFLOW_LOCK_WAIT_S", "soon", "lock_wait_s must be a number"),
         ("GEXFLOW_INCLUDE_BLOCKS", "maybe", "include_blocks must be true or false"),
+        ("GEXFLOW_WHAT_IFS", "sometimes", "what_ifs must be true or false"),
         ("GEXFLOW_ENGINE", "dask", "--engine must be auto, direct or prefect"),
     ],
 )
