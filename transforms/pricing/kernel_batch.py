@@ -33,7 +33,6 @@ from transforms.pricing.gauss_terms import (
     INV_SQRT_2PI,
     _accumulate_block,
     _accumulate_pair,
-    njit_variant,
     writable,
 )
 from transforms.pricing.greeks import MS_PER_YEAR
@@ -53,9 +52,15 @@ def _terms_of(f, k, sg, t, w, p):
 
 
 def _task_kernel(pair: bool):
-    """The task kernel compiled for one value of ``pair`` (a closure constant, as in
-    ``gauss_terms._accumulator``): without it the two-weighting branches are dropped, so a command that never
-    prices two weightings in one task (only the forecast does) never compiles the two-weighting block loop."""
+    """The task kernel for one value of ``pair`` (a closure constant, as in ``gauss_terms._accumulator``): without it
+    the two-weighting branches are dropped, so a command that never prices two weightings in one task (only the
+    forecast does) never compiles the two-weighting block loop.
+
+    Inlined into its range loop (``inline="always"``; every call, :meth:`OptionBatch.profile`'s one task included,
+    goes through :func:`_task_range`) rather than compiled as a function of its own: numba links a callee's module
+    into its caller's and optimises it again there, so a separate task kernel had the block loop optimised once more
+    (~12 % of a first run's compile, benchmarks/RESULTS.md). Each variant keeps a qualname of its own, as
+    ``gauss_terms.njit_variant`` gives the compiled ones."""
 
     def task(
         ratio, out, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
@@ -93,7 +98,8 @@ def _task_kernel(pair: bool):
             out[0, j] = out[0, j] * ratio[j] * _UNSCALE
             out[2, j] = out[2, j] * ratio[j] * _UNSCALE
 
-    return njit_variant(task, "pair" if pair else "one")
+    task.__qualname__ = f"{task.__qualname__}_{'pair' if pair else 'one'}"
+    return njit(inline="always", fastmath=FASTMATH, error_model="numpy")(task)  # never compiled on its own
 
 
 _task = _task_kernel(False)
@@ -214,13 +220,15 @@ class OptionBatch:
         return (out[:, 0], out[:, 1]) if pair_lo is None else (out[:, 0], out[:, 1], out[:, 2], out[:, 3])
 
     def profile(self, lo: int, hi: int, at_ms: int, level_ratio, window=ALL_EXPIRIES) -> tuple[np.ndarray, np.ndarray]:
-        """(gex_usd, delta_coins) per level of one task, computed on the calling thread."""
+        """(gex_usd, delta_coins) per level of one task, computed on the calling thread (the range loop over that one
+        task, so no other kernel is compiled for it)."""
         if not 0 <= lo <= hi <= self.size:
             raise ValueError("task slice must lie within the option arrays")
         ratio = _levels(level_ratio)
-        out = np.zeros((4, ratio.size))
-        _task(ratio, out, *self.arrays, lo, hi, -1, at_ms, window[0], window[1])
-        return out[0], out[1]
+        out = np.zeros((1, 4, ratio.size))
+        task = [np.array([v], dtype=np.int64) for v in (lo, hi, -1, at_ms, window[0], window[1])]
+        _task_range(0, 1, out, ratio[None, :], *self.arrays, *task)
+        return out[0, 0], out[0, 1]
 
 
 __all__ = ["ALL_EXPIRIES", "OptionBatch", "run_tasks"]
