@@ -29,6 +29,13 @@ def _mark_start(lo, hi, out):
         out[i] = lo
 
 
+@njit(nogil=True)
+def _count_in_scratch(lo, hi, out, seen):
+    for i in range(lo, hi):
+        seen[0] += 1.0
+        out[i] = seen[0]
+
+
 @pytest.fixture
 def two_threads():
     if numba.config.NUMBA_NUM_THREADS < 2:
@@ -59,6 +66,19 @@ def test_small_work_stays_on_the_calling_thread(two_threads):
     assert np.array_equal(out, np.zeros(10))
     fan_out(_mark_start, out.size, out, work=2 * MIN_WORK)
     assert np.array_equal(out, [0.0] * 5 + [5.0] * 5)
+
+
+def test_each_range_gets_scratch_of_its_own(two_threads):
+    made = []
+
+    def scratch():
+        made.append(np.zeros(1))
+        return (made[-1],)
+
+    out = np.zeros(10)
+    fan_out(_count_in_scratch, out.size, out, work=2 * MIN_WORK, scratch=scratch)
+    assert np.array_equal(out, [1.0, 2.0, 3.0, 4.0, 5.0] * 2)  # a shared counter would run on to 10
+    assert len(made) == 2 and [float(s[0]) for s in made] == [5.0, 5.0]
 
 
 @pytest.mark.parametrize("bad", [3, 900])  # in the calling thread's range, in the pool's

@@ -56,23 +56,27 @@ def spans(n_items: int, parts: int) -> list[tuple[int, int]]:
     return [(k * n_items // parts, (k + 1) * n_items // parts) for k in range(parts)] if n_items else []
 
 
-def fan_out(kernel: Callable, n_items: int, *args, work: int | None = None) -> None:
+def fan_out(
+    kernel: Callable, n_items: int, *args, work: int | None = None, scratch: Callable[[], tuple] | None = None
+) -> None:
     """``kernel(lo, hi, *args)`` for contiguous ranges covering [0, n_items), one per thread (at most one per
     ``MIN_WORK`` of ``work`` when given), the first on the calling thread; returns when every range is done
     (re-raising the first error). ``kernel`` must be compiled with ``nogil=True`` and write only the outputs
-    of items lo..hi-1."""
+    of items lo..hi-1. With ``scratch``, each range gets working arrays of its own: ``kernel(lo, hi, *args,
+    *scratch())``."""
     threads = numba.get_num_threads()
     if work is not None:
         threads = min(threads, max(1, work // MIN_WORK))
     ranges = spans(n_items, threads)
+    extra = scratch or tuple
     if len(ranges) <= 1:
         if ranges:
-            kernel(0, n_items, *args)
+            kernel(0, n_items, *args, *extra())
         return
     pool = _executor()
-    futures = [pool.submit(kernel, lo, hi, *args) for lo, hi in ranges[1:]]
+    futures = [pool.submit(kernel, lo, hi, *args, *extra()) for lo, hi in ranges[1:]]
     try:
-        kernel(*ranges[0], *args)
+        kernel(*ranges[0], *args, *extra())
     finally:
         wait(futures)  # never leave a thread writing into outputs the caller is about to read or drop
     for future in futures:

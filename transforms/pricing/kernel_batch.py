@@ -63,38 +63,43 @@ def _task_kernel(pair: bool):
     ``gauss_terms.njit_variant`` gives the compiled ones."""
 
     def task(
-        ratio, out, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
-    ):
+        ratio, out, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until,
+        terms, on, x, k_arr,
+    ):  # fmt: skip
         """One task into ``out`` (zeroed; gex, delta and, when ``pair`` and ``lo2`` >= 0, the gex and delta of the
         weights at [lo2, lo2 + hi - lo)): gamma_delta_profile's per-option terms for the options kept, then its
         _accumulate_block over all levels (or _accumulate_pair for two weightings). tau is ``tau[i]`` when
-        ``tau`` has one per option, else (expiry_ms[i] - at) / MS_PER_YEAR."""
+        ``tau`` has one per option, else (expiry_ms[i] - at) / MS_PER_YEAR. ``terms``, ``on`` and ``x`` are the
+        caller's scratch (:func:`_scratch`), ``k_arr`` is ``_FAST_CONSTANTS``."""
         fixed = tau.size == forward.size
         two = pair and lo2 >= 0
         n = hi - lo
-        ha, hb, g, hw, hwm = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-        g2, hw2, hwm2 = np.zeros(n), np.zeros(n), np.zeros(n)
-        on = np.zeros(n, dtype=np.bool_)
+        ha, hb, g, hw, hwm = terms[0][:n], terms[1][:n], terms[2][:n], terms[3][:n], terms[4][:n]
+        g2, hw2, hwm2 = terms[5][:n], terms[6][:n], terms[7][:n]
+        live_n = on[:n]
         for ii in range(n):
             i = lo + ii
             e = expiry_ms[i]
             if not (live[i] and e > after and e <= until):
+                live_n[ii] = False
                 continue
             t = tau[i] if fixed else (e - at) / MS_PER_YEAR
-            on[ii], ha[ii], hb[ii], g[ii], hw[ii], hwm[ii] = _terms_of(
+            live_n[ii], ha[ii], hb[ii], g[ii], hw[ii], hwm[ii] = _terms_of(
                 forward[i], strike[i], sigma[i], t, weight[i], put_weight[i]
             )
             if two:
                 _on, _a, _b, g2[ii], hw2[ii], hwm2[ii] = _terms_of(
                     forward[i], strike[i], sigma[i], t, weight[lo2 + ii], put_weight[lo2 + ii]
                 )
-        x = np.log(ratio)
-        k_arr = _FAST_CONSTANTS.copy()
+        m = ratio.size
+        xm = x[:m]
+        for j in range(m):
+            xm[j] = math.log(ratio[j])
         if two:
-            _accumulate_pair(x, out[0], out[1], out[2], out[3], ha, hb, g, hw, hwm, g2, hw2, hwm2, on, k_arr)
+            _accumulate_pair(xm, out[0], out[1], out[2], out[3], ha, hb, g, hw, hwm, g2, hw2, hwm2, live_n, k_arr)
         else:
-            _accumulate_block(x, out[0], out[1], ha, hb, g, hw, hwm, on, k_arr)
-        for j in range(x.size):
+            _accumulate_block(xm, out[0], out[1], ha, hb, g, hw, hwm, live_n, k_arr)
+        for j in range(m):
             out[0, j] = out[0, j] * ratio[j] * _UNSCALE
             out[2, j] = out[2, j] * ratio[j] * _UNSCALE
 
@@ -112,28 +117,30 @@ _task_pair = _task_kernel(True)
 
 @njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def _task_range(
-    t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
-):  # noqa: E501
+    t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after,
+    until, terms, on, x, k_arr,
+):  # fmt: skip
     """Tasks t0..t1-1 into ``out[t]``, each at the ascending ratios ``levels[t]`` (or ``levels[0]`` for every
     task when ``levels`` has one row)."""
     shared = levels.shape[0] == 1
     for t in range(t0, t1):
         _task(
             levels[0] if shared else levels[t], out[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight,
-            live, lo[t], hi[t], lo2[t], at[t], after[t], until[t],
+            live, lo[t], hi[t], lo2[t], at[t], after[t], until[t], terms, on, x, k_arr,
         )  # fmt: skip
 
 
 @njit(nogil=True, fastmath=FASTMATH, error_model="numpy", cache=True)
 def _task_range_pair(
-    t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after, until
-):  # noqa: E501
+    t0, t1, out, levels, forward, strike, sigma, expiry_ms, tau, weight, put_weight, live, lo, hi, lo2, at, after,
+    until, terms, on, x, k_arr,
+):  # fmt: skip
     """:func:`_task_range` with the two-weighting task kernel."""
     shared = levels.shape[0] == 1
     for t in range(t0, t1):
         _task_pair(
             levels[0] if shared else levels[t], out[t], forward, strike, sigma, expiry_ms, tau, weight, put_weight,
-            live, lo[t], hi[t], lo2[t], at[t], after[t], until[t],
+            live, lo[t], hi[t], lo2[t], at[t], after[t], until[t], terms, on, x, k_arr,
         )  # fmt: skip
 
 
@@ -145,8 +152,20 @@ def run_tasks(arrays, lo, hi, lo2, at, after, until, levels) -> np.ndarray:
     pair = bool(np.any(lo2 >= 0))
     work = int((hi - lo).sum()) * levels.shape[1] * (2 if pair else 1)
     kernel = _task_range_pair if pair else _task_range
-    fan_out(kernel, lo.size, out, levels, *arrays, lo, hi, lo2, at, after, until, work=work)
+    width = int((hi - lo).max()) if lo.size else 0
+    fan_out(
+        kernel, lo.size, out, levels, *arrays, lo, hi, lo2, at, after, until,
+        work=work, scratch=lambda: _scratch(width, levels.shape[1]),
+    )  # fmt: skip
     return out
+
+
+def _scratch(width: int, n_levels: int) -> tuple[np.ndarray, ...]:
+    """The task kernel's working arrays for one range of tasks of at most ``width`` options at ``n_levels``
+    levels (``terms``, ``on``, ``x``), and its constants (``k_arr``): allocated here, not in the kernel, whose
+    first compile would otherwise include numba's ``np.zeros`` implementations (a fifth of its compile time,
+    benchmarks/RESULTS.md)."""
+    return np.zeros((8, width)), np.zeros(width, dtype=np.bool_), np.zeros(n_levels), _FAST_CONSTANTS
 
 
 def _f64(a) -> np.ndarray:
@@ -227,7 +246,7 @@ class OptionBatch:
         ratio = _levels(level_ratio)
         out = np.zeros((1, 4, ratio.size))
         task = [np.array([v], dtype=np.int64) for v in (lo, hi, -1, at_ms, window[0], window[1])]
-        _task_range(0, 1, out, ratio[None, :], *self.arrays, *task)
+        _task_range(0, 1, out, ratio[None, :], *self.arrays, *task, *_scratch(hi - lo, ratio.size))
         return out[0, 0], out[0, 1]
 
 
