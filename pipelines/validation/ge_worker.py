@@ -3,7 +3,8 @@ while this process imports the rest, fetches and normalises.
 
 :func:`start` launches the worker (:func:`main`, in a new interpreter with this process's ``sys.path``) once per
 process; the commands that validate call it first thing (``pipelines.orchestration.engine``). The worker imports
-GE and builds its context (:mod:`pipelines.validation.ge_run`), then answers requests over a pair of pipes, one at
+GE, without the optional dependencies of GE's it never uses (``HIDDEN``), and builds its context
+(:mod:`pipelines.validation.ge_run`), then answers requests over a pair of pipes, one at
 a time: ``(table, frame, checks, id_column, params)`` -> ``("ok", summary)`` or ``("error", text)``.
 :func:`run_suite` sends each validation there while this process has a worker, and runs GE in this process
 (:func:`pipelines.validation.ge_run.run_suite`) otherwise. The first failure of the worker (it died, was killed,
@@ -31,6 +32,11 @@ if TYPE_CHECKING:  # nothing heavy at import: start() runs first thing, before t
     import polars as pl
 
     from pipelines.validation.checks import Check
+
+# What the worker hides from GE: optional dependencies of GE's that the worker never uses, so GE runs as it does
+# without them installed. sqlalchemy (installed here for Prefect) backs only GE's SQL data sources; the worker
+# validates pandas frames, and GE imports sqlalchemy's core at its top level when it can (~10 % of that import).
+HIDDEN = ("sqlalchemy",)
 
 _BOOT = (
     "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
@@ -153,6 +159,8 @@ def main(requests_fd: int, replies_fd: int) -> None:
 
 
 def _serve(requests_fd: int, replies_fd: int) -> None:
+    for name in HIDDEN:  # a None entry makes ``import name`` raise ImportError, which GE takes as "not installed"
+        sys.modules.setdefault(name, None)
     from pipelines.validation import ge_run
 
     requests, replies = os.fdopen(requests_fd, "rb"), os.fdopen(replies_fd, "wb")
