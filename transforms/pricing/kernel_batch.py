@@ -163,7 +163,7 @@ def run_tasks(arrays, lo, hi, lo2, at, after, until, levels) -> np.ndarray:
 def _scratch(width: int, n_levels: int) -> tuple[np.ndarray, ...]:
     """The task kernel's working arrays for one range of tasks of at most ``width`` options at ``n_levels``
     levels (``terms``, ``on``, ``x``), and its constants (``k_arr``): allocated here, not in the kernel, whose
-    first compile would otherwise include numba's ``np.zeros`` implementations (a fifth of its compile time,
+    first compile would otherwise include numba's ``np.zeros`` and ``np.empty`` (about a sixth of its compile time,
     benchmarks/RESULTS.md)."""
     return np.zeros((8, width)), np.zeros(width, dtype=np.bool_), np.zeros(n_levels), _FAST_CONSTANTS
 
