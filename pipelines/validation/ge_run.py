@@ -5,8 +5,9 @@ GE takes seconds to import, so it is imported on the first validation and the co
 and suites are built once per process and reused. Its top-level import also executes modules that only
 expectations and renderers the gate never uses need: scipy.stats (the KL-divergence and distributional
 expectations) and altair (data-docs charts), about a third of its import time. Those two are registered as
-deferred modules first (:func:`defer`): each is executed in place the first time anything reads one of
-its attributes, so every check runs exactly as before, and a process that does use them gets them whole.
+deferred modules first (:func:`pipelines.deferred.defer`): each is executed in place the first time anything
+reads one of its attributes, so every check runs exactly as before, and a process that does use them gets them
+whole.
 Once the context is built, the ~200k objects the import left are frozen (``gc.freeze``): no later garbage
 collection walks them, nor the one at interpreter exit, which took ~0.8 s with them. GE's progress bars are
 switched off in the context config, its loggers are raised to ERROR, and the warnings pandas emits from
@@ -22,79 +23,33 @@ from __future__ import annotations
 
 import functools
 import gc
-import importlib
-import importlib.util
 import logging
-import sys
 import threading
-import types
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import polars as pl
-
+from pipelines.deferred import defer
 from pipelines.store.table_names import Table
 from pipelines.validation.checks import Check, Param
 
 _PARTIAL = 20  # unexpected values / row ids GE keeps per failed check (SUMMARY result format)
 DEFERRED = ("scipy.stats", "altair")  # imported by GE's top level, used by none of our expectations
-# what the import system and module reprs read from a module without needing its contents
-_PASS_THROUGH = frozenset({"__spec__", "__name__", "__loader__", "__path__", "__package__", "__file__", "__class__"})
-_defer_lock = threading.RLock()
-
-
-class _Deferred(types.ModuleType):
-    """A module whose code has not run yet: the first read of any other attribute runs it in this very module
-    object (as :class:`importlib.util.LazyLoader` does, which on Python 3.11 also runs it on ``__spec__``,
-    read by every later ``import`` of the name)."""
-
-    def __getattribute__(self, attr: str) -> Any:
-        if attr in _PASS_THROUGH:
-            return object.__getattribute__(self, attr)
-        with _defer_lock:
-            if type(self) is _Deferred:
-                object.__setattr__(self, "__class__", types.ModuleType)
-                spec = object.__getattribute__(self, "__spec__")
-                spec.loader.exec_module(self)
-        return getattr(self, attr)
-
-
-def defer(names: tuple[str, ...]) -> None:
-    """Put each of ``names`` that is installed and not imported yet into ``sys.modules`` as a deferred module:
-    importing it gives that module, whose code runs on first use."""
-    with _defer_lock:
-        for name in names:
-            if name in sys.modules:
-                continue
-            try:
-                spec = importlib.util.find_spec(name)  # imports the parent package of a dotted name
-            except ModuleNotFoundError:
-                continue
-            if spec is None or spec.loader is None:
-                continue
-            module = importlib.util.module_from_spec(spec)
-            module.__class__ = _Deferred
-            sys.modules[name] = module
-            parent, _, child = name.rpartition(".")
-            if parent:
-                setattr(sys.modules[parent], child, module)
-
-
 _lock = threading.Lock()
 
 
 def run_suite(
-    table: str, frame: pl.DataFrame, checks: tuple[Check, ...], id_column: str | None, params: dict | None
+    table: str, frame_ipc: bytes, checks: tuple[Check, ...], id_column: str | None, params: dict | None
 ) -> dict:
-    """Run the (cached) suite for ``checks`` over ``frame`` in this process; a JSON-serialisable summary of the
-    results (:func:`pipelines.validation.ge_worker.run_suite` sends it to the worker process when there is one)."""
+    """Run the (cached) suite for ``checks`` over a frame in this process; a JSON-serialisable summary of the
+    results. The frame comes as an Arrow IPC stream (:func:`pandas_frame`), as
+    :func:`pipelines.validation.ge_worker.run_suite` sends it to the worker process when there is one."""
     # GE validation is serialised: one shared context, and warnings.catch_warnings is process-global.
     with _lock, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas deprecations raised from inside GE
         ge = _ge()
         suite = _suite(table, checks)
-        pdf = frame.to_pandas()
+        pdf = pandas_frame(frame_ipc)
         batch = ge.batch_definitions[table].get_batch(batch_parameters={"dataframe": pdf})
         # a passing batch needs only the verdicts (half the time of SUMMARY, which GE spends collecting unexpected
         # values and serialising them); a failing one is validated again for the report: counts, values, row ids
@@ -130,6 +85,16 @@ def run_suite(
         "statistics": as_json["statistics"],
         "results": results,
     }
+
+
+def pandas_frame(frame_ipc: bytes) -> Any:
+    """The pandas DataFrame GE validates, from a polars frame's Arrow IPC stream (``write_ipc_stream``): the
+    conversion polars' own ``DataFrame.to_pandas`` makes (pyarrow's ``Table.to_pandas``, dates not as objects),
+    the same dtypes and values (tests/unit/test_ge_frames.py), without importing polars here (the worker never
+    does: ~0.5 s of its start)."""
+    import pyarrow.ipc  # pandas imports pyarrow already
+
+    return pyarrow.ipc.open_stream(frame_ipc).read_all().to_pandas(date_as_object=False)
 
 
 def _exception_message(info: dict | None) -> str | None:

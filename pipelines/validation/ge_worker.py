@@ -5,7 +5,8 @@ while this process imports the rest, fetches and normalises.
 process; the commands that validate call it first thing (``pipelines.orchestration.engine``). The worker imports
 GE, without the optional dependencies of GE's it never uses (``HIDDEN``), and builds its context
 (:mod:`pipelines.validation.ge_run`), then answers requests over a pair of pipes, one at
-a time: ``(table, frame, checks, id_column, params)`` -> ``("ok", summary)`` or ``("error", text)``.
+a time: ``(table, frame as Arrow IPC bytes, checks, id_column, params)`` -> ``("ok", summary)`` or
+``("error", text)``; the worker never imports polars.
 :func:`run_suite` sends each validation there while this process has a worker, and runs GE in this process
 (:func:`pipelines.validation.ge_run.run_suite`) otherwise. The first failure of the worker (it died, was killed,
 or answered with an error) ends it: that validation and every later one run in this process, which gives the same
@@ -100,12 +101,14 @@ _lock = threading.Lock()  # one request at a time on the pipes
 def run_suite(
     table: str, frame: pl.DataFrame, checks: tuple[Check, ...], id_column: str | None, params: dict | None
 ) -> dict:
-    """:func:`pipelines.validation.ge_run.run_suite`, in this process's worker while it has one, else here."""
+    """:func:`pipelines.validation.ge_run.run_suite`, in this process's worker while it has one, else here. Either
+    way GE gets ``frame`` through its Arrow IPC stream (:func:`pipelines.validation.ge_run.pandas_frame`)."""
+    ipc = frame_ipc(frame)
     with _lock:
         worker = current()
         if worker is not None:
             try:
-                status, reply = worker.call((table, frame, checks, id_column, params))
+                status, reply = worker.call((table, ipc, checks, id_column, params))
             except (OSError, EOFError, ValueError, pickle.PickleError):
                 status, reply = "gone", None
             except BaseException:  # e.g. Ctrl-C mid-request: the pipes may hold half a message, never reuse them
@@ -116,7 +119,15 @@ def run_suite(
             stop()  # from now on every validation runs here, this one first
     from pipelines.validation import ge_run
 
-    return ge_run.run_suite(table, frame, checks, id_column, params)
+    return ge_run.run_suite(table, ipc, checks, id_column, params)
+
+
+def frame_ipc(frame: pl.DataFrame) -> bytes:
+    """``frame`` as the Arrow IPC stream GE reads (:func:`pipelines.validation.ge_run.pandas_frame`); the oldest
+    compatibility level writes the Arrow types polars' ``to_pandas`` converts from (large strings, not views)."""
+    import polars as pl  # imported already by the caller, which made ``frame``
+
+    return frame.write_ipc_stream(None, compat_level=pl.CompatLevel.oldest()).getvalue()
 
 
 def start() -> None:

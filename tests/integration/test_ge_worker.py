@@ -62,22 +62,30 @@ def test_the_worker_gives_the_reports_this_process_gives(worker, monkeypatch):
     assert all(r["row_ids"] == [VICTIM] for r in there[1].details["results"] if not r["success"])
 
 
-def _maps_sqlalchemy(pid: int) -> bool:
-    """Whether process ``pid`` has loaded sqlalchemy (its compiled extensions are mapped once it is imported)."""
+def _maps(pid: int, package: str) -> bool:
+    """Whether process ``pid`` has loaded ``package`` (its compiled extensions are mapped once it is imported)."""
     with open(f"/proc/{pid}/maps") as maps:
-        return "sqlalchemy" in maps.read()
+        return package in maps.read()
 
 
 def test_the_worker_builds_ge_without_sqlalchemy_which_ge_imports_where_it_can(worker):
     validate_option_snapshots(btc_chain())  # the worker has imported GE and answered
     assert worker.answered == 1
-    assert not _maps_sqlalchemy(worker.process.pid)
+    assert not _maps(worker.process.pid, "sqlalchemy")
     code = "import os, great_expectations; print(os.getpid()); input()"
     plain = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert _maps_sqlalchemy(int(plain.stdout.readline()))  # the control: GE alone does import it
+        assert _maps(int(plain.stdout.readline()), "sqlalchemy")  # the control: GE alone does import it
     finally:
         plain.communicate("\n")
+
+
+def test_the_worker_never_imports_polars(worker):
+    """Frames reach the worker as Arrow IPC, which pandas' pyarrow reads: polars' import is not in its start."""
+    validate_option_snapshots(btc_chain())
+    assert worker.answered == 1
+    assert _maps(os.getpid(), "polars")  # the control: this process has it mapped, and the path is matched
+    assert not _maps(worker.process.pid, "polars")
 
 
 def test_a_run_with_a_worker_never_imports_ge_itself():

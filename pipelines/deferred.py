@@ -1,0 +1,105 @@
+"""Modules imported on first use: a library's import can execute modules that nothing in this process calls.
+
+:func:`defer` registers module names. The first import of a registered name, from anywhere, gives a module object
+whose code has not run (its parent package is imported as usual); the first read of any attribute other than the
+few the import system reads runs the code in place, so a process that does use the module gets it whole and
+unchanged. Importing a submodule of a deferred package does not run the package. Registering imports nothing, so
+it costs nothing on a path that never imports the name. Two users:
+
+- Great Expectations' top level imports scipy.stats and altair, which no check of ours uses
+  (:data:`pipelines.validation.ge_run.DEFERRED`).
+- numba's import checks for BLAS with ``import scipy.linalg.cython_blas`` (its ``np.dot`` support), which runs
+  scipy.linalg's ``__init__`` first: ~0.3 s of scipy modules no kernel of ours calls (:data:`NUMBA_UNUSED`,
+  registered by the CLI's entry point). The check itself still runs and passes: ``cython_blas`` is imported in
+  full, beside its deferred parent. scipy is only a dev dependency; where it is not installed nothing is deferred
+  and numba goes without BLAS, as it does then anyway.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+import threading
+import types
+from typing import Any
+
+NUMBA_UNUSED = ("scipy.linalg",)
+
+# what the import system and module reprs read from a module without needing its contents
+_PASS_THROUGH = frozenset({"__spec__", "__name__", "__loader__", "__path__", "__package__", "__file__", "__class__"})
+_names_lock = threading.Lock()  # guards the registered names only: never held while anything is imported
+
+
+class _Deferred(types.ModuleType):
+    """A module whose code has not run yet: the first read of any other attribute runs it in this very module
+    object (as :class:`importlib.util.LazyLoader` does, which on Python 3.11 also runs it on ``__spec__``,
+    read by every later ``import`` of the name). It stays deferred until its code has run: another thread reading
+    it meanwhile waits on the module's own lock (in ``__spec__.loader_state``; no lock shared between modules is
+    held while one runs), and reads from the running thread itself (a circular import) see the module so far."""
+
+    def __getattribute__(self, attr: str) -> Any:
+        if attr in _PASS_THROUGH:
+            return object.__getattribute__(self, attr)
+        spec = object.__getattribute__(self, "__spec__")
+        state = spec.loader_state
+        if state["running"] == threading.get_ident():
+            return object.__getattribute__(self, attr)
+        with state["deferred_lock"]:
+            if type(self) is _Deferred:
+                state["running"] = threading.get_ident()
+                try:
+                    spec.loader.exec_module(self)
+                finally:  # run once, as an import is: a module whose code raised stays as far as it got
+                    state["running"] = None
+                    object.__setattr__(self, "__class__", types.ModuleType)
+        return getattr(self, attr)
+
+
+class _Loader(importlib.abc.Loader):
+    """Makes the module as the real loader would and leaves it deferred; the real loader runs it on first use."""
+
+    def __init__(self, real: importlib.abc.Loader) -> None:
+        self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.real.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        spec = module.__spec__
+        spec.loader_state = {**(spec.loader_state or {}), "deferred_lock": threading.Lock(), "running": None}
+        spec.loader = module.__loader__ = self.real
+        module.__class__ = _Deferred
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """First on ``sys.meta_path``: finds a registered name the way the path finder does, with a deferring loader
+    (once per name: a later import after the module was removed from ``sys.modules`` is an ordinary one)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def find_spec(self, fullname: str, path=None, target=None) -> importlib.machinery.ModuleSpec | None:
+        with _names_lock:
+            if fullname not in self.names:
+                return None
+            self.names.discard(fullname)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+            return spec  # not installed, or not Python source (an extension module runs as it is created)
+        spec.loader = _Loader(spec.loader)
+        return spec
+
+
+_FINDER = _Finder()
+
+
+def defer(names: tuple[str, ...]) -> None:
+    """Register ``names``: the first import of each (unless it is imported already) gives a deferred module."""
+    with _names_lock:
+        _FINDER.names.update(name for name in names if name not in sys.modules)
+        if _FINDER not in sys.meta_path:
+            sys.meta_path.insert(0, _FINDER)
+
+
+__all__ = ["NUMBA_UNUSED", "defer"]
