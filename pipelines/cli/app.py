@@ -27,6 +27,7 @@ from pipelines.cli.commands import (
 )
 from pipelines.cli.options import EPILOG
 from pipelines.config import load_settings
+from pipelines.deferred import NUMBA_UNUSED, defer
 
 # in the order `gexflow --help` lists them
 COMMANDS = (
@@ -83,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 def entry() -> int:
     """The process's entry point (the ``gexflow`` script, ``python -m pipelines.cli``): :func:`main`, then every live
     object frozen (``gc.freeze``), which spares the interpreter's collections at exit walking the hundreds of
-    thousands of objects numba, polars and DuckDB left (benchmarks/RESULTS.md, "First run"). Not in :func:`main`,
+    thousands of objects numba, polars and DuckDB left (benchmarks/RESULTS.md, "First run"). Before it, the scipy
+    modules numba's import executes and never uses are deferred (:mod:`pipelines.deferred`). Not in :func:`main`,
     which tests call in-process."""
+    defer(NUMBA_UNUSED)
     code = main()
     gc.freeze()
     return code
