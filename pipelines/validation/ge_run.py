@@ -90,8 +90,8 @@ def run_suite(
 def pandas_frame(frame_ipc: bytes) -> Any:
     """The pandas DataFrame GE validates, from a polars frame's Arrow IPC stream (``write_ipc_stream``): the
     conversion polars' own ``DataFrame.to_pandas`` makes (pyarrow's ``Table.to_pandas``, dates not as objects),
-    the same dtypes and values (tests/unit/test_ge_frames.py), without importing polars here (the worker never
-    does: ~0.5 s of its start)."""
+    the same dtypes and values (tests/unit/test_ge_frames.py), without importing polars here: the worker never
+    does, and its start is the longest path of a short run."""
     import pyarrow.ipc  # pandas imports pyarrow already
 
     return pyarrow.ipc.open_stream(frame_ipc).read_all().to_pandas(date_as_object=False)
