@@ -11,8 +11,8 @@ it costs nothing on a path that never imports the name. Two users:
 - numba's import checks for BLAS with ``import scipy.linalg.cython_blas`` (its ``np.dot`` support), which runs
   scipy.linalg's ``__init__`` first: ~0.3 s of scipy modules no kernel of ours calls (:data:`NUMBA_UNUSED`,
   registered by the CLI's entry point). The check itself still runs and passes: ``cython_blas`` is imported in
-  full, beside its deferred parent. scipy is only a dev dependency; where it is not installed nothing is deferred
-  and numba goes without BLAS, as it does then anyway.
+  full, beside its deferred parent. (scipy comes with Great Expectations; a name that is not installed is simply
+  not found, as without the deferral.)
 """
 
 from __future__ import annotations
