@@ -16,6 +16,16 @@ settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (addopts): three workers for every two cores this process may use. Most of the suite's time is
+    spent waiting on the processes it starts (CLI runs, Prefect servers, ``gexflow serve``, Chromium, numba compiles
+    in children): with one worker per core, 2 cores were ~66 % busy. On 2 cores, 3 workers took the suite from 715 s
+    to 602 s and 4 gave nothing more (614 s; benchmarks/RESULTS.md). PYTEST_XDIST_AUTO_NUM_WORKERS still wins."""
+    if env := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(env)
+    return max(1, len(os.sched_getaffinity(0)) * 3 // 2)
+
+
 @pytest.fixture
 def fake_deribit():
     server = FakeDeribit().start()
