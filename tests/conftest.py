@@ -19,11 +19,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto`` (addopts): three workers for every two cores this process may use. Most of the suite's time is
     spent waiting on the processes it starts (CLI runs, Prefect servers, ``gexflow serve``, Chromium, numba compiles
-    in children): with one worker per core, 2 cores were ~66 % busy. On 2 cores, 3 workers took the suite from 715 s
-    to 602 s and 4 gave nothing more (614 s; benchmarks/RESULTS.md). PYTEST_XDIST_AUTO_NUM_WORKERS still wins."""
+    in children), so one worker per core leaves the cores partly idle. On 2 cores, 3 workers took the suite from 715 s
+    to 602 s (79 % of the cores busy) and 4 gave nothing more (614 s; benchmarks/RESULTS.md).
+    PYTEST_XDIST_AUTO_NUM_WORKERS still wins."""
     if env := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return int(env)
-    return max(1, len(os.sched_getaffinity(0)) * 3 // 2)
+    # the cores this process may run on (a container's CPU set); macOS has no affinity call
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores * 3 // 2)
 
 
 @pytest.fixture

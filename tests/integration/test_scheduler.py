@@ -142,8 +142,8 @@ def run_of_a_schedule_due_soon(client, deployment_id, server, leads_s=(4, 15, 45
     scheduler creates for that due time.
 
     The scheduler generates a schedule's runs from its own loop's "now" on. When it gets to the new schedule only
-    after the due time (a loaded 2-core CI machine; it takes ~0.7 s when idle), the first run it creates is an hour
-    later and the due one never comes: that schedule is deleted (with its runs) and one due later is tried."""
+    after the due time (a loaded 2-core CI machine; it takes ~0.7 s when idle), the runs it creates are the later
+    hourly ones and the due one never comes: that schedule is deleted (with its runs) and one due later is tried."""
     from prefect.client.schemas.schedules import IntervalSchedule
 
     for lead_s in leads_s:
