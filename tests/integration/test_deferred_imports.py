@@ -23,4 +23,5 @@ print(json.dumps([code, numba.np.arraymath._HAVE_BLAS, type(linalg).__name__, "s
 def test_a_sample_run_leaves_scipy_linalg_unexecuted_and_numba_finds_blas(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     out = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "data")], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]  # a crash names itself, not a JSON error
     assert json.loads(out.stderr.strip().splitlines()[-1]) == [0, True, "_Deferred", False, True]
