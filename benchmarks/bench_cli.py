@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import shutil
 import statistics
@@ -38,6 +39,9 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# issue 13's targets for ``gexflow run --source sample`` (wall s, this checkout, direct engine): the first run
+# after installing (an empty numba cache) and every later one
+TARGETS = {"cold": 5.0, "warm": 3.0}
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("start+exit", "import", "compile", "ingest", "validation", "compute", "report", "other")
 # (category, module, function names): the functions a phase is, in the new layout and the flat one before it
@@ -233,6 +237,34 @@ def table(results: dict[str, dict[str, list[dict]]]) -> str:
     return "\n".join(lines)
 
 
+def machine() -> dict:
+    """What the figures were taken on: wall times here move several-fold between machine classes (the same commit's
+    cold run measured 8.2 s on one 2-core class and 2.8 s on another), so a result names its machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    isa = next((name for name in ("avx512f", "avx2") if name in flags), None)
+    return {"cpu": model, "cores": cores, "isa": isa, "python": platform.python_version()}
+
+
+def verdict(runs: dict[str, list[dict]]) -> str:
+    """The medians of this checkout's walls against :data:`TARGETS`, with their spread."""
+    parts = []
+    for kind, target in TARGETS.items():
+        walls = sorted(r["wall"] for r in runs[kind])
+        median = statistics.median(walls)
+        met = "met" if median <= target else "NOT met"
+        parts.append(f"{kind} {median:.2f} s ({walls[0]:.2f}-{walls[-1]:.2f}) <= {target:g} s: {met}")
+    return "targets (median wall, min-max): " + "; ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--repeats", type=int, default=3)
@@ -245,6 +277,8 @@ def main() -> None:
         return
     trees = {"this": ROOT} | ({"old": args.old.resolve()} if args.old else {})
     load = os.getloadavg()
+    host = machine()
+    print(f"{host['cpu']} ({host['isa'] or 'no AVX2'}), {host['cores']} cores, Python {host['python']}")
     results: dict[str, dict[str, dict[str, list[dict]]]] = {}
     for engine in args.engines.split(","):
         results[engine] = {label: {"cold": [], "warm": []} for label in trees}
@@ -255,9 +289,11 @@ def main() -> None:
                     results[engine][label][kind] += one[kind]
         print(f"engine {engine}, {args.repeats} run(s) each, load average before {load[0]:.1f}")
         print(table(results[engine]))
+        if engine == "direct":
+            print(verdict(results[engine]["this"]))
     print(f"load average after {os.getloadavg()[0]:.1f}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_cli.json").write_text(json.dumps({"load": load, "results": results}, indent=1))
+    (RESULTS / "bench_cli.json").write_text(json.dumps({"machine": host, "load": load, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
