@@ -20,6 +20,9 @@ compiled by pipelines/jobs/precompile.py while the main thread ingests) overlap 
 ``compile (other threads)`` and ``import (other threads)``, outside the split; the main thread's wait for such a
 compile (numba's compiler lock) is charged to the phase that waits, ``compute``. ``--engines direct,prefect`` adds
 the Prefect engine (a temporary Prefect server per run: ~20 s each), timed from outside only.
+
+The report names the machine (CPU model, vector ISA, cores) and ends with this checkout's median walls against
+issue 13's targets (:data:`TARGETS`), with their spread.
 """
 
 from __future__ import annotations
@@ -238,8 +241,8 @@ def table(results: dict[str, dict[str, list[dict]]]) -> str:
 
 
 def machine() -> dict:
-    """What the figures were taken on: wall times here move several-fold between machine classes (the same commit's
-    cold run measured 8.2 s on one 2-core class and 2.8 s on another), so a result names its machine."""
+    """What the figures were taken on: the same commit's wall times move several-fold between machine classes
+    (benchmarks/RESULTS.md, "First run"), so a result names its machine."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     model, flags = platform.processor() or platform.machine(), set()
     cpuinfo = Path("/proc/cpuinfo")
