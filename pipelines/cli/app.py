@@ -28,6 +28,7 @@ from pipelines.cli.commands import (
 from pipelines.cli.options import EPILOG
 from pipelines.config import load_settings
 from pipelines.deferred import NUMBA_UNUSED, defer
+from pipelines.interrupts import keep_sigint_with_python
 
 # in the order `gexflow --help` lists them
 COMMANDS = (
@@ -94,6 +95,7 @@ def entry() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_sigint_with_python()  # one KeyboardInterrupt per Ctrl-C, whatever polars does (pipelines/interrupts.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

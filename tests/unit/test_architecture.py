@@ -45,7 +45,7 @@ ROOM_ORDER = [
     "orchestration",
     "jobs",
     ("publishing", "validation", "store", "sources"),
-    ("config", "errors", "deferred"),
+    ("config", "errors", "deferred", "interrupts"),
 ]
 
 
