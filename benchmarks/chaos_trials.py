@@ -80,6 +80,8 @@ def interruption(t: dict, ref: Reference, workers: Workers, rng, work: Path, sce
         t["hit"] = interrupt(proc, d, t["phase"], t["kind"], rng, ref.seconds[step] * 1.5)
     rc, err = proc.wait()
     t["rc"], t["one_line"] = rc, one_line(rc, err)
+    if not t["one_line"]:  # what it printed, for the report
+        t["stderr_tail"] = err.strip().splitlines()[-8:]
     t["mid_commit"] = bool(list((d / atomic.JOURNAL_DIR).glob("*.json")))
     with files.writer_lock(d):  # the next writer: roll forward, sweep orphans
         pass

@@ -28,7 +28,7 @@ from pipelines.cli.commands import (
 from pipelines.cli.options import EPILOG
 from pipelines.config import load_settings
 from pipelines.deferred import NUMBA_UNUSED, defer
-from pipelines.interrupts import keep_sigint_with_python
+from pipelines.interrupts import ctrl_c_raised, handle_ctrl_c
 
 # in the order `gexflow --help` lists them
 COMMANDS = (
@@ -95,7 +95,7 @@ def entry() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    keep_sigint_with_python()  # one KeyboardInterrupt per Ctrl-C, whatever polars does (pipelines/interrupts.py)
+    handle_ctrl_c()  # one KeyboardInterrupt per Ctrl-C, never inside native code (pipelines/interrupts.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
-        if _interrupted(exc):  # Ctrl-C inside a numba kernel or a Rust library arrives wrapped
+        if _interrupted(exc) or ctrl_c_raised():  # a Ctrl-C a library wrapped (numba, pyo3) or replaced (DuckDB)
             print("gexflow: interrupted", file=sys.stderr)
             return 130
         return _fail(exc, getattr(args, "data_dir", None))
