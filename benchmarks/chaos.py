@@ -116,15 +116,13 @@ def matrix(trials: list[dict]) -> tuple[list[str], list[list]]:
     return head, [*rows, total]
 
 
-def failures(trials: list[dict], sigint_one_line: bool = True) -> list[dict]:
+def failures(trials: list[dict]) -> list[dict]:
     """Trials that lost, duplicated, tore or silently changed data, left files over, were not detected, or
-    broke the one-line rule. ``sigint_one_line=False`` lets a SIGINT trial print more than one line: a
-    Ctrl-C landing inside polars or numba native code can add a Rust panic message (a known defect,
-    docs/reliability.md); the lake checks still apply to it."""
+    broke the one-line rule, or (a SIGINT) ended otherwise than finished or "gexflow: interrupted", exit 130
+    (docs/reliability.md, "Ctrl-C")."""
     bad = []
     for t in trials:
-        noisy_ok = not sigint_one_line and t.get("kind") == "sigint"
-        broken = any(t.get(c, 0) for c in COUNTS) or not (t.get("one_line", True) or noisy_ok)
+        broken = any(t.get(c, 0) for c in COUNTS) or not (t.get("one_line", True) and t.get("reported", True))
         broken |= t["category"] == "damaged-lake" and not t.get("detected")
         broken |= t["category"] in ("interrupt", "disk-full") and t.get("rerun_rc") != 0
         if broken:

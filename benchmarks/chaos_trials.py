@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -60,8 +61,12 @@ def partial_snapshots(fp: dict[str, str], allowed: list[dict[str, str]]) -> int:
     return max(1, len(stamps))
 
 
+# a piped backfill's progress, one line per day published (pipelines/cli/progress.py): not error output
+PROGRESS = re.compile(r"^backfill \d+/\d+ ")
+
+
 def one_line(rc: int, err: str) -> bool:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
+    lines = [line for line in err.strip().splitlines() if line.strip() and not PROGRESS.match(line)]
     return rc in (0, -signal.SIGKILL) or (len(lines) == 1 and "Traceback" not in err)
 
 
@@ -80,7 +85,9 @@ def interruption(t: dict, ref: Reference, workers: Workers, rng, work: Path, sce
         t["hit"] = interrupt(proc, d, t["phase"], t["kind"], rng, ref.seconds[step] * 1.5)
     rc, err = proc.wait()
     t["rc"], t["one_line"] = rc, one_line(rc, err)
-    if not t["one_line"]:  # what it printed, for the report
+    if t["kind"] == "sigint":  # a Ctrl-C ends a command as finished or as interrupted, never as another error
+        t["reported"] = rc == 0 or (rc == 130 and err.strip().splitlines()[-1:] == ["gexflow: interrupted"])
+    if not (t["one_line"] and t.get("reported", True)):  # what it printed, for the report
         t["stderr_tail"] = err.strip().splitlines()[-8:]
     t["mid_commit"] = bool(list((d / atomic.JOURNAL_DIR).glob("*.json")))
     with files.writer_lock(d):  # the next writer: roll forward, sweep orphans

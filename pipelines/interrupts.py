@@ -12,7 +12,7 @@ stays ignored. Three ways a Ctrl-C went wrong, each seen with real signals (test
   and unwraps the result: a KeyboardInterrupt raised there became a Rust panic, a backtrace on stderr and
   ``PanicException``; numba's C dispatcher turns one raised in its compiler into ``SystemError``.
 - **A KeyboardInterrupt inside the import system's own code**, between a lock's acquire and release: with this
-  handler before it deferred there too, one ``gexflow run`` of 9 deadlocked (the main thread waiting on a module
+  handler before it deferred there too, one of 8 ``gexflow run``s deadlocked (the main thread waiting on a module
   lock, the kernel-compile thread on the import system's global lock).
 
 So the handler (:func:`_on_sigint`) raises at once only when the innermost Python frame is neither in a package
@@ -50,6 +50,8 @@ class _Deferral:
     frame: types.FrameType | None = None  # the frame whose next instruction raises it
     timer: threading.Timer | None = None  # re-sends SIGINT at the end of the grace period
     raised = False  # a KeyboardInterrupt was raised since handle_ctrl_c
+    resent = False  # the grace timer sent SIGINT and no handler has run for it yet
+    lock = threading.RLock()  # between the grace timer's send and the end of a deferral (reentrant: main thread)
 
 
 def handle_ctrl_c() -> None:
@@ -73,6 +75,11 @@ def _on_sigint(signum: int, frame: types.FrameType | None) -> None:
     instruction of the nearest safe frame out from it (a trace function on that frame alone, as pdb's
     ``set_trace`` sets one), or to the end of :data:`GRACE_S`, whichever comes first."""
     now = time.monotonic()
+    with _Deferral.lock:
+        if _Deferral.resent:
+            _Deferral.resent = False
+            if _Deferral.since is None:  # sent just as the deferral ended: that Ctrl-C has been raised already
+                return
     if _Deferral.since is None:
         _Deferral.since = now
     if frame is None or not _unsafe(frame) or now - _Deferral.since >= GRACE_S:
@@ -108,10 +115,11 @@ def _interrupt() -> None:
         sys.settrace(None)
         _Deferral.frame.f_trace = None
         _Deferral.frame.f_trace_opcodes = False
-    if _Deferral.timer is not None:
-        _Deferral.timer.cancel()
-    _Deferral.since = _Deferral.frame = _Deferral.timer = None
-    _Deferral.raised = True
+    with _Deferral.lock:
+        if _Deferral.timer is not None:
+            _Deferral.timer.cancel()
+        _Deferral.since = _Deferral.frame = _Deferral.timer = None
+        _Deferral.raised = True
     raise KeyboardInterrupt
 
 
@@ -123,12 +131,16 @@ def ctrl_c_raised() -> bool:
 
 
 def _resend(main_ident: int) -> None:
-    if _Deferral.since is None:
-        return
-    try:
-        signal.pthread_kill(main_ident, signal.SIGINT)  # a real signal: it also interrupts a blocking system call
-    except (OSError, ProcessLookupError):  # the process is exiting
-        pass
+    """The grace period is over: SIGINT to the main thread again (a real signal, which also interrupts a blocking
+    system call), unless the deferral has ended meanwhile."""
+    with _Deferral.lock:
+        if _Deferral.since is None:
+            return
+        _Deferral.resent = True
+        try:
+            signal.pthread_kill(main_ident, signal.SIGINT)
+        except (OSError, ProcessLookupError):  # the process is exiting
+            _Deferral.resent = False
 
 
 def _unsafe(frame: types.FrameType) -> bool:
