@@ -13,6 +13,9 @@ it costs nothing on a path that never imports the name. Two users:
   registered by the CLI's entry point). The check itself still runs and passes: ``cython_blas`` is imported in
   full, beside its deferred parent. (scipy comes with Great Expectations; a name that is not installed is simply
   not found, as without the deferral.)
+
+:func:`after_import` is the same hook the other way round: a call made right after a module's first import, in
+the importing thread (:mod:`pipelines.interrupts` takes SIGINT back from polars once polars has taken it).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import importlib.machinery
 import sys
 import threading
 import types
+from collections.abc import Callable
 from typing import Any
 
 NUMBA_UNUSED = ("scipy.linalg",)
@@ -72,34 +76,70 @@ class _Loader(importlib.abc.Loader):
         module.__class__ = _Deferred
 
 
+class _After(importlib.abc.Loader):
+    """The real loader, then a call."""
+
+    def __init__(self, real: importlib.abc.Loader, then: Callable[[], None]) -> None:
+        self.real, self.then = real, then
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.real.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__.loader = module.__loader__ = self.real
+        self.real.exec_module(module)
+        self.then()
+
+
+def _deferring(spec: importlib.machinery.ModuleSpec) -> importlib.machinery.ModuleSpec:
+    if isinstance(spec.loader, importlib.machinery.SourceFileLoader):  # not an extension module (runs as made)
+        spec.loader = _Loader(spec.loader)
+    return spec
+
+
 class _Finder(importlib.abc.MetaPathFinder):
-    """First on ``sys.meta_path``: finds a registered name the way the path finder does, with a deferring loader
-    (once per name: a later import after the module was removed from ``sys.modules`` is an ordinary one)."""
+    """First on ``sys.meta_path``: finds a registered name the way the path finder does, and hands its spec to what
+    the name was registered with (once per name: a later import after the module was removed from ``sys.modules``
+    is an ordinary one)."""
 
     def __init__(self) -> None:
-        self.names: set[str] = set()
+        self.names: dict[str, Callable[[importlib.machinery.ModuleSpec], importlib.machinery.ModuleSpec]] = {}
 
     def find_spec(self, fullname: str, path=None, target=None) -> importlib.machinery.ModuleSpec | None:
         with _names_lock:
-            if fullname not in self.names:
-                return None
-            self.names.discard(fullname)
+            hook = self.names.pop(fullname, None)
+        if hook is None:
+            return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
-            return spec  # not installed, or not Python source (an extension module runs as it is created)
-        spec.loader = _Loader(spec.loader)
-        return spec
+        if spec is None or spec.loader is None:
+            return spec  # not installed (or a namespace package): found as without the hook
+        return hook(spec)
 
 
 _FINDER = _Finder()
 
 
-def defer(names: tuple[str, ...]) -> None:
-    """Register ``names``: the first import of each (unless it is imported already) gives a deferred module."""
+def _register(names: tuple[str, ...], hook) -> None:
     with _names_lock:
-        _FINDER.names.update(name for name in names if name not in sys.modules)
+        _FINDER.names.update((name, hook) for name in names if name not in sys.modules)
         if _FINDER not in sys.meta_path:
             sys.meta_path.insert(0, _FINDER)
 
 
-__all__ = ["NUMBA_UNUSED", "defer"]
+def defer(names: tuple[str, ...]) -> None:
+    """Register ``names``: the first import of each (unless it is imported already) gives a deferred module."""
+    _register(names, _deferring)
+
+
+def after_import(names: tuple[str, ...], then: Callable[[], None]) -> None:
+    """Call ``then()`` right after the first import of each of ``names`` that is not imported already, in the
+    thread that imports it (a name registered twice keeps the later registration)."""
+
+    def hook(spec: importlib.machinery.ModuleSpec) -> importlib.machinery.ModuleSpec:
+        spec.loader = _After(spec.loader, then)
+        return spec
+
+    _register(names, hook)
+
+
+__all__ = ["NUMBA_UNUSED", "after_import", "defer"]

@@ -1,13 +1,13 @@
 """Ctrl-C: one KeyboardInterrupt per SIGINT, raised only where it is safe to raise one, and an ignored SIGINT
 stays ignored. Three ways a Ctrl-C went wrong, each seen with real signals (tests/integration/test_ctrl_c.py):
 
-- **polars takes SIGINT over when imported** (Rust's signal-hook, in front of Python's handler, which it calls
-  on), so that a Ctrl-C cancels a running query. polars then raises a KeyboardInterrupt of its own and Python's
-  handler a second one at the next bytecode: typically inside the ``except KeyboardInterrupt`` that is printing
-  "gexflow: interrupted", which then ends in a traceback (pola-rs/polars#23988). Its handler also raises where
-  Python's is ``SIG_IGN`` (a job started in the background by a shell script). After polars is imported, Python
-  installs its own handler again (:class:`_Finder`), which replaces polars' at the OS level: a polars query then
-  runs to its end before the interrupt is seen (ours work on one batch or one snapshot at a time).
+- **polars takes SIGINT over when imported** (Rust's signal-hook, in front of Python's handler, which it calls on),
+  so that a Ctrl-C cancels a running query. polars then raises a KeyboardInterrupt of its own and Python's handler a
+  second one at the next bytecode: typically inside the ``except KeyboardInterrupt`` that is printing "gexflow:
+  interrupted", which then ends in a traceback (pola-rs/polars#23988). Its handler also raises where Python's is
+  ``SIG_IGN`` (a job started in the background by a shell script). After polars is imported, Python installs its own
+  handler again (an import hook, :func:`pipelines.deferred.after_import`), which replaces polars' at the OS level: a
+  polars query then runs to its end before the interrupt is seen (ours work on one batch or one snapshot at a time).
 - **A KeyboardInterrupt inside a callback from native code.** polars' Rust calls Python (its dtype classes, say)
   and unwraps the result: a KeyboardInterrupt raised there became a Rust panic, a backtrace on stderr and
   ``PanicException``; numba's C dispatcher turns one raised in its compiler into ``SystemError``.
@@ -27,14 +27,14 @@ and ``SIG_IGN`` are left as they are, and given back to Python once polars is im
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import os
 import signal
 import sys
 import threading
 import time
 import types
+
+from pipelines.deferred import after_import
 
 LIBRARIES = ("polars",)  # the libraries that take SIGINT over when imported
 # packages whose Python code their native code calls (and unwraps the result of): no KeyboardInterrupt is raised
@@ -64,10 +64,7 @@ def handle_ctrl_c() -> None:
         signal.signal(signal.SIGINT, _on_sigint)  # also takes SIGINT back from polars at the OS level
     elif any(name in sys.modules for name in LIBRARIES):
         _reclaim()
-    with _lock:
-        _FINDER.names.update(name for name in LIBRARIES if name not in sys.modules)
-        if _FINDER.names and _FINDER not in sys.meta_path:
-            sys.meta_path.insert(0, _FINDER)
+    after_import(LIBRARIES, _reclaim)
 
 
 def _on_sigint(signum: int, frame: types.FrameType | None) -> None:
@@ -173,40 +170,5 @@ def _reclaim() -> None:
     if handler is not None:  # None: installed outside Python, which Python cannot set back
         signal.signal(signal.SIGINT, handler)
 
-
-class _Loader(importlib.abc.Loader):
-    """The library's own loader, and :func:`_reclaim` once its module has run."""
-
-    def __init__(self, real: importlib.abc.Loader) -> None:
-        self.real = real
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
-        return self.real.create_module(spec)
-
-    def exec_module(self, module: types.ModuleType) -> None:
-        module.__spec__.loader = module.__loader__ = self.real
-        self.real.exec_module(module)
-        _reclaim()
-
-
-class _Finder(importlib.abc.MetaPathFinder):
-    """First on ``sys.meta_path`` while a name of :data:`LIBRARIES` is still to be imported (once per name)."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-    def find_spec(self, fullname: str, path=None, target=None) -> importlib.machinery.ModuleSpec | None:
-        with _lock:
-            if fullname not in self.names:
-                return None
-            self.names.discard(fullname)
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader)
-        return spec
-
-
-_lock = threading.Lock()  # guards the names only: never held while anything is imported
-_FINDER = _Finder()
 
 __all__ = ["CALLED_BACK", "GRACE_S", "LIBRARIES", "ctrl_c_raised", "handle_ctrl_c"]

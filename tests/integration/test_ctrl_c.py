@@ -76,13 +76,23 @@ def _ctrl_c(work: str, argv: list[str], delay: float, ignored: bool) -> tuple[in
         start_new_session=True,
         preexec_fn=preexec,
     )
-    try:
+
+    def inside_the_loop(proc: subprocess.Popen) -> None:
         for line in proc.stdout:  # what main printed (--version), then the loop's "ready"
             if line.strip() == "ready":
                 break
         else:
             raise AssertionError(f"the child never got to its loop:\n{proc.stderr.read()}")
         time.sleep(delay)
+
+    return _sigint(proc, inside_the_loop)
+
+
+def _sigint(proc: subprocess.Popen, wait_until_inside) -> tuple[int, str, str]:
+    """``wait_until_inside(proc)``, then SIGINT to the process group as a terminal's Ctrl-C; (rc, stdout, stderr).
+    A child still running at the end (the test failed) is killed."""
+    try:
+        wait_until_inside(proc)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -150,17 +160,14 @@ def test_ctrl_c_during_a_duckdb_query_is_an_interrupt(sample_dir):
         cwd=ROOT,
         start_new_session=True,
     )
-    try:
-        # inside the query: a whole start-up has passed and the process has since burnt CPU on DuckDB's threads
+
+    def inside_the_query(proc: subprocess.Popen) -> None:
+        # a whole start-up has passed and the process has since burnt a CPU second on DuckDB's threads
         time.sleep(start_up)
         busy_from = _cpu_s(proc.pid)
         while _cpu_s(proc.pid) < busy_from + 1.0:
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert (proc.returncode, err.strip()) == (130, "gexflow: interrupted"), err
+
+    rc, _out, err = _sigint(proc, inside_the_query)
+    assert (rc, err.strip()) == (130, "gexflow: interrupted"), err
