@@ -85,3 +85,28 @@ def test_threads_reading_a_deferred_module_at_once_run_it_once(tmp_path, monkeyp
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{':'.join(sys.path)}")
     out = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[7, 7, 7, 7] ['ran']"
+
+
+AFTER = textwrap.dedent(
+    """
+    import json, os, sys
+    from pipelines.deferred import after_import
+    log = lambda: open(os.environ["PROBE_LOG"]).read().split()
+    seen = {}
+    after_import(("probe", "json"), lambda: seen.setdefault("calls", []).append(log()))  # json: imported already
+    import probe  # the call comes right after the module's code
+    seen["after"] = [type(sys.modules["probe"]).__name__, probe.RUNS, type(probe.__loader__).__name__]
+    del sys.modules["probe"]
+    import probe  # a later import of the name is an ordinary one
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_after_import_calls_once_right_after_the_first_import(probe_path, monkeypatch):
+    monkeypatch.setenv("PROBE_LOG", str(probe_path / "log"))
+    monkeypatch.setenv("PYTHONPATH", f"{probe_path}:{':'.join(sys.path)}")
+    out = subprocess.run([sys.executable, "-c", AFTER], capture_output=True, text=True, check=True, timeout=60)
+    seen = json.loads(out.stdout)
+    assert seen["calls"] == [["package"]]  # once, after probe/__init__ ran; never for json
+    assert seen["after"] == ["module", 1, "SourceFileLoader"]
