@@ -44,7 +44,8 @@ GRACE_S = 2.0  # the longest a Ctrl-C waits for a safe frame; then it is raised 
 
 
 class _Deferral:
-    """The Ctrl-C being deferred (main thread only, as signal handlers run: no lock needed against itself)."""
+    """The Ctrl-C being deferred. Handlers run on the main thread only; ``lock`` orders them against the grace
+    timer's thread."""
 
     since: float | None = None  # monotonic time of the Ctrl-C, while one is deferred
     frame: types.FrameType | None = None  # the frame whose next instruction raises it
